@@ -1,0 +1,217 @@
+"""Reading and writing weights, including files written by the original YOLACT.
+
+Original checkpoints are plain state dicts saved with ``torch.save``; this
+module loads them as they are (never executing code from the file: torch.load
+runs with ``weights_only=True``) and reports clearly when a file does not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from yolact.config import (
+    ConfigError,
+    YolactConfig,
+    config_name_from_checkpoint,
+    get_config,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint file.
+
+    Attributes:
+        state_dict: parameter name -> tensor.
+        config: the config stored in the file (this project's own files), else None.
+        meta: other stored entries (iteration, class names, ...).
+    """
+
+    state_dict: dict[str, Tensor]
+    config: YolactConfig | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """Read a checkpoint safely.
+
+    Accepts an original YOLACT file (a plain state dict) or this project's own
+    training checkpoint (a dict with ``model`` and ``config``).
+
+    Raises:
+        CheckpointError: missing, truncated, unreadable or not a set of weights.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch weights file "
+            f"({first[:160]})"
+        ) from None
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        cfg = None
+        if isinstance(obj.get("config"), dict):
+            try:
+                cfg = YolactConfig.from_dict(obj["config"])
+            except (TypeError, KeyError, ValueError) as e:
+                raise CheckpointError(f"checkpoint {path} has an unreadable config: {e}") from None
+        meta = {k: v for k, v in obj.items() if k not in ("model", "config")}
+        return Checkpoint(obj["model"], cfg, meta)
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
+    return Checkpoint(dict(obj))
+
+
+def _class_dependent_keys(model: nn.Module) -> list[str]:
+    """Keys whose shapes depend on the number of classes."""
+    keys = ["prediction_layers.0.conf_layer.weight", "prediction_layers.0.conf_layer.bias"]
+    keys += ["semantic_seg_conv.weight", "semantic_seg_conv.bias"]
+    net = getattr(model, "maskiou_net", None)
+    if net is not None:
+        last = len(net.maskiou_net) - 2
+        keys += [f"maskiou_net.maskiou_net.{last}.weight", f"maskiou_net.maskiou_net.{last}.bias"]
+    return keys
+
+
+def adapt_original_keys(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Apply the original loader's key fix-ups.
+
+    Drops ``backbone.layerN`` keys of old files (not ``backbone.layers``) and
+    FPN downsample layers beyond the model's, strips a DataParallel
+    ``module.`` prefix, and fills BatchNorm ``num_batches_tracked`` counters
+    that very old files lack.
+    """
+    own = model.state_dict()
+    num_down = len(getattr(getattr(model, "fpn", None), "downsample_layers", []))
+    out = {}
+    for key, value in state.items():
+        if key.startswith("module."):
+            key = key[len("module.") :]
+        if key.startswith("backbone.layer") and not key.startswith("backbone.layers"):
+            continue
+        if key.startswith("fpn.downsample_layers.") and int(key.split(".")[2]) >= num_down:
+            continue
+        out[key] = value
+    for key, value in own.items():
+        if key.endswith("num_batches_tracked") and key not in out:
+            out[key] = value.clone()
+    return out
+
+
+def _describe(keys: list[str], limit: int = 3) -> str:
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_weights(
+    model: nn.Module,
+    checkpoint: Checkpoint | dict[str, Tensor],
+    allow_class_change: bool = False,
+    source: str = "checkpoint",
+) -> list[str]:
+    """Load weights into a YOLACT model.
+
+    Args:
+        model: the model to fill.
+        checkpoint: a :class:`Checkpoint` or a plain state dict.
+        allow_class_change: when only the class-dependent layers differ in
+            shape (another dataset's class count), keep those layers freshly
+            initialised instead of failing; a warning says which.
+        source: how to name the checkpoint in messages.
+
+    Returns:
+        The keys that were left re-initialised (empty when all loaded).
+
+    Raises:
+        CheckpointError: naming the first keys that do not fit.
+    """
+    state = checkpoint.state_dict if isinstance(checkpoint, Checkpoint) else checkpoint
+    if any(k.startswith(("roi_heads.", "rpn.")) for k in state):
+        raise CheckpointError(
+            f"{source} holds a Mask R-CNN model, not YOLACT; use a mask_rcnn_* config"
+        )
+    state = adapt_original_keys(state, model)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [k for k in own if k in state and state[k].shape != own[k].shape]
+    class_keys = set(_class_dependent_keys(model))
+    skipped: list[str] = []
+    if wrong_shape and allow_class_change and set(wrong_shape) <= class_keys:
+        skipped = wrong_shape
+        wrong_shape = []
+    # The semantic segmentation conv is used in training only; its absence is harmless.
+    missing_ok = [k for k in missing if k.startswith("semantic_seg_conv.")]
+    missing = [k for k in missing if k not in missing_ok]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_describe(unexpected)}")
+    if wrong_shape:
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong_shape]
+        problems.append(f"shape mismatch (file vs model): {_describe(shapes, 2)}")
+    if problems:
+        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+        hint = ""
+        conf = "prediction_layers.0.conf_layer.bias"
+        if conf in wrong_shape:
+            hint = (
+                f"; the file predicts {state[conf].shape[0] // model.anchors_per_cell} classes "
+                f"(with background), the config {own[conf].shape[0] // model.anchors_per_cell}"
+            )
+        raise CheckpointError(f"{source} does not fit config '{name}': {'; '.join(problems)}{hint}")
+    load = {k: v for k, v in state.items() if k not in skipped}
+    model.load_state_dict(load, strict=False)
+    if skipped:
+        log.warning("class count differs from %s: re-initialised %s", source, ", ".join(skipped))
+    return skipped + missing_ok
+
+
+def resolve_config(
+    trained_model: str | None, config_name: str | None
+) -> tuple[YolactConfig, Checkpoint | None]:
+    """Pick the config for a checkpoint: ``config_name`` if given, else the
+    config stored in the file, else the one its file name implies.
+
+    Raises:
+        ConfigError: unknown name, or nothing to infer the config from.
+        CheckpointError: the file cannot be read.
+    """
+    ckpt = read_checkpoint(trained_model) if trained_model else None
+    if config_name:
+        return get_config(config_name), ckpt
+    if ckpt is not None and ckpt.config is not None:
+        return ckpt.config, ckpt
+    if trained_model:
+        inferred = config_name_from_checkpoint(trained_model)
+        if inferred is None:
+            raise ConfigError(
+                f"cannot infer the config from the file name {os.path.basename(trained_model)}; "
+                "pass --config"
+            )
+        return get_config(inferred), ckpt
+    raise ConfigError("give --trained_model or --config")
+
+
+def save_weights(model: nn.Module, path: str) -> None:
+    """Write a plain state dict in the original layout, atomically."""
+    tmp = f"{path}.tmp"
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)

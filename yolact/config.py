@@ -1,0 +1,248 @@
+"""Model configurations: frozen dataclasses and a registry of named configs.
+
+A config is an explicit, immutable value handed to constructors. Nothing in
+the package reads a global config, so models built from different configs can
+live side by side in one process. Values derived from a config (number of
+priors, prototype count, ...) are attributes of the modules built from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from yolact.data_names import COCO_CLASSES
+
+# BGR order, as the original models were trained with.
+PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
+PIXEL_STD_BGR = (57.38, 57.12, 58.40)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """ResNet backbone.
+
+    Attributes:
+        depth: 18, 34, 50, 101 or 152 (torchvision's ResNet layouts).
+        dcn_layers: per stage C2..C5, how many of the last blocks may use a
+            deformable 3x3 convolution (YOLACT++); 0 disables.
+        dcn_interval: inside those, every ``dcn_interval``-th block is deformable.
+        selected_layers: stage indices (0 = C2) that feed the FPN.
+    """
+
+    depth: int = 101
+    dcn_layers: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dcn_interval: int = 1
+    selected_layers: tuple[int, ...] = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class NMSConfig:
+    """Detection settings applied after the network.
+
+    Attributes:
+        conf_thresh: a prior is a candidate when its best foreground score exceeds this.
+        iou_thresh: suppression IoU.
+        top_k: candidates per class entering NMS.
+        max_detections: detections kept per image.
+        method: "fast" (Fast NMS), "cross_class" (Fast NMS over the best class of
+            each prior) or "standard" (torchvision batched NMS per class).
+    """
+
+    conf_thresh: float = 0.05
+    iou_thresh: float = 0.5
+    top_k: int = 200
+    max_detections: int = 100
+    method: str = "fast"
+
+
+@dataclass(frozen=True)
+class YolactConfig:
+    """A YOLACT / YOLACT++ model.
+
+    Attributes:
+        name: registry name, also the checkpoint file name prefix.
+        backbone: ResNet settings.
+        class_names: foreground class names; the model predicts
+            ``len(class_names) + 1`` classes, index 0 being background.
+        max_size: the square input side in pixels.
+        fpn_channels: FPN width.
+        fpn_num_downsample: stride-2 convs after P5 (P6, P7).
+        proto_channels: ProtoNet hidden width.
+        num_prototypes: k, the number of prototype masks.
+        head_channels: width of the shared head's first conv.
+        aspect_ratios: anchor aspect ratios, the same on every level.
+        scales: per FPN level, the anchor sizes in pixels at ``max_size``.
+        square_anchors: the v1 models' anchors have h = w (their weights need it).
+        use_maskiou: YOLACT++ mask re-scoring network.
+        maskiou_channels: widths of its stride-2 3x3 convs.
+        use_semantic_seg: keep the training-only semantic segmentation conv.
+        nms: detection settings.
+        pixel_mean, pixel_std: BGR normalisation.
+    """
+
+    name: str
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    class_names: tuple[str, ...] = COCO_CLASSES
+    max_size: int = 550
+    fpn_channels: int = 256
+    fpn_num_downsample: int = 2
+    proto_channels: int = 256
+    num_prototypes: int = 32
+    head_channels: int = 256
+    aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
+    scales: tuple[tuple[float, ...], ...] = ((24,), (48,), (96,), (192,), (384,))
+    square_anchors: bool = True
+    use_maskiou: bool = False
+    maskiou_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
+    use_semantic_seg: bool = True
+    nms: NMSConfig = field(default_factory=NMSConfig)
+    pixel_mean: tuple[float, float, float] = PIXEL_MEAN_BGR
+    pixel_std: tuple[float, float, float] = PIXEL_STD_BGR
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including background."""
+        return len(self.class_names) + 1
+
+    @property
+    def anchors_per_cell(self) -> int:
+        return len(self.aspect_ratios) * len(self.scales[0])
+
+    def replace(self, **changes: object) -> YolactConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_nms(self, **changes: object) -> YolactConfig:
+        return dataclasses.replace(self, nms=dataclasses.replace(self.nms, **changes))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> YolactConfig:
+        d = dict(d)
+        d["backbone"] = BackboneConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d["backbone"].items()}
+        )
+        d["nms"] = NMSConfig(**d["nms"])
+        for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if "scales" in d:
+            d["scales"] = tuple(tuple(s) for s in d["scales"])
+        return YolactConfig(**d)
+
+
+def _scaled_scales(max_size: int) -> tuple[tuple[float, ...], ...]:
+    # The original scales the base sizes to other input sizes and truncates to int.
+    return tuple((int(s / 550 * max_size),) for s in (24, 48, 96, 192, 384))
+
+
+def _plus_scales(base: tuple[int, ...] = (24, 48, 96, 192, 384)) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(s * 2 ** (j / 3.0) for j in range(3)) for s in base)
+
+
+def yolact_base() -> YolactConfig:
+    return YolactConfig(name="yolact_base")
+
+
+def yolact_im400() -> YolactConfig:
+    return YolactConfig(name="yolact_im400", max_size=400, scales=_scaled_scales(400))
+
+
+def yolact_im700() -> YolactConfig:
+    return YolactConfig(name="yolact_im700", max_size=700, scales=_scaled_scales(700))
+
+
+def yolact_resnet50() -> YolactConfig:
+    return YolactConfig(name="yolact_resnet50", backbone=BackboneConfig(depth=50))
+
+
+def yolact_plus_base() -> YolactConfig:
+    return YolactConfig(
+        name="yolact_plus_base",
+        backbone=BackboneConfig(depth=101, dcn_layers=(0, 4, 6, 3), dcn_interval=3),
+        scales=_plus_scales(),
+        square_anchors=False,
+        use_maskiou=True,
+    )
+
+
+def yolact_plus_resnet50() -> YolactConfig:
+    return YolactConfig(
+        name="yolact_plus_resnet50",
+        backbone=BackboneConfig(depth=50, dcn_layers=(0, 4, 6, 3), dcn_interval=1),
+        scales=_plus_scales(),
+        square_anchors=False,
+        use_maskiou=True,
+    )
+
+
+def yolact_tiny() -> YolactConfig:
+    """A small model for tests and CPU demos: ResNet-18, 64-wide FPN, 192 px input."""
+    size = 192
+    return YolactConfig(
+        name="yolact_tiny",
+        backbone=BackboneConfig(depth=18),
+        max_size=size,
+        fpn_channels=64,
+        proto_channels=64,
+        num_prototypes=16,
+        head_channels=64,
+        scales=tuple((round(s / 550 * size * 1.5),) for s in (24, 48, 96, 192, 384)),
+        square_anchors=False,
+    )
+
+
+CONFIGS: dict[str, Callable[[], YolactConfig]] = {
+    "yolact_base": yolact_base,
+    "yolact_im400": yolact_im400,
+    "yolact_im700": yolact_im700,
+    "yolact_resnet50": yolact_resnet50,
+    "yolact_plus_base": yolact_plus_base,
+    "yolact_plus_resnet50": yolact_plus_resnet50,
+    "yolact_tiny": yolact_tiny,
+}
+
+
+class ConfigError(ValueError):
+    """An unknown config name or an invalid config."""
+
+
+def get_config(name: str) -> YolactConfig:
+    """Look up a named config; ``yolact_base_config`` (the original's spelling) works too.
+
+    Raises:
+        ConfigError: the name is unknown; the message lists close names.
+    """
+    key = name[: -len("_config")] if name.endswith("_config") else name
+    if key not in CONFIGS:
+        close = difflib.get_close_matches(key, list(CONFIGS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown config '{name}'.{hint} Known configs: {', '.join(sorted(CONFIGS))}."
+        )
+    return CONFIGS[key]()
+
+
+def config_name_from_checkpoint(path: str) -> str | None:
+    """Infer the config from a checkpoint file name such as ``yolact_base_54_800000.pth``.
+
+    Follows the original naming ``<config>_<epoch>_<iteration>[_interrupt].pth``;
+    returns None when the name does not start with a known config.
+    """
+    stem = os.path.basename(path)
+    stem = re.sub(r"\.(pth|pt)$", "", stem)
+    stem = re.sub(r"_interrupt$", "", stem)
+    stripped = re.sub(r"_\d+_\d+$", "", stem)
+    for candidate in (stripped, stem):
+        if candidate in CONFIGS:
+            return candidate
+    # Longest registered prefix, for names like yolact_base_custom_3_100.pth.
+    matches = [n for n in CONFIGS if stem.startswith(n + "_") or stem == n]
+    return max(matches, key=len) if matches else None

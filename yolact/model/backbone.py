@@ -1,0 +1,119 @@
+"""ResNet backbone built from torchvision's ResNet, with optional deformable 3x3 convs.
+
+The module layout gives the original YOLACT state-dict keys: ``conv1``,
+``bn1`` and ``layers.{0..3}`` holding torchvision's ``layer1..layer4``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import resnet
+from torchvision.ops import deform_conv2d
+
+from yolact.config import BackboneConfig
+
+_RESNETS = {
+    18: resnet.resnet18,
+    34: resnet.resnet34,
+    50: resnet.resnet50,
+    101: resnet.resnet101,
+    152: resnet.resnet152,
+}
+
+
+class ModulatedDeformConv(nn.Module):
+    """Modulated deformable 3x3 conv (DCNv2) on ``torchvision.ops.deform_conv2d``.
+
+    A 3x3 conv predicts 27 channels per pixel: 18 sampling offsets as (dy, dx)
+    pairs per kernel tap, then 9 modulation logits passed through a sigmoid.
+    Parameter names (``weight``, ``bias``, ``conv_offset_mask``) match the
+    original YOLACT++ checkpoints.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.padding = dilation
+        self.dilation = dilation
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.kaiming_uniform_(self.weight, a=1)
+        self.conv_offset_mask = nn.Conv2d(
+            in_channels, 27, kernel_size=3, stride=stride, padding=dilation, dilation=dilation
+        )
+        # Start as a plain conv: zero offsets, modulation 0.5 everywhere.
+        nn.init.zeros_(self.conv_offset_mask.weight)
+        nn.init.zeros_(self.conv_offset_mask.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv_offset_mask(x)  # [B, 27, H', W']
+        offset = out[:, :18]
+        mask = torch.sigmoid(out[:, 18:])
+        return deform_conv2d(
+            x,
+            offset,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            mask=mask,
+        )
+
+
+def _dcn_blocks(num_blocks: int, dcn_layers: int, interval: int) -> list[bool]:
+    """Which blocks of a stage are deformable: the first when ``dcn_layers``
+    covers the whole stage, later ones among the last ``dcn_layers`` at
+    multiples of ``interval``."""
+    flags = [dcn_layers >= num_blocks]
+    flags += [(i + dcn_layers) >= num_blocks and i % interval == 0 for i in range(1, num_blocks)]
+    return flags
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet stem and stages C2..C5.
+
+    Attributes:
+        channels: output channels of C2..C5.
+    """
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        if cfg.depth not in _RESNETS:
+            raise ValueError(f"unsupported ResNet depth {cfg.depth}; use one of {list(_RESNETS)}")
+        net = _RESNETS[cfg.depth](weights=None)
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        self.channels: list[int] = [
+            (stage[-1].conv3 if hasattr(stage[-1], "conv3") else stage[-1].conv2).out_channels
+            for stage in self.layers
+        ]
+        for stage, dcn_layers in zip(self.layers, cfg.dcn_layers):
+            if dcn_layers <= 0:
+                continue
+            flags = _dcn_blocks(len(stage), dcn_layers, cfg.dcn_interval)
+            for block, use_dcn in zip(stage, flags):
+                if not use_dcn:
+                    continue
+                if not isinstance(block, resnet.Bottleneck):
+                    raise ValueError("deformable convs need a Bottleneck ResNet (depth >= 50)")
+                conv = block.conv2
+                block.conv2 = ModulatedDeformConv(
+                    conv.in_channels, conv.out_channels, conv.stride[0], conv.dilation[0]
+                )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Args: x [B, 3, H, W]. Returns (C2, C3, C4, C5) at strides 4, 8, 16, 32."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outs = []
+        for stage in self.layers:
+            x = stage(x)
+            outs.append(x)
+        return tuple(outs)
+
+    def output_shape(self) -> dict[str, tuple[int, int]]:
+        """{stage name: (channels, stride)} for C2..C5."""
+        return {f"C{i + 2}": (c, 2 ** (i + 2)) for i, c in enumerate(self.channels)}

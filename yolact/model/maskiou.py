@@ -1,0 +1,32 @@
+"""YOLACT++ mask re-scoring: predicts each mask's IoU with its object."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MaskIoUNet(nn.Module):
+    """Stride-2 3x3 convs (no padding) with ReLU, a 1x1 conv to one output per
+    foreground class with ReLU, then a global max pool.
+
+    The inner ``nn.Sequential`` is called ``maskiou_net`` so that keys read
+    ``maskiou_net.maskiou_net.N`` as in the original checkpoints.
+    """
+
+    def __init__(self, num_fg_classes: int, channels: Sequence[int] = (8, 16, 32, 64, 128)):
+        super().__init__()
+        layers = []
+        c_in = 1
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2), nn.ReLU(inplace=True)]
+            c_in = c
+        layers += [nn.Conv2d(c_in, num_fg_classes, 1), nn.ReLU(inplace=True)]
+        self.maskiou_net = nn.Sequential(*layers)
+
+    def forward(self, masks: Tensor) -> Tensor:
+        """Args: masks [N, 1, H, W] soft masks. Returns [N, num_fg_classes] predicted IoU."""
+        x = self.maskiou_net(masks)
+        return F.max_pool2d(x, kernel_size=x.shape[2:]).flatten(1)

@@ -1,0 +1,1 @@
+"""Box, NMS and mask operations on tensors."""

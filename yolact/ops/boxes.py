@@ -1,0 +1,106 @@
+"""Box utilities: SSD-style encoding, pairwise IoU, coordinate sanitising."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# SSD variances used by every YOLACT model.
+VARIANCES: tuple[float, float] = (0.1, 0.2)
+
+
+def decode(loc: Tensor, priors: Tensor) -> Tensor:
+    """Turn regression outputs into boxes.
+
+    Args:
+        loc: [..., N, 4] offsets (dx, dy, dw, dh).
+        priors: [N, 4] (cx, cy, w, h), relative to the image.
+
+    Returns:
+        [..., N, 4] boxes (x1, y1, x2, y2), relative to the image.
+    """
+    centre = priors[:, :2] + loc[..., :2] * VARIANCES[0] * priors[:, 2:]
+    size = priors[:, 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
+    top_left = centre - size / 2
+    return torch.cat((top_left, top_left + size), dim=-1)
+
+
+def encode(boxes: Tensor, priors: Tensor) -> Tensor:
+    """Inverse of :func:`decode`.
+
+    Args:
+        boxes: [N, 4] matched ground-truth boxes (x1, y1, x2, y2), relative.
+        priors: [N, 4] (cx, cy, w, h), relative.
+
+    Returns:
+        [N, 4] regression targets (dx, dy, dw, dh).
+    """
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = boxes[:, 2:] - boxes[:, :2]
+    d_centre = (centre - priors[:, :2]) / (VARIANCES[0] * priors[:, 2:])
+    d_size = torch.log(size / priors[:, 2:]) / VARIANCES[1]
+    return torch.cat((d_centre, d_size), dim=1)
+
+
+def center_size(boxes: Tensor) -> Tensor:
+    """[N, 4] (x1, y1, x2, y2) -> [N, 4] (cx, cy, w, h)."""
+    return torch.cat(((boxes[:, 2:] + boxes[:, :2]) / 2, boxes[:, 2:] - boxes[:, :2]), dim=1)
+
+
+def batched_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
+    """Pairwise IoU inside each batch entry.
+
+    ``torchvision.ops.box_iou`` covers one set of pairs; this is the same
+    formula broadcast over a leading batch dimension, used by Fast NMS to
+    compare the top candidates of every class at once.
+
+    Args:
+        boxes_a: [C, A, 4] (x1, y1, x2, y2).
+        boxes_b: [C, B, 4] (x1, y1, x2, y2).
+
+    Returns:
+        [C, A, B] IoU.
+    """
+    top_left = torch.max(boxes_a[:, :, None, :2], boxes_b[:, None, :, :2])  # [C, A, B, 2]
+    bottom_right = torch.min(boxes_a[:, :, None, 2:], boxes_b[:, None, :, 2:])  # [C, A, B, 2]
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=3)  # [C, A, B]
+    area_a = (boxes_a[:, :, 2] - boxes_a[:, :, 0]) * (boxes_a[:, :, 3] - boxes_a[:, :, 1])
+    area_b = (boxes_b[:, :, 2] - boxes_b[:, :, 0]) * (boxes_b[:, :, 3] - boxes_b[:, :, 1])
+    union = area_a[:, :, None] + area_b[:, None, :] - inter
+    return inter / union
+
+
+def sanitize_coordinates(
+    c1: Tensor, c2: Tensor, size: int, padding: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """Scale a pair of relative coordinates to pixels, order them and clamp them.
+
+    Args:
+        c1, c2: [N] relative coordinates along one axis (x1/x2 or y1/y2).
+        size: the axis length in pixels.
+        padding: pixels added on each side before clamping.
+
+    Returns:
+        ([N], [N]) with lo <= hi, lo >= 0 and hi <= size (no rounding).
+    """
+    c1 = c1 * size
+    c2 = c2 * size
+    lo = (torch.min(c1, c2) - padding).clamp(min=0)
+    hi = (torch.max(c1, c2) + padding).clamp(max=size)
+    return lo, hi
+
+
+def boxes_to_pixels(boxes: Tensor, width: int, height: int) -> Tensor:
+    """Relative (x1, y1, x2, y2) -> integer-valued pixel boxes, as the original reports them.
+
+    Each pair is ordered, clamped to [0, size] and truncated towards zero.
+
+    Args:
+        boxes: [N, 4] relative.
+
+    Returns:
+        [N, 4] float32 holding whole pixel values.
+    """
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+    return torch.stack((x1, y1, x2, y2), dim=1).trunc()

@@ -1,0 +1,110 @@
+"""High-level inference: load a model once, run it on BGR images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from yolact.checkpoint import load_weights, resolve_config
+from yolact.config import YolactConfig
+from yolact.io.images import to_bgr8
+from yolact.model.yolact import Yolact, build_model
+from yolact.postprocess import PostProcessor
+from yolact.preprocess import Preprocessor
+from yolact.structures import Detections
+
+
+def select_device(device: str | None = None) -> torch.device:
+    """``device`` if given ("cpu", "cuda", "cuda:1"), else CUDA when available, else CPU.
+
+    Raises:
+        ValueError: CUDA asked for but not available, or an unknown device string.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device '{device}'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' asked for, but CUDA is not available here")
+    return dev
+
+
+class Predictor:
+    """Runs a YOLACT model on BGR images.
+
+    Example::
+
+        predictor = Predictor.from_checkpoint("weights/yolact_base_54_800000.pth")
+        det = predictor(cv2.imread("photo.jpg"))
+        det.boxes, det.scores, det.names, det.masks, det.polygons()
+
+    Args:
+        model: a built model (its weights loaded).
+        device: where to run; default the model's device.
+        score_threshold, top_k, crop, masks: see :class:`PostProcessor`.
+        nms_method: "fast", "cross_class" or "standard"; default the config's.
+    """
+
+    def __init__(
+        self,
+        model: Yolact,
+        device: str | torch.device | None = None,
+        score_threshold: float = 0.0,
+        top_k: int | None = None,
+        nms_method: str | None = None,
+        crop: bool = True,
+        masks: bool = True,
+    ) -> None:
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
+        self.model = model.to(self.device).eval()
+        cfg: YolactConfig = model.cfg
+        self.cfg = cfg
+        nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
+        self.preprocess = Preprocessor(cfg, self.device)
+        self.postprocess = PostProcessor(nms, cfg.class_names, score_threshold, top_k, crop, masks)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str, config: str | None = None, device: str | None = None, **kwargs
+    ) -> Predictor:
+        """Build the model for a checkpoint (config inferred from the file when not given)."""
+        cfg, ckpt = resolve_config(path, config)
+        model = build_model(cfg)
+        load_weights(model, ckpt, source=path)
+        return cls(model, select_device(device), **kwargs)
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        return self.cfg.class_names
+
+    @torch.no_grad()
+    def network(self, batch: Tensor) -> dict:
+        """The network alone on a pre-processed batch [B, 3, S, S]."""
+        return self.model(batch)
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
+        """Detect instances.
+
+        Args:
+            images: one image [H, W] / [H, W, 3] / [H, W, 4] (BGR, 8 or 16 bit)
+                or a list of them (sizes may differ).
+
+        Returns:
+            :class:`Detections` for one image, a list of them for a list.
+        """
+        single = isinstance(images, np.ndarray)
+        batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
+        if not batch:
+            return []
+        outputs = self.network(self.preprocess(batch))
+        sizes = [im.shape[:2] for im in batch]
+        dets = self.postprocess(outputs, sizes, getattr(self.model, "maskiou_net", None))
+        return dets[0] if single else dets
