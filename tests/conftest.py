@@ -1,0 +1,77 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+
+class MjpegServer:
+    """Serves ``n_frames`` JPEG parts over multipart/x-mixed-replace on 127.0.0.1,
+    then closes the connection (``then="close"``) or goes silent (``then="stall"``)."""
+
+    def __init__(
+        self,
+        n_frames: int,
+        interval: float,
+        then: str = "close",
+        make_frame: Callable[[int], np.ndarray] | None = None,
+    ) -> None:
+        make_frame = make_frame or (lambda i: np.full((48, 64, 3), (i * 8) % 256, np.uint8))
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for i in range(n_frames):
+                        jpeg = cv2.imencode(".jpg", make_frame(i))[1].tobytes()
+                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(interval)
+                except OSError:
+                    return
+                if then == "stall":
+                    server.release.wait(20)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def mjpeg_server() -> Iterator:
+    servers: list[MjpegServer] = []
+
+    def start(
+        n_frames: int, interval: float = 0.01, then: str = "close", make_frame=None
+    ) -> MjpegServer:
+        servers.append(MjpegServer(n_frames, interval, then, make_frame))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -1,0 +1,311 @@
+"""eval.py end to end on generated images, folders and videos, and its error handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from yolact.cli.eval_cli import main
+from yolact.config import get_config
+from yolact.model import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> str:
+    """A yolact_tiny checkpoint in the original layout (a plain state dict)."""
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_tiny"))
+    path = tmp_path_factory.mktemp("w") / "yolact_tiny_1_10.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def scene(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 60, np.uint8)
+    cv2.rectangle(img, (10, 10), (50, 40), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+    cv2.circle(img, (70, 50), 15, tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+    return img
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--no_bar", "--cuda=False", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, needle: str) -> None:
+    assert code == 1
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_image_with_output_and_json(tmp_path, capsys, tiny_ckpt):
+    src, dst, js = tmp_path / "in.png", tmp_path / "out" / "drawn.png", tmp_path / "d.json"
+    img = scene()
+    cv2.imwrite(str(src), img)
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{dst}", f"--output_json={js}",
+        "--top_k=3",
+    )  # fmt: skip
+    assert code == 0, err
+    drawn = cv2.imread(str(dst))
+    assert drawn.shape == img.shape
+    assert not np.array_equal(drawn, img)  # something was drawn
+    dets = json.loads(js.read_text())
+    # JSON keeps every detection (top_k limits only the drawing): a random model gives many.
+    assert len(dets) > 3
+    d = dets[0]
+    assert d["image_id"] == 0 and d["file_name"] == "in.png"
+    assert set(d) >= {"category_id", "bbox", "score", "segmentation"}
+    assert isinstance(d["segmentation"]["counts"], str)
+    assert d["segmentation"]["size"] == [72, 96]
+    x, y, w, h = d["bbox"]
+    assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 72
+    scores = [e["score"] for e in dets]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_score_threshold_filters_json(tmp_path, capsys, tiny_ckpt):
+    src, js = tmp_path / "in.png", tmp_path / "d.json"
+    cv2.imwrite(str(src), scene())
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{tmp_path}/o.png",
+                            f"--output_json={js}")  # fmt: skip
+    assert code == 0, err
+    all_scores = [e["score"] for e in json.loads(js.read_text())]
+    thr = float(np.median(all_scores))
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{tmp_path}/o.png",
+                            f"--output_json={js}", f"--score_threshold={thr}")  # fmt: skip
+    assert code == 0, err
+    kept = [e["score"] for e in json.loads(js.read_text())]
+    assert kept == [s for s in all_scores if s > thr]
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "16bit"])
+def test_image_formats_are_converted(tmp_path, capsys, tiny_ckpt, kind):
+    img = scene()
+    if kind == "gray":
+        data = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif kind == "rgba":
+        data = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    else:
+        data = img.astype(np.uint16) * 257
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), data)
+    assert cv2.imread(str(src), cv2.IMREAD_UNCHANGED).dtype == data.dtype
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{tmp_path}/o.png"
+    )
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (72, 96, 3)
+
+
+def test_images_folder_skips_corrupt_file(tmp_path, capsys, tiny_ckpt):
+    src, dst, js = tmp_path / "in", tmp_path / "out", tmp_path / "d.json"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"img{i}.jpg"), scene(seed=i))
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--images={src}:{dst}", f"--output_json={js}"
+    )
+    assert code == 0, err
+    assert "broken.png" in err and "Traceback" not in err
+    assert sorted(os.listdir(dst)) == ["img0.png", "img1.png", "img2.png"]
+    assert "processed 3 images" in out and "skipped 1" in out
+    assert {e["file_name"] for e in json.loads(js.read_text())} == {
+        "img0.jpg",
+        "img1.jpg",
+        "img2.jpg",
+    }
+
+
+def write_video(path, n: int, size=(96, 72), fps: float = 12.0) -> None:
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(scene(h, w, seed=i))
+    writer.release()
+
+
+def video_props(path) -> tuple[int, int, int, float]:
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return count, w, h, fps
+
+
+@pytest.mark.parametrize("multiframe", [1, 4])
+def test_video_file_round_trip(tmp_path, capsys, tiny_ckpt, multiframe):
+    src, dst, js = tmp_path / "in.avi", tmp_path / "out.mp4", tmp_path / "v.json"
+    write_video(src, 11)
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--video={src}:{dst}",
+        f"--video_multiframe={multiframe}", f"--output_json={js}", "--display_fps",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "processed 11 frames" in out
+    count, w, h, fps = video_props(dst)
+    assert (count, w, h) == (11, 96, 72)
+    assert fps == pytest.approx(12.0, abs=0.01)
+    ids = {e["image_id"] for e in json.loads(js.read_text())}
+    assert ids == set(range(11))
+
+
+def test_video_max_images(tmp_path, capsys, tiny_ckpt):
+    src, dst = tmp_path / "in.avi", tmp_path / "out.avi"
+    write_video(src, 9)
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--video={src}:{dst}", "--max_images=4"
+    )
+    assert code == 0, err
+    assert video_props(dst)[0] == 4
+
+
+def test_benchmark_prints_stages(capsys):
+    code, out, err = run_main(capsys, "--config=yolact_tiny", "--benchmark", "--max_images=3",
+                              "--benchmark_warmup=1")  # fmt: skip
+    assert code == 0, err
+    for stage in ("pre-processing", "network", "post-processing", "total", "FPS"):
+        assert stage in out
+    ms = {ln.split()[0]: float(ln.split()[-1]) for ln in out.splitlines()[2:6] if ln.split()}
+    assert ms["total"] == pytest.approx(
+        ms["pre-processing"] + ms["network"] + ms["post-processing"], abs=0.02
+    )
+    assert all(v > 0 for v in ms.values())
+
+
+def test_real_script_runs(tmp_path, tiny_ckpt):
+    """The real eval.py entry point in a subprocess (no display here: nothing opens)."""
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), scene())
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run(
+        [sys.executable, "eval.py", f"--trained_model={tiny_ckpt}", f"--image={src}",
+         "--cuda=False", "--top_k=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "detections" in proc.stdout
+
+
+# ---- bad input: one line, exit code 1, nothing lost -------------------------------------
+
+
+def test_missing_image(tmp_path, capsys, tiny_ckpt):
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={tmp_path}/nope.png")
+    assert_one_line_error(code, err, "not found")
+
+
+def test_corrupt_image(tmp_path, capsys, tiny_ckpt):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(os.urandom(200))
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={bad}")
+    assert_one_line_error(code, err, "cannot decode")
+
+
+def test_missing_video(tmp_path, capsys, tiny_ckpt):
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--video={tmp_path}/v.mp4")
+    assert_one_line_error(code, err, "not found")
+
+
+def test_corrupt_video(tmp_path, capsys, tiny_ckpt):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(os.urandom(5000))
+    code, _, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--video={bad}:{tmp_path}/o.mp4"
+    )
+    assert_one_line_error(code, err, "bad.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_webcam_that_does_not_open(capsys, tiny_ckpt):
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--video=57")
+    assert_one_line_error(code, err, "webcam 57")
+
+
+def test_unknown_config(capsys, tiny_ckpt):
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--config=yolact_bas",
+                            "--image=x.png")  # fmt: skip
+    assert_one_line_error(code, err, "unknown config 'yolact_bas'")
+    assert "yolact_base" in err
+
+
+def test_checkpoint_that_does_not_fit(tmp_path, capsys, tiny_ckpt):
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), scene())
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--config=yolact_resnet50",
+                            f"--image={img}")  # fmt: skip
+    assert_one_line_error(code, err, "does not fit config 'yolact_resnet50'")
+
+
+def test_truncated_checkpoint(tmp_path, capsys, tiny_ckpt):
+    data = open(tiny_ckpt, "rb").read()
+    cut = tmp_path / "yolact_tiny_1_10.pth"
+    cut.write_bytes(data[: len(data) // 2])
+    code, _, err = run_main(capsys, f"--trained_model={cut}", "--image=x.png")
+    assert_one_line_error(code, err, "truncated")
+
+
+def test_name_without_config(tmp_path, capsys, tiny_ckpt):
+    other = tmp_path / "my_weights.pth"
+    other.write_bytes(open(tiny_ckpt, "rb").read())
+    code, _, err = run_main(capsys, f"--trained_model={other}", "--image=x.png")
+    assert_one_line_error(code, err, "pass --config")
+
+
+def test_no_input_given(capsys, tiny_ckpt):
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}")
+    assert_one_line_error(code, err, "--image")
+
+
+def test_cuda_requested_without_gpu(capsys, tiny_ckpt, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["--no_bar", f"--trained_model={tiny_ckpt}", "--device=cuda", "--image=x.png"])
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err, "CUDA is not available")
+
+
+def test_http_stream_that_drops(tmp_path, capsys, tiny_ckpt, mjpeg_server):
+    """An MJPEG stream from localhost read through eval.py's stream path; the server
+    stops after 6 frames: eval ends cleanly and keeps the video written so far."""
+    server = mjpeg_server(6, interval=0.05, make_frame=lambda i: scene(seed=i))
+    dst, js = tmp_path / "live.avi", tmp_path / "live.json"
+    code, out, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--video={server.url}:{dst}", f"--output_json={js}"
+    )
+    assert code == 0, err
+    assert "ended or dropped" in err and "Traceback" not in err
+    count, w, h, _ = video_props(dst)
+    assert 1 <= count <= 6 and (w, h) == (96, 72)
+    assert f"processed {count} frames" in out
+    ids = sorted({e["image_id"] for e in json.loads(js.read_text())})
+    assert ids == sorted(set(ids)) and all(0 <= i < 6 for i in ids)
+
+
+def test_unreachable_stream(capsys, tiny_ckpt):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", f"--video=http://127.0.0.1:{port}/x"
+    )
+    assert_one_line_error(code, err, "cannot connect to stream")

@@ -1,0 +1,53 @@
+"""eval.py's flags: the original YOLACT names and defaults, plus a few new ones."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def str2bool(value: str) -> bool:
+    """Parse the original's boolean flag values (``--cuda=False``)."""
+    v = value.strip().lower()
+    if v in ("yes", "true", "t", "y", "1"):
+        return True
+    if v in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got '{value}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eval.py",
+        description="YOLACT instance segmentation on images, folders, videos, webcams and streams.",
+    )
+    a = p.add_argument
+    a("--trained_model", default=None, help="checkpoint (.pth), original YOLACT files included")
+    a("--config", default=None, help="config name; inferred from the checkpoint when omitted")
+    a("--top_k", default=5, type=int, help="detections shown per image")
+    a("--score_threshold", default=0.0, type=float, help="detections at or below are hidden")
+    a("--cuda", default=None, type=str2bool, help="use CUDA (default: when available)")
+    a("--device", default=None, help="cpu, cuda or cuda:N (overrides --cuda)")
+    a("--fast_nms", default=True, type=str2bool, help="Fast NMS (False: torchvision NMS)")
+    a("--cross_class_nms", default=False, type=str2bool, help="suppress across classes")
+    a("--display_masks", default=True, type=str2bool)
+    a("--display_bboxes", default=True, type=str2bool)
+    a("--display_text", default=True, type=str2bool)
+    a("--display_scores", default=True, type=str2bool)
+    a("--display", action="store_true", help="show results in a window (when a display exists)")
+    a("--display_fps", action="store_true", help="overlay the processing FPS")
+    a("--no_crop", dest="crop", action="store_false", help="do not crop masks to their boxes")
+    a("--image", default=None, metavar="IN[:OUT]", help="one image; OUT writes the drawing")
+    a("--images", default=None, metavar="IN_DIR:OUT_DIR", help="every image of a folder")
+    a("--video", default=None, metavar="SRC[:OUT]", help="video file, webcam index or stream URL")
+    a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
+    a("--max_images", default=-1, type=int, help="stop after this many images/frames")
+    a("--benchmark", action="store_true", help="time pre-processing, network, post-processing")
+    a("--benchmark_warmup", default=3, type=int, help="untimed frames before --benchmark timing")
+    a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
+    a("--no_bar", action="store_true", help="no progress bar")
+    a("--seed", default=None, type=int, help="random seed (random-weight benchmarks)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)

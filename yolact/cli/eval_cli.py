@@ -1,0 +1,329 @@
+"""eval.py: run a model on an image, a folder, a video, a webcam or a stream."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from yolact.benchmark import run_benchmark, synthetic_frames
+from yolact.checkpoint import CheckpointError, load_weights, resolve_config
+from yolact.cli.eval_args import parse_args
+from yolact.config import ConfigError
+from yolact.io.coco_json import CocoJsonWriter, category_ids_for
+from yolact.io.images import InputError, list_images, read_image, to_bgr8
+from yolact.io.render import draw_detections
+from yolact.io.sources import FrameReader, VideoSource, split_in_out
+from yolact.io.video import VideoWriter, open_window_possible
+from yolact.model.yolact import build_model
+from yolact.predictor import Predictor, select_device
+from yolact.structures import Detections
+
+log = logging.getLogger("yolact")
+
+
+class UsageError(ValueError):
+    """Flags that do not make sense together."""
+
+
+ERRORS = (InputError, CheckpointError, ConfigError, UsageError)
+QUIT_KEYS = (27, ord("q"), ord("Q"))
+
+
+def _device_from_args(args: argparse.Namespace) -> str | None:
+    if args.device:
+        return args.device
+    if args.cuda is None:
+        return None
+    return "cuda" if args.cuda else "cpu"
+
+
+def build_predictor(args: argparse.Namespace) -> Predictor:
+    """Model, weights and post-processing settings from the flags."""
+    if args.trained_model is None and not (args.benchmark and args.config):
+        raise UsageError("give --trained_model (or --config with --benchmark for random weights)")
+    try:
+        device = select_device(_device_from_args(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cfg, ckpt = resolve_config(args.trained_model, args.config)
+    model = build_model(cfg)
+    if ckpt is not None:
+        load_weights(model, ckpt, source=args.trained_model)
+    else:
+        print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
+    if args.cross_class_nms:
+        method = "cross_class"
+    else:
+        method = "fast" if args.fast_nms else "standard"
+    keep_all = args.output_json is not None
+    return Predictor(
+        model,
+        device,
+        score_threshold=args.score_threshold,
+        top_k=None if keep_all else max(args.top_k, 0),
+        nms_method=method,
+        crop=args.crop,
+        masks=args.display_masks or keep_all,
+    )
+
+
+def _shown(det: Detections, top_k: int) -> Detections:
+    """The detections to draw: the first ``top_k`` (they are sorted by score)."""
+    k = min(max(top_k, 0), len(det))
+    return det.select(torch.arange(k, device=det.scores.device))
+
+
+def _draw(image: np.ndarray, det: Detections, args: argparse.Namespace, fps=None) -> np.ndarray:
+    return draw_detections(
+        image,
+        _shown(det, args.top_k),
+        masks=args.display_masks,
+        boxes=args.display_bboxes,
+        text=args.display_text,
+        scores=args.display_scores,
+        fps=fps,
+    )
+
+
+def _summary(det: Detections, top_k: int) -> str:
+    shown = _shown(det, top_k)
+    parts = [
+        f"{name} {score:.2f} [{', '.join(str(int(v)) for v in box)}]"
+        for name, score, box in zip(shown.names, shown.scores.tolist(), shown.boxes.tolist())
+    ]
+    return f"{len(det)} detections" + (": " + "; ".join(parts) if parts else "")
+
+
+def _write_image(path: str, image: np.ndarray) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1] or ".png"
+    ok, buf = cv2.imencode(ext, image)
+    if not ok:
+        raise InputError(f"cannot encode output image as '{ext}': {path}")
+    try:
+        buf.tofile(path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
+
+
+def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+    src, out = split_in_out(spec)
+    image = read_image(src)
+    det = predictor(image)
+    if writer is not None:
+        writer.add(det, 0, os.path.basename(src), category_ids_for(predictor.class_names))
+    print(f"{src}: {_summary(det, args.top_k)}")
+    drawing = _draw(image, det, args)
+    if out:
+        _write_image(out, drawing)
+        print(f"wrote {out}")
+    elif open_window_possible():
+        cv2.imshow(os.path.basename(src), drawing)
+        cv2.waitKey(0)
+        cv2.destroyAllWindows()
+
+
+def eval_images(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+    src, out = split_in_out(spec)
+    if not out:
+        raise UsageError("--images needs IN_DIR:OUT_DIR")
+    files = list_images(src)
+    if args.max_images >= 0:
+        files = files[: args.max_images]
+    os.makedirs(out, exist_ok=True)
+    from tqdm import tqdm
+
+    done, skipped = 0, []
+    ids = category_ids_for(predictor.class_names)
+    for i, path in enumerate(tqdm(files, desc="images", unit="img", disable=args.no_bar)):
+        try:
+            image = read_image(path)
+        except InputError as e:
+            skipped.append(path)
+            tqdm.write(f"skipping: {e}", file=sys.stderr)
+            continue
+        det = predictor(image)
+        if writer is not None:
+            writer.add(det, i, os.path.basename(path), ids)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        _write_image(os.path.join(out, stem + ".png"), _draw(image, det, args))
+        done += 1
+    print(f"processed {done} images into {out}, skipped {len(skipped)}")
+
+
+class FPSMeter:
+    """Frames per second over a sliding window of recent frames."""
+
+    def __init__(self, window: int = 30) -> None:
+        self.times: deque = deque(maxlen=window)
+
+    def tick(self) -> float | None:
+        self.times.append(time.perf_counter())
+        if len(self.times) < 2:
+            return None
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def eval_video(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+    src, out = split_in_out(spec)
+    source = VideoSource.open(src)
+    show = open_window_possible() and (args.display or out is None)
+    if out is None and not show:
+        print("note: no display here and no output file given; detections are only counted",
+              file=sys.stderr)  # fmt: skip
+    window = f"yolact: {src}"
+    video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
+    batch_size = 1 if source.is_live else max(1, args.video_multiframe)
+    from tqdm import tqdm
+
+    total = source.frame_count
+    if total is not None and args.max_images >= 0:
+        total = min(total, args.max_images)
+    bar = tqdm(total=total, desc="frames", unit="frame", disable=args.no_bar or source.is_live)
+    ids = category_ids_for(predictor.class_names)
+    meter = FPSMeter()
+    fps = None
+    processed, detections = 0, 0
+    stopped = False
+    reader = FrameReader(source)
+    try:
+        with reader:
+            pending: list = []
+            frames_iter = iter(reader)
+            while not stopped:
+                item = next(frames_iter, None)
+                if item is not None:
+                    pending.append((item[0], to_bgr8(item[1])))
+                    if args.max_images >= 0 and processed + len(pending) >= args.max_images:
+                        stopped = True
+                    if len(pending) < batch_size and not stopped:
+                        continue
+                if not pending:
+                    break
+                dets = predictor([f for _, f in pending])
+                for (index, frame), det in zip(pending, dets):
+                    processed += 1
+                    detections += len(det)
+                    fps = meter.tick() or fps
+                    if writer is not None:
+                        writer.add(det, index, os.path.basename(src), ids)
+                    if video_out is None and not show:
+                        continue
+                    drawing = _draw(frame, det, args, fps if args.display_fps else None)
+                    if video_out is not None:
+                        video_out.write(drawing)
+                    if show:
+                        cv2.imshow(window, drawing)
+                        if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
+                            stopped = True
+                            break
+                bar.update(len(pending))
+                pending = []
+                if item is None:
+                    break
+    finally:
+        bar.close()
+        if video_out is not None:
+            video_out.close()
+        if show:
+            cv2.destroyAllWindows()
+    rate = f", {fps:.1f} FPS" if fps else ""
+    dropped = getattr(reader, "dropped", 0)
+    extra = f", {dropped} stale frames dropped" if dropped else ""
+    print(f"{src}: processed {processed} frames, {detections} detections{rate}{extra}")
+    if getattr(reader, "ended_early", False) and not stopped:
+        print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
+    if out:
+        print(f"wrote {out} ({video_out.frames_written} frames)")
+
+
+def _benchmark_frames(args: argparse.Namespace, count: int) -> list:
+    if args.image:
+        return [read_image(split_in_out(args.image)[0])] * count
+    if args.images:
+        files = list_images(split_in_out(args.images)[0])[:count]
+        frames = []
+        for f in files:
+            try:
+                frames.append(read_image(f))
+            except InputError as e:
+                print(f"skipping: {e}", file=sys.stderr)
+        if not frames:
+            raise InputError("no readable images to benchmark in the folder")
+        return (frames * (count // len(frames) + 1))[:count]
+    if args.video:
+        source = VideoSource.open(split_in_out(args.video)[0])
+        frames = []
+        try:
+            while len(frames) < count:
+                frame = source.read()
+                if frame is None:
+                    break
+                frames.append(to_bgr8(frame))
+        finally:
+            source.close()
+        if not frames:
+            raise InputError(f"no frames could be read from {args.video}")
+        return frames
+    return synthetic_frames(count, seed=args.seed or 0)
+
+
+def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
+    count = args.max_images if args.max_images > 0 else (200 if predictor.device.type == "cuda" else 20)
+    frames = _benchmark_frames(args, count)
+    batch = max(1, args.video_multiframe)
+    result = run_benchmark(predictor, frames, warmup=args.benchmark_warmup, batch_size=batch)
+    print(result.table())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    inputs = [x for x in (args.image, args.images, args.video) if x]
+    if len(inputs) > 1:
+        raise UsageError("give only one of --image, --images, --video")
+    if not inputs and not args.benchmark:
+        raise UsageError("give --image, --images or --video (or --benchmark)")
+    if args.video_multiframe < 1:
+        raise UsageError("--video_multiframe must be at least 1")
+    predictor = build_predictor(args)
+    if args.benchmark:
+        benchmark(predictor, args)
+        return 0
+    writer = CocoJsonWriter(args.output_json) if args.output_json else None
+    try:
+        if args.image:
+            eval_image(predictor, args.image, args, writer)
+        elif args.images:
+            eval_images(predictor, args.images, args, writer)
+        else:
+            eval_video(predictor, args.video, args, writer)
+    finally:
+        if writer is not None:
+            writer.write()
+            print(f"wrote {len(writer)} detections to {args.output_json}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = parse_args(list(argv) if argv is not None else None)
+    try:
+        return run(args)
+    except ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,195 @@
+"""Drawing detections on an image: blended masks, boxes, labels and an FPS overlay."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from yolact.structures import Detections
+
+# Nineteen well-separated colours, BGR order (OpenCV's), 0-255.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (60, 20, 220),  # crimson
+    (40, 160, 250),  # amber
+    (80, 175, 75),  # green
+    (230, 130, 40),  # azure
+    (180, 50, 155),  # purple
+    (200, 200, 30),  # teal
+    (30, 90, 245),  # vermilion
+    (40, 220, 205),  # yellow
+    (145, 30, 30),  # navy
+    (150, 80, 235),  # pink
+    (35, 115, 35),  # forest green
+    (250, 225, 130),  # sky
+    (70, 70, 160),  # brick
+    (200, 110, 120),  # slate blue
+    (150, 230, 150),  # mint
+    (15, 130, 200),  # ochre
+    (230, 70, 200),  # violet
+    (160, 160, 160),  # grey
+    (110, 60, 130),  # plum
+)
+
+# Consecutive indices step through the palette 5 entries at a time so that
+# neighbouring detections get clearly different colours; 5 and 19 are coprime,
+# so all 19 colours are still used before one repeats.
+_PALETTE_STEP = 5
+
+_FONT = cv2.FONT_HERSHEY_DUPLEX
+_FONT_SCALE = 0.6
+_FONT_THICKNESS = 1
+_TEXT_COLOR = (255, 255, 255)
+
+
+def color_for(index: int, label: int, class_color: bool) -> tuple[int, int, int]:
+    """The BGR colour of one detection.
+
+    Args:
+        index: position of the detection in score order (0 = best).
+        label: its 0-based class index.
+        class_color: colour by class (every instance of a class alike) instead
+            of by detection.
+
+    Returns:
+        (b, g, r), each in 0..255.
+    """
+    key = label if class_color else index
+    return PALETTE[(key * _PALETTE_STEP) % len(PALETTE)]
+
+
+def blend_masks(image: Tensor, masks: Tensor, colors: Tensor, alpha: float) -> Tensor:
+    """Alpha-blend coloured masks over an image, the first mask on top.
+
+    For a pixel covered by masks m_1..m_n (in order), with a = ``alpha``:
+    out = img * prod_j (1 - a m_j) + sum_j colour_j * a m_j * prod_{i<j} (1 - a m_i).
+
+    Args:
+        image: [H, W, 3] float image.
+        masks: [N, H, W] bool or float in [0, 1], on the image's device.
+        colors: [N, 3] float colours in the image's channel order.
+        alpha: opacity of one mask, in [0, 1].
+
+    Returns:
+        [H, W, 3] float blended image (not rounded).
+    """
+    coverage = masks.to(image.dtype) * alpha  # [N, H, W]
+    transmit = torch.cumprod(1.0 - coverage, dim=0)  # [N, H, W], through masks 1..j
+    ones = torch.ones_like(transmit[:1])
+    before = torch.cat([ones, transmit[:-1]], dim=0)  # [N, H, W], through masks 1..j-1
+    weights = coverage * before  # [N, H, W]
+    paint = torch.einsum("nhw,nc->hwc", weights, colors)  # [H, W, 3]
+    return image * transmit[-1].unsqueeze(-1) + paint
+
+
+def _line_metrics() -> tuple[int, int]:
+    """(ascent, descent) in pixels of one text line, descenders included
+    (``cv2.getTextSize`` reports the descent only for text that has one)."""
+    (_, ascent), descent = cv2.getTextSize("Hgy", _FONT, _FONT_SCALE, _FONT_THICKNESS)
+    return ascent, descent
+
+
+def _draw_fps(image: np.ndarray, fps: float) -> None:
+    """White "FPS: 23.4" on a black box in the top-left corner (in place)."""
+    text = f"FPS: {fps:.1f}"
+    (tw, _), _ = cv2.getTextSize(text, _FONT, _FONT_SCALE, _FONT_THICKNESS)
+    ascent, descent = _line_metrics()
+    cv2.rectangle(image, (0, 0), (tw + 6, ascent + descent + 2), (0, 0, 0), -1)
+    cv2.putText(
+        image, text, (3, ascent + 1), _FONT, _FONT_SCALE, _TEXT_COLOR, _FONT_THICKNESS, cv2.LINE_AA
+    )
+
+
+def _draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
+    """A filled label in ``color`` with white text just above (x, y), or just
+    below it when there is no room above (in place)."""
+    (tw, _), _ = cv2.getTextSize(text, _FONT, _FONT_SCALE, _FONT_THICKNESS)
+    ascent, descent = _line_metrics()
+    height = ascent + descent
+    top = y - height if y - height >= 0 else y
+    cv2.rectangle(image, (x, top), (x + tw + 4, top + height), color, -1)
+    cv2.putText(
+        image,
+        text,
+        (x + 2, top + ascent),
+        _FONT,
+        _FONT_SCALE,
+        _TEXT_COLOR,
+        _FONT_THICKNESS,
+        cv2.LINE_AA,
+    )
+
+
+def draw_detections(
+    image: np.ndarray,
+    det: Detections,
+    *,
+    masks: bool = True,
+    boxes: bool = True,
+    text: bool = True,
+    scores: bool = True,
+    class_color: bool = False,
+    mask_alpha: float = 0.45,
+    fps: float | None = None,
+) -> np.ndarray:
+    """Draw detections the way the original YOLACT display does.
+
+    Masks are blended on the detections' device in one vectorised step with the
+    best-scored detection on top; boxes and labels are then drawn with OpenCV.
+
+    Args:
+        image: [H, W, 3] uint8 BGR; not modified.
+        det: detections of this image (masks, when drawn, must be [N, H, W]).
+        masks: blend the instance masks (skipped when ``det.masks`` is None).
+        boxes: draw each box outline in its detection colour.
+        text: draw "name: score" on a filled label at each box's top-left.
+        scores: include the score in the label text.
+        class_color: colour by class instead of by detection.
+        mask_alpha: opacity of one mask, in [0, 1].
+        fps: when given, "FPS: 23.4" is drawn in the top-left corner.
+
+    Returns:
+        A new [H, W, 3] uint8 BGR image.
+
+    Raises:
+        ValueError: the image is not [H, W, 3] uint8 or the masks are not its size.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"expected a uint8 [H, W, 3] image, got {getattr(image, 'shape', None)}")
+    if image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 [H, W, 3] image, got {image.shape}")
+    H, W = image.shape[:2]
+    n = len(det)
+    labels = det.labels.tolist()
+    colors = [color_for(i, labels[i], class_color) for i in range(n)]
+
+    if masks and det.masks is not None and n > 0:
+        if tuple(det.masks.shape[1:]) != (H, W):
+            raise ValueError(f"masks are {tuple(det.masks.shape[1:])}, image is {(H, W)}")
+        device = det.masks.device
+        img = torch.from_numpy(image).to(device=device, dtype=torch.float32)  # [H, W, 3]
+        col = torch.tensor(colors, dtype=torch.float32, device=device)  # [N, 3]
+        blended = blend_masks(img, det.masks, col, mask_alpha)
+        out = blended.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        out = np.ascontiguousarray(out)
+    else:
+        out = image.copy()
+
+    if (boxes or text) and n > 0:
+        box_list = det.boxes.round().to(torch.int64).tolist()
+        score_list = det.scores.tolist()
+        for i in range(n):
+            x1, y1, x2, y2 = box_list[i]
+            x1, x2 = min(max(x1, 0), W - 1), min(max(x2, 0), W - 1)
+            y1, y2 = min(max(y1, 0), H - 1), min(max(y2, 0), H - 1)
+            if boxes:
+                cv2.rectangle(out, (x1, y1), (x2, y2), colors[i], 1)
+            if text:
+                name = det.class_names[labels[i]]
+                label = f"{name}: {score_list[i]:.2f}" if scores else name
+                _draw_label(out, label, x1, y1, colors[i])
+
+    if fps is not None:
+        _draw_fps(out, fps)
+    return out

@@ -1,0 +1,397 @@
+"""Video sources: files, webcams and network streams, read on a background thread.
+
+``VideoSource`` wraps a ``cv2.VideoCapture`` (or any object with the same four
+methods) and turns every failure into a one-line ``SourceError``.
+``FrameReader`` reads a source on its own thread: files are read whole and in
+order; live sources keep only the newest frame so a slow consumer never lags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import cv2
+import numpy as np
+
+from yolact.io.images import InputError, to_bgr8
+
+DEFAULT_FPS = 30.0
+DEFAULT_STREAM_TIMEOUT_S = 10.0
+KINDS = ("file", "webcam", "stream")
+
+# "scheme://" then an optional "user[:password]@", a host (bracketed IPv6 or a
+# name) and an optional ":port": no IN/OUT separator can sit inside this prefix.
+_URL_PREFIX = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/@]*@)?(?:\[[^\]/]*\]|[^:/\[\]]*)(?::\d*)?"
+)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
+
+_OPEN_FAILED = {
+    "file": "cannot open video (corrupt or not a video): {name}",
+    "webcam": "cannot open {name}",
+    "stream": "cannot connect to stream {name} (refused, unreachable or no answer in time)",
+}
+_NO_FIRST_FRAME = {
+    "file": "cannot read a frame from video (corrupt or empty): {name}",
+    "webcam": "{name} opened but gave no frame",
+    "stream": "stream {name} connected but sent no frame in time",
+}
+
+
+class SourceError(InputError):
+    """A video source or sink that cannot be used; the message is one line."""
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a ``VideoSource`` uses (fakes implement it in tests)."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 (OpenCV's name)
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def get(self, prop_id: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
+def one_line(err: BaseException | str) -> str:
+    """The first non-empty line of an exception message (or its type name)."""
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__ if isinstance(err, BaseException) else ""
+
+
+def split_in_out(arg: str) -> tuple[str, str | None]:
+    """Split an ``IN:OUT`` flag value (``--video=in.mp4:out.mp4``) into IN and OUT.
+
+    The separator is the first colon after any part that may hold colons of its
+    own: a URL's ``scheme://user:pass@host:port`` and a Windows drive (``C:\\``).
+
+    Returns:
+        (IN, OUT), OUT None when absent or empty.
+
+    Raises:
+        SourceError: empty IN.
+    """
+    match = _URL_PREFIX.match(arg) or _DRIVE.match(arg)
+    start = match.end() if match else 0
+    sep = arg.find(":", start)
+    if sep < 0:
+        src, out = arg, None
+    else:
+        src, out = arg[:sep], arg[sep + 1 :] or None
+    if not src:
+        raise SourceError(f"missing input before ':' in {arg!r}")
+    return src, out
+
+
+def parse_source(spec: str) -> tuple[str, str | int]:
+    """Classify a source spec.
+
+    Returns:
+        ("webcam", index) for digits, ("stream", url) for ``scheme://...``
+        (``file://`` URLs become a file path), else ("file", path).
+
+    Raises:
+        SourceError: empty spec.
+    """
+    if not spec.strip():
+        raise SourceError("empty video source")
+    if spec.isascii() and spec.isdigit():
+        return "webcam", int(spec)
+    if _SCHEME.match(spec):
+        if spec.lower().startswith("file://"):
+            return "file", url2pathname(urlparse(spec).path)
+        return "stream", spec
+    return "file", spec
+
+
+def redact(url: str) -> str:
+    """Hide a password in a URL (``rtsp://user:***@host``) for messages."""
+    return _PASSWORD.sub(r"\1:***@", url)
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings while probing backends; our error says what failed."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def _bgr8(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    return to_bgr8(frame)
+
+
+class VideoSource:
+    """A video file, webcam or stream that yields BGR uint8 frames [H, W, 3].
+
+    Reads the first frame when built, so a source that opens but gives nothing
+    fails here with a clear message; that frame is returned by the first read().
+
+    Args:
+        capture: an opened ``cv2.VideoCapture`` or an object with its methods.
+        kind: "file", "webcam" or "stream".
+        name: what messages call the source (a path, "webcam 0", a URL).
+
+    Raises:
+        SourceError: the capture is not open or gives no first frame.
+    """
+
+    def __init__(self, capture: Capture, kind: str = "file", name: str = "video") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        self.name = name
+        self._lock = threading.Lock()
+        self._cap: Capture | None = capture
+        try:
+            opened = bool(capture.isOpened())
+            ok, frame = capture.read() if opened else (False, None)
+        except cv2.error:
+            opened, ok, frame = False, False, None
+        if not opened or not ok or frame is None:
+            self.close()
+            messages = _NO_FIRST_FRAME if opened else _OPEN_FAILED
+            raise SourceError(messages[kind].format(name=name))
+        self._first: np.ndarray | None = _bgr8(frame)
+        self.height, self.width = self._first.shape[:2]
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+        count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        ok_count = kind == "file" and math.isfinite(count) and count >= 1
+        self.frame_count: int | None = int(count) if ok_count else None
+
+    @classmethod
+    def open(cls, spec: str, timeout_s: float = DEFAULT_STREAM_TIMEOUT_S) -> VideoSource:
+        """Open a video file path, a webcam index ("0") or a stream URL.
+
+        Args:
+            spec: as classified by ``parse_source``.
+            timeout_s: streams only: the most a connect or a single read may wait.
+
+        Raises:
+            SourceError: missing file, unopenable source or no first frame.
+        """
+        kind, target = parse_source(spec)
+        with _quiet_opencv():
+            if kind == "webcam":
+                return cls(_capture(target), kind, f"webcam {target}")
+            if kind == "stream":
+                ms = int(max(timeout_s, 0.001) * 1000)
+                params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+                return cls(_capture(target, cv2.CAP_FFMPEG, params), kind, redact(str(target)))
+            path = os.path.expanduser(str(target))
+            if not os.path.exists(path):
+                raise SourceError(f"video file not found: {path}")
+            if os.path.isdir(path):
+                raise SourceError(f"expected a video file, got a folder: {path}")
+            return cls(_capture(path), kind, path)
+
+    @property
+    def is_live(self) -> bool:
+        """True for webcams and streams (frames keep coming; stale ones may be dropped)."""
+        return self.kind != "file"
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, BGR uint8 [H, W, 3]; None at the end, on failure or once closed.
+
+        Raises:
+            SourceError: the backend raised an error while decoding.
+        """
+        with self._lock:
+            if self._cap is None:
+                return None
+            if self._first is not None:
+                frame, self._first = self._first, None
+                return frame
+            try:
+                ok, frame = self._cap.read()
+            except cv2.error as err:
+                raise SourceError(f"error reading {self.name}: {one_line(err)}") from None
+        return _bgr8(frame) if ok and frame is not None else None
+
+    def close(self) -> None:
+        """Release the capture (waits for a read in progress); safe to call twice."""
+        with self._lock:
+            cap, self._cap, self._first = self._cap, None, None
+        if cap is not None:
+            cap.release()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _capture(target: str | int, *args: object) -> Capture:
+    try:
+        return cv2.VideoCapture(target, *args)
+    except cv2.error:
+        return _ClosedCapture()
+
+
+class _ClosedCapture:
+    """Stands in for a capture whose constructor raised: never open."""
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return False
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return False, None
+
+    def get(self, prop_id: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+class FrameReader:
+    """Reads a ``VideoSource`` on a background thread; iterate for (index, frame).
+
+    ``index`` is the source frame number (0-based, dropped frames counted).
+    With ``live=False`` every frame arrives in order: the thread blocks while
+    ``max_queue`` frames wait. With ``live=True`` only the newest frame is kept,
+    so a slow consumer gets at most one frame behind the source; the frames
+    skipped are counted in ``dropped``. Iteration ends when the source ends;
+    ``ended_early`` / ``end_message`` tell when a live source dropped. An error
+    in the thread is raised in the consumer as a one-line ``SourceError`` after
+    the frames read before it. The thread closes the source when it exits.
+
+    Args:
+        source: the source to read (the reader takes ownership).
+        live: drop stale frames; defaults to ``source.is_live``.
+        max_queue: frames buffered ahead when not live.
+    """
+
+    def __init__(self, source: VideoSource, live: bool | None = None, max_queue: int = 16) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        self.source = source
+        self.live = bool(source.is_live if live is None else live)
+        self.max_queue = 1 if self.live else int(max_queue)
+        self.frames_read = 0
+        self.dropped = 0
+        self.ended_early = False
+        self.end_message: str | None = None
+        self._frames: deque[tuple[int, np.ndarray]] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._finished = False
+        self._error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="yolact-frame-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                frame = self.source.read()
+                with self._cond:
+                    if frame is None:
+                        if self.live and not self._stopping:
+                            self.ended_early = True
+                            self.end_message = (
+                                f"live source {self.source.name} stopped after "
+                                f"{self.frames_read} frames (disconnected or device closed)"
+                            )
+                        return
+                    while len(self._frames) >= self.max_queue and not self.live:
+                        if self._stopping:
+                            return
+                        self._cond.wait(0.5)
+                    if self.live and self._frames:
+                        self._frames.clear()
+                        self.dropped += 1
+                    self._frames.append((self.frames_read, frame))
+                    self.frames_read += 1
+                    self._cond.notify_all()
+        except Exception as err:  # handed to the consumer as a SourceError
+            if isinstance(err, SourceError):
+                message = one_line(err)
+            else:
+                message = f"error while reading {self.source.name}: {one_line(err)}"
+            with self._cond:
+                self._error = message
+        finally:
+            with contextlib.suppress(Exception):
+                self.source.close()
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> FrameReader:
+        return self
+
+    def __next__(self) -> tuple[int, np.ndarray]:
+        """The next (index, frame [H, W, 3] BGR uint8); waits for the thread without spinning."""
+        with self._cond:
+            while not self._frames and not self._finished and not self._stopping:
+                self._cond.wait(0.5)
+            if self._stopping:
+                raise StopIteration
+            if self._frames:
+                item = self._frames.popleft()
+                self._cond.notify_all()
+                return item
+            if self._error is not None:
+                message, self._error = self._error, None
+                raise SourceError(message)
+            raise StopIteration
+
+    @property
+    def running(self) -> bool:
+        """True while the reader thread is alive."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop reading and wait up to ``timeout_s`` for the thread to close the source.
+
+        A thread blocked inside a stream read finishes within the stream's read
+        timeout and then closes the source itself.
+        """
+        with self._cond:
+            self._stopping = True
+            self._frames.clear()
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
