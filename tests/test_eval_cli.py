@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -72,7 +74,7 @@ def test_image_with_output_and_json(tmp_path, capsys, tiny_ckpt):
     assert isinstance(d["segmentation"]["counts"], str)
     assert d["segmentation"]["size"] == [72, 96]
     x, y, w, h = d["bbox"]
-    assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 72
+    assert x >= 0 and y >= 0 and x + w <= 96 and y + h <= 72
     scores = [e["score"] for e in dets]
     assert scores == sorted(scores, reverse=True)
 
@@ -80,13 +82,15 @@ def test_image_with_output_and_json(tmp_path, capsys, tiny_ckpt):
 def test_score_threshold_filters_json(tmp_path, capsys, tiny_ckpt):
     src, js = tmp_path / "in.png", tmp_path / "d.json"
     cv2.imwrite(str(src), scene())
-    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{tmp_path}/o.png",
-                            f"--output_json={js}")  # fmt: skip
+    drawn = f"--image={src}:{tmp_path}/o.png"
+    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", drawn, f"--output_json={js}")
     assert code == 0, err
     all_scores = [e["score"] for e in json.loads(js.read_text())]
     thr = float(np.median(all_scores))
-    code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--image={src}:{tmp_path}/o.png",
-                            f"--output_json={js}", f"--score_threshold={thr}")  # fmt: skip
+    code, _, err = run_main(
+        capsys, f"--trained_model={tiny_ckpt}", drawn, f"--output_json={js}",
+        f"--score_threshold={thr}",
+    )  # fmt: skip
     assert code == 0, err
     kept = [e["score"] for e in json.loads(js.read_text())]
     assert kept == [s for s in all_scores if s > thr]
@@ -256,7 +260,7 @@ def test_checkpoint_that_does_not_fit(tmp_path, capsys, tiny_ckpt):
 
 
 def test_truncated_checkpoint(tmp_path, capsys, tiny_ckpt):
-    data = open(tiny_ckpt, "rb").read()
+    data = Path(tiny_ckpt).read_bytes()
     cut = tmp_path / "yolact_tiny_1_10.pth"
     cut.write_bytes(data[: len(data) // 2])
     code, _, err = run_main(capsys, f"--trained_model={cut}", "--image=x.png")
@@ -265,7 +269,7 @@ def test_truncated_checkpoint(tmp_path, capsys, tiny_ckpt):
 
 def test_name_without_config(tmp_path, capsys, tiny_ckpt):
     other = tmp_path / "my_weights.pth"
-    other.write_bytes(open(tiny_ckpt, "rb").read())
+    other.write_bytes(Path(tiny_ckpt).read_bytes())
     code, _, err = run_main(capsys, f"--trained_model={other}", "--image=x.png")
     assert_one_line_error(code, err, "pass --config")
 
@@ -309,3 +313,65 @@ def test_unreachable_stream(capsys, tiny_ckpt):
         capsys, f"--trained_model={tiny_ckpt}", f"--video=http://127.0.0.1:{port}/x"
     )
     assert_one_line_error(code, err, "cannot connect to stream")
+
+
+class FastCamera:
+    """A fake webcam producing a frame every 2 ms; the frame's pixels encode its index."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.next_index, self.latest = total, 0, -1
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        if self.next_index >= self.total:
+            return False, None
+        if self.next_index:
+            time.sleep(0.002)
+        frame = scene(seed=0)
+        frame[0, 0] = (self.next_index % 256, self.next_index // 256, 0)
+        self.latest = self.next_index
+        self.next_index += 1
+        return True, frame
+
+    def get(self, prop_id: int) -> float:
+        return 30.0 if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch):
+    """Frames come every 2 ms, the model takes far longer: each processed frame is the
+    newest one or the one before it, and the run ends cleanly when the camera stops."""
+    import yolact.cli.eval_cli as cli
+    from yolact.io.sources import VideoSource
+    from yolact.predictor import Predictor
+
+    camera = FastCamera(total=300)
+    monkeypatch.setattr(
+        cli.VideoSource,
+        "open",
+        staticmethod(lambda spec, **kw: VideoSource(camera, "webcam", spec)),
+    )
+    lags = []
+    real_call = Predictor.__call__
+
+    def slow_call(self, images):
+        newest = camera.latest
+        for img in images:
+            lags.append(newest - (int(img[0, 0, 0]) + 256 * int(img[0, 0, 1])))
+        time.sleep(0.03)
+        return real_call(self, images)
+
+    monkeypatch.setattr(Predictor, "__call__", slow_call)
+    dst = tmp_path / "cam.avi"
+    start = time.monotonic()
+    code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--video=0:{dst}")
+    assert code == 0, err
+    assert time.monotonic() - start < 60
+    assert lags and max(lags) <= 1, lags
+    assert len(lags) < 300  # stale frames were dropped
+    assert "stale frames dropped" in out
+    assert video_props(dst)[0] == len(lags)
