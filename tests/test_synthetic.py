@@ -1,0 +1,187 @@
+"""Synthetic scenes, their COCO export and the demo video."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from yolact.data import (
+    SYNTHETIC_CLASSES,
+    CocoDataset,
+    Shape,
+    make_scene,
+    render,
+    write_coco_dataset,
+    write_synthetic_video,
+)
+from yolact.data.synthetic import MIN_VISIBLE_PIXELS, main, shape_mask
+
+BLACK = np.zeros((64, 96, 3), dtype=np.uint8)
+
+
+def _label(name: str) -> int:
+    return SYNTHETIC_CLASSES.index(name)
+
+
+def test_scene_is_deterministic_for_a_seed() -> None:
+    a = make_scene(np.random.default_rng(7), (64, 80))
+    b = make_scene(np.random.default_rng(7), (64, 80))
+    c = make_scene(np.random.default_rng(8), (64, 80))
+    for key in ("image", "boxes", "labels", "masks"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["image"], c["image"])
+
+
+def test_scene_format_and_invariants() -> None:
+    H, W = 72, 96
+    seen = set()
+    for seed in range(40):
+        s = make_scene(np.random.default_rng(seed), (H, W), max_objects=5)
+        N = len(s["labels"])
+        assert 1 <= N <= 5
+        assert s["image"].shape == (H, W, 3) and s["image"].dtype == np.uint8
+        assert s["masks"].shape == (N, H, W) and s["masks"].dtype == np.uint8
+        assert s["boxes"].shape == (N, 4) and s["boxes"].dtype == np.float32
+        assert s["labels"].dtype == np.int64
+        assert s["crowd_boxes"].shape == (0, 4) and s["crowd_masks"].shape == (0, H, W)
+        assert (s["height"], s["width"]) == (H, W)
+        assert set(np.unique(s["masks"])) <= {0, 1}
+        # Occlusion removes covered pixels from the lower object: masks are disjoint.
+        assert s["masks"].sum(axis=0).max() <= 1
+        assert (s["masks"].reshape(N, -1).sum(axis=1) >= MIN_VISIBLE_PIXELS).all()
+        for mask, (x1, y1, x2, y2) in zip(s["masks"], s["boxes"].astype(int)):
+            ys, xs = np.nonzero(mask)
+            assert (x1, y1, x2, y2) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        seen.update(s["labels"].tolist())
+    assert seen == set(range(len(SYNTHETIC_CLASSES)))
+
+
+_STAR_EDGE = math.sqrt(1 + 0.42**2 - 2 * 0.42 * math.cos(math.radians(36)))
+
+
+@pytest.mark.parametrize(
+    "name, area, perimeter",
+    [
+        ("circle", math.pi, 2 * math.pi),
+        ("square", 2.0, 4 * math.sqrt(2)),
+        ("triangle", 3 * math.sqrt(3) / 4, 3 * math.sqrt(3)),
+        ("star", 10 * 0.5 * 0.42 * math.sin(math.radians(36)), 10 * _STAR_EDGE),
+        ("cross", 8 * 0.34 - 4 * 0.34**2, 4 * 0.68 + 8 * 0.66),
+    ],
+)
+def test_each_class_draws_its_own_shape(name: str, area: float, perimeter: float) -> None:
+    """Areas for a unit circumradius; OpenCV fills boundary pixels too (about half the
+    perimeter more)."""
+    r = 25.0
+    mask = shape_mask(Shape(_label(name), (48.0, 32.0), r, angle=0.3), (64, 96))
+    expected = area * r * r + perimeter * r / 2
+    assert abs(mask.sum() / expected - 1) < 0.04
+
+
+def test_render_occlusion_masks_are_visible_pixels() -> None:
+    square = Shape(_label("square"), (40.0, 32.0), 20.0, 0.0, (200, 100, 50))
+    circle = Shape(_label("circle"), (55.0, 32.0), 12.0, 0.0, (30, 220, 90))
+    image, masks, labels = render(BLACK, [square, circle])
+    alone_square, alone_circle = shape_mask(square, (64, 96)), shape_mask(circle, (64, 96))
+    assert (alone_square & alone_circle).sum() > 100  # they overlap
+    assert labels.tolist() == [_label("square"), _label("circle")]
+    np.testing.assert_array_equal(masks[0], alone_square & ~alone_circle)
+    np.testing.assert_array_equal(masks[1], alone_circle)
+    # Drawn pixels are exactly the union of the masks.
+    np.testing.assert_array_equal(image.any(axis=2), masks.any(axis=0))
+    # The circle is drawn on top with its own colour (shaded within +-20%).
+    ratio = image[masks[1].astype(bool)][:, 1] / 220
+    assert ratio.min() >= 0.8 - 1e-6 and ratio.max() <= 1.2
+
+
+def test_render_drops_hidden_objects_and_paints_them_as_background() -> None:
+    small = Shape(_label("triangle"), (40.0, 30.0), 6.0, 0.0, (255, 255, 255))
+    sliver = Shape(_label("square"), (40.0, 39.5), 10.0, 0.0, (255, 0, 255))
+    big = Shape(_label("square"), (40.0, 30.0), 22.0, 0.0, (0, 0, 255))
+    # The sliver keeps a few pixels below the big square, fewer than the minimum.
+    left = shape_mask(sliver, (64, 96)) & ~shape_mask(big, (64, 96))
+    assert 0 < left.sum() < MIN_VISIBLE_PIXELS
+    image, masks, labels = render(BLACK, [small, sliver, big])
+    only_big, only_big_masks, _ = render(BLACK, [big])
+    assert labels.tolist() == [_label("square")]
+    np.testing.assert_array_equal(masks, only_big_masks)
+    np.testing.assert_array_equal(image, only_big)
+    empty_image, empty_masks, empty_labels = render(BLACK, [])
+    assert empty_masks.shape == (0, 64, 96) and empty_labels.shape == (0,)
+    np.testing.assert_array_equal(empty_image, BLACK)
+
+
+# pycocotools' annToMask trips a numpy 2 deprecation inside its Cython code.
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_coco_export_round_trip(tmp_path: Path) -> None:
+    size = (48, 64)
+    paths = write_coco_dataset(str(tmp_path / "a"), num_train=4, num_val=2, size=size, seed=3)
+    again = write_coco_dataset(str(tmp_path / "b"), num_train=4, num_val=2, size=size, seed=3)
+    for key in ("train_ann_file", "val_ann_file"):
+        assert Path(paths[key]).read_bytes() == Path(again[key]).read_bytes()
+    assert (tmp_path / "a/train/000004.png").read_bytes() == (
+        tmp_path / "b/train/000004.png"
+    ).read_bytes()
+
+    for split_index, split, count in ((0, "train", 4), (1, "val", 2)):
+        ds = CocoDataset(paths[f"{split}_ann_file"], paths[f"{split}_image_dir"])
+        assert ds.class_names == SYNTHETIC_CLASSES and len(ds) == count
+        assert ds.label_to_category_id == list(range(1, len(SYNTHETIC_CLASSES) + 1))
+        assert ds.skipped == {}
+        rng = np.random.default_rng([3, split_index])
+        for i in range(count):
+            scene, loaded = make_scene(rng, size), ds[i]
+            assert loaded["file_name"] == f"{i + 1:06d}.png"
+            for key in ("image", "masks", "labels", "boxes"):
+                np.testing.assert_array_equal(loaded[key], scene[key], err_msg=key)
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(paths["train_ann_file"])
+    ds = CocoDataset(paths["train_ann_file"], paths["train_image_dir"])
+    assert sorted(coco.getImgIds()) == [1, 2, 3, 4]
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(SYNTHETIC_CLASSES)
+    for i, image_id in enumerate(ds.image_ids):
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        masks = np.stack([coco.annToMask(a) for a in anns])
+        np.testing.assert_array_equal(masks, ds[i]["masks"])
+        assert [a["area"] for a in anns] == masks.reshape(len(anns), -1).sum(axis=1).tolist()
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_video_has_requested_frames_and_size(tmp_path: Path, ext: str) -> None:
+    path = write_synthetic_video(str(tmp_path / f"v{ext}"), num_frames=12, size=(48, 64), fps=10)
+    capture = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == 12
+    assert frames[0].shape == (48, 64, 3)
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # things move
+
+
+def test_video_rejects_unknown_container(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        write_synthetic_video(str(tmp_path / "v.gif"))
+
+
+def test_cli_writes_dataset_and_video(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "syn"
+    argv = ["--out", str(out), "--train", "2", "--val", "1", "--size", "40", "56"]
+    assert main([*argv, "--video", str(out / "demo.avi"), "--frames", "5"]) == 0
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["000001.png", "000002.png"]
+    assert cv2.imread(str(out / "val" / "000001.png")).shape == (40, 56, 3)
+    assert (out / "annotations" / "val.json").is_file() and (out / "demo.avi").is_file()
+    assert "train_ann_file" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--size", "1", "2", "3"])
