@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import zipfile
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -58,24 +58,45 @@ def read_checkpoint(path: str) -> Checkpoint:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch weights file "
-            f"({first[:160]})"
-        ) from None
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise CheckpointError(
+                f"refusing to load {path}: it holds Python objects other than tensors, and "
+                "loading those could run arbitrary code"
+            ) from None
+        raise CheckpointError(_unreadable(path, e)) from None
+    except Exception as e:
+        # A text file, for instance, fails inside the legacy unpickler with a KeyError.
+        raise CheckpointError(_unreadable(path, e)) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        if not all(isinstance(v, Tensor) for v in obj["model"].values()):
+            raise CheckpointError(f"checkpoint {path}: 'model' is not a state dict of tensors")
         cfg = None
         if isinstance(obj.get("config"), dict):
             try:
                 cfg = YolactConfig.from_dict(obj["config"])
-            except (TypeError, KeyError, ValueError) as e:
-                raise CheckpointError(f"checkpoint {path} has an unreadable config: {e}") from None
+            except (TypeError, KeyError, ValueError, AttributeError) as e:
+                raise CheckpointError(
+                    f"checkpoint {path} has an unreadable config ({type(e).__name__}: {e})"
+                ) from None
         meta = {k: v for k, v in obj.items() if k not in ("model", "config")}
         return Checkpoint(obj["model"], cfg, meta)
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
     return Checkpoint(dict(obj))
+
+
+def _unreadable(path: str, error: BaseException) -> str:
+    """A one-line message for a file torch.load could not parse."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > 120:
+        first = first[:117] + "..."
+    detail = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return (
+        f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch weights file "
+        f"({detail})"
+    )
 
 
 def _class_dependent_keys(model: nn.Module) -> list[str]:

@@ -166,7 +166,9 @@ def yolact_resnet50() -> YolactConfig:
 def yolact_plus_base() -> YolactConfig:
     return YolactConfig(
         name="yolact_plus_base",
-        backbone=BackboneConfig(depth=101, dcn_layers=(0, 4, 6, 3), dcn_interval=3),
+        # The original's ResNet101_DCN_Interval3: every third block of C3..C5 is
+        # deformable (11 of the 30 blocks), i.e. dcn_layers covers whole stages.
+        backbone=BackboneConfig(depth=101, dcn_layers=(0, 4, 23, 3), dcn_interval=3),
         scales=_plus_scales(),
         square_anchors=False,
         use_maskiou=True,

@@ -35,7 +35,8 @@ class Preprocessor:
             if isinstance(image, np.ndarray)
             else image
         )
-        return t.to(self.device, non_blocking=True).float().permute(2, 0, 1)[None]
+        # Contiguous NCHW like the original, so the resize runs the same kernel.
+        return t.to(self.device, non_blocking=True).float().permute(2, 0, 1)[None].contiguous()
 
     def __call__(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """Args: one image [H, W, 3] or a list of them (sizes may differ).

@@ -60,10 +60,8 @@ def build_predictor(args: argparse.Namespace) -> Predictor:
         load_weights(model, ckpt, source=args.trained_model)
     else:
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
-    if args.cross_class_nms:
-        method = "cross_class"
-    else:
-        method = "fast" if args.fast_nms else "standard"
+    methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
+    method = methods[bool(args.cross_class_nms)]
     keep_all = args.output_json is not None
     return Predictor(
         model,
@@ -279,7 +277,8 @@ def _benchmark_frames(args: argparse.Namespace, count: int) -> list:
 
 
 def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
-    count = args.max_images if args.max_images > 0 else (200 if predictor.device.type == "cuda" else 20)
+    default = 200 if predictor.device.type == "cuda" else 20
+    count = args.max_images if args.max_images > 0 else default
     frames = _benchmark_frames(args, count)
     batch = max(1, args.video_multiframe)
     result = run_benchmark(predictor, frames, warmup=args.benchmark_warmup, batch_size=batch)

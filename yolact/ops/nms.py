@@ -93,9 +93,14 @@ def standard_nms(
     Returns:
         As :func:`fast_nms`.
     """
-    C, N = scores.shape
     cls_idx, box_idx = torch.nonzero(scores > conf_thresh, as_tuple=True)
     cand_scores = scores[cls_idx, box_idx]
-    keep = batched_nms(boxes[box_idx].float(), cand_scores.float(), cls_idx, iou_thresh)
+    # batched_nms may separate the classes by shifting each class's boxes by
+    # class * (max coordinate + 1). With relative boxes and 80 classes that shift
+    # reaches ~160, where float32 keeps only ~1e-5 of a box's coordinates and
+    # IoUs near the threshold flip; float64 keeps them exact.
+    # (MPS has no float64.)
+    dtype = torch.float32 if boxes.device.type == "mps" else torch.float64
+    keep = batched_nms(boxes[box_idx].to(dtype), cand_scores.to(dtype), cls_idx, iou_thresh)
     keep = keep[:max_detections]  # batched_nms returns them by descending score
     return box_idx[keep], cls_idx[keep], cand_scores[keep]

@@ -1,0 +1,305 @@
+"""Loading weights: original key layout and file names, old files, bad files, class changes."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import pickle
+import re
+
+import pytest
+import torch
+
+from yolact.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    adapt_original_keys,
+    load_weights,
+    read_checkpoint,
+    resolve_config,
+    save_weights,
+)
+from yolact.config import ConfigError, YolactConfig, config_name_from_checkpoint, get_config
+from yolact.model import Yolact, build_model
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Yolact:
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_tiny"))
+    # Non-trivial BatchNorm statistics, so that they have to be loaded too.
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    return torch.randn(1, 3, 192, 192, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def reference(tiny: Yolact, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return tiny(image)
+
+
+@pytest.fixture(scope="module")
+def saved(tiny: Yolact, tmp_path_factory) -> pathlib.Path:
+    """The tiny model saved as the original does: a plain state dict, <config>_<ep>_<iter>.pth."""
+    path = tmp_path_factory.mktemp("weights") / "yolact_tiny_3_100.pth"
+    torch.save(tiny.state_dict(), path)
+    return path
+
+
+def assert_same_outputs(
+    model: Yolact, image: torch.Tensor, reference: dict[str, torch.Tensor]
+) -> None:
+    with torch.no_grad():
+        out = model(image)
+    for k, v in reference.items():
+        assert torch.equal(out[k], v), k
+
+
+def fresh_tiny(seed: int = 123, **changes) -> Yolact:
+    torch.manual_seed(seed)
+    return build_model(get_config("yolact_tiny").replace(**changes))
+
+
+ORIGINAL_KEY = re.compile(
+    r"backbone\.(conv1|bn1|layers\.[0-3]\.\d+)\.|fpn\.(lat|pred|downsample)_layers\.\d+\."
+    r"|proto_net\.\d+\.|prediction_layers\.0\.|semantic_seg_conv\.|maskiou_net\.maskiou_net\.\d+\."
+)
+
+
+def test_original_layout_file_loads_and_matches(saved, image, reference) -> None:
+    state = torch.load(saved, weights_only=True)
+    assert all(ORIGINAL_KEY.match(k) for k in state), [
+        k for k in state if not ORIGINAL_KEY.match(k)
+    ]
+    cfg, ckpt = resolve_config(str(saved), None)
+    assert cfg.name == "yolact_tiny" and ckpt is not None and ckpt.config is None
+    model = build_model(cfg)
+    with torch.no_grad():
+        assert not torch.equal(model(image)["conf"], reference["conf"])
+    assert load_weights(model, ckpt) == []
+    assert_same_outputs(model, image, reference)
+
+
+@pytest.mark.parametrize(
+    "file_name, expected",
+    [
+        ("yolact_base_54_800000.pth", "yolact_base"),
+        ("weights/yolact_plus_resnet50_54_800000.pth", "yolact_plus_resnet50"),
+        ("yolact_plus_base_54_800000.pth", "yolact_plus_base"),
+        ("yolact_im700_54_800000.pth", "yolact_im700"),
+        ("yolact_resnet50_54_800000.pth", "yolact_resnet50"),
+        ("yolact_base_2_3000_interrupt.pth", "yolact_base"),
+        ("yolact_base.pth", "yolact_base"),
+        ("my_model_1_100.pth", None),
+        ("resnet101_reducedfc.pth", None),
+    ],
+)
+def test_config_name_from_file_name(file_name: str, expected: str | None) -> None:
+    assert config_name_from_checkpoint(file_name) == expected
+
+
+def test_unknown_file_name_needs_a_config(saved, tmp_path) -> None:
+    path = tmp_path / "my_model_1_100.pth"
+    path.write_bytes(saved.read_bytes())
+    with pytest.raises(ConfigError, match="cannot infer the config"):
+        resolve_config(str(path), None)
+    cfg, _ = resolve_config(str(path), "yolact_tiny")
+    assert cfg.name == "yolact_tiny"
+    # An explicit name wins over the file name.
+    assert resolve_config(str(saved), "yolact_tiny_config")[0].name == "yolact_tiny"
+
+
+def test_old_keys_are_dropped(tiny, saved, image, reference, tmp_path) -> None:
+    state = torch.load(saved, weights_only=True)
+    # Files of old versions carry the backbone twice (backbone.layerN) and a third downsample conv.
+    for k, v in list(state.items()):
+        if k.startswith("backbone.layers."):
+            state["backbone.layer" + k[len("backbone.layers.") :]] = v.clone()
+    state["backbone.layer1.0.conv1.weight"] = torch.zeros(3)
+    state["fpn.downsample_layers.2.weight"] = torch.zeros(64, 64, 3, 3)
+    state["fpn.downsample_layers.2.bias"] = torch.zeros(64)
+    # Very old files have no BatchNorm batch counters.
+    for k in [k for k in state if k.endswith("num_batches_tracked")]:
+        del state[k]
+    path = tmp_path / "yolact_tiny_1_10.pth"
+    torch.save(state, path)
+    model = fresh_tiny()
+    load_weights(model, read_checkpoint(str(path)))
+    assert_same_outputs(model, image, reference)
+
+
+def test_module_prefix_is_stripped(tiny, image, reference) -> None:
+    state = {"module." + k: v for k, v in tiny.state_dict().items()}
+    model = fresh_tiny()
+    load_weights(model, state)
+    assert_same_outputs(model, image, reference)
+    adapted = adapt_original_keys(state, model)
+    assert set(adapted) == set(tiny.state_dict())
+
+
+def test_missing_semantic_seg_conv_is_tolerated(tiny, image, reference) -> None:
+    state = {k: v for k, v in tiny.state_dict().items() if not k.startswith("semantic_seg_conv")}
+    model = fresh_tiny()
+    assert load_weights(model, state) == ["semantic_seg_conv.weight", "semantic_seg_conv.bias"]
+    assert_same_outputs(model, image, reference)
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg and "\x1b" not in msg and len(msg) < 400
+    return msg
+
+
+def test_truncated_file(saved, tmp_path) -> None:
+    path = tmp_path / "yolact_tiny_3_100.pth"
+    data = saved.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(str(path))
+    assert "truncated" in _one_line(err)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\nthis is not a checkpoint\n", b"\x80\x02}q\x00"])
+def test_unreadable_files(tmp_path, content: bytes) -> None:
+    path = tmp_path / "yolact_base_1_1.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        resolve_config(str(path), None)
+    assert str(path) in _one_line(err)
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(str(tmp_path / "nope.pth"))
+    assert "not found" in _one_line(err)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(str(tmp_path))  # a directory
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch notes the pickle protocol
+@pytest.mark.parametrize("writer", ["torch", "pickle"])
+def test_arbitrary_objects_are_refused_without_running_code(tmp_path, writer: str) -> None:
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "yolact_base_1_1.pth"
+    payload = {"backbone.conv1.weight": _Payload(marker)}
+    if writer == "torch":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(str(path))
+    assert "refusing" in _one_line(err)
+    assert not marker.exists()
+
+
+def test_non_tensor_contents_are_refused(tmp_path) -> None:
+    path = tmp_path / "x.pth"
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(CheckpointError, match="state dict of tensors"):
+        read_checkpoint(str(path))
+    torch.save({"a": torch.zeros(1), "b": 3}, path)
+    with pytest.raises(CheckpointError, match="state dict of tensors"):
+        read_checkpoint(str(path))
+
+
+def test_own_checkpoint_with_config(tiny, image, reference, tmp_path) -> None:
+    cfg = get_config("yolact_tiny")
+    path = tmp_path / "anything.pth"
+    torch.save({"model": tiny.state_dict(), "config": cfg.to_dict(), "iteration": 7}, path)
+    got_cfg, ckpt = resolve_config(str(path), None)
+    assert got_cfg == cfg and ckpt.meta == {"iteration": 7}
+    assert YolactConfig.from_dict(cfg.to_dict()) == cfg
+    model = build_model(got_cfg)
+    load_weights(model, ckpt)
+    assert_same_outputs(model, image, reference)
+
+
+def test_save_weights_round_trip(tiny, image, reference, tmp_path) -> None:
+    path = tmp_path / "yolact_tiny_0_0.pth"
+    save_weights(tiny, str(path))
+    assert not (tmp_path / "yolact_tiny_0_0.pth.tmp").exists()
+    model = fresh_tiny()
+    load_weights(model, read_checkpoint(str(path)))
+    assert_same_outputs(model, image, reference)
+
+
+def test_other_class_count(tiny, caplog) -> None:
+    state = tiny.state_dict()
+    model = fresh_tiny(class_names=("a", "b", "c"))
+    with pytest.raises(CheckpointError) as err:
+        load_weights(model, state, source="coco.pth")
+    msg = _one_line(err)
+    assert "prediction_layers.0.conf_layer" in msg and "81 classes" in msg and "4" in msg
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with caplog.at_level(logging.WARNING, logger="yolact.checkpoint"):
+        skipped = load_weights(model, state, allow_class_change=True, source="coco.pth")
+    assert set(skipped) == {
+        "prediction_layers.0.conf_layer.weight",
+        "prediction_layers.0.conf_layer.bias",
+        "semantic_seg_conv.weight",
+        "semantic_seg_conv.bias",
+    }
+    assert "conf_layer" in caplog.text and "coco.pth" in caplog.text
+    after = model.state_dict()
+    for k in after:
+        if k in skipped:
+            assert torch.equal(after[k], before[k]), k  # left as initialised
+        else:
+            assert torch.equal(after[k], state[k]), k
+    # Other mismatches are not excused by allow_class_change.
+    bad = dict(state)
+    bad["fpn.lat_layers.0.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match="fpn.lat_layers.0.weight"):
+        load_weights(fresh_tiny(class_names=("a",)), bad, allow_class_change=True)
+
+
+def test_other_architecture_names_first_mismatches(tmp_path) -> None:
+    # A yolact_base-shaped file for yolact_resnet50. Expanded zero tensors keep the file tiny.
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in Yolact(get_config("yolact_base")).state_dict().items()}
+    path = tmp_path / "yolact_base_54_800000.pth"
+    torch.save({k: torch.zeros(()).expand(s) for k, s in shapes.items()}, path)
+    with torch.device("meta"):
+        model = Yolact(get_config("yolact_resnet50"))
+    with pytest.raises(CheckpointError) as err:
+        load_weights(model, read_checkpoint(str(path)), source=str(path))
+    msg = _one_line(err)
+    assert "yolact_resnet50" in msg
+    assert "unexpected keys: backbone.layers.2.6." in msg and "more)" in msg
+
+
+def test_mask_rcnn_state_is_recognised() -> None:
+    with pytest.raises(CheckpointError, match="Mask R-CNN"):
+        load_weights(fresh_tiny(), {"rpn.head.conv.weight": torch.zeros(1)})
+
+
+def test_unknown_config_name_lists_close_names() -> None:
+    with pytest.raises(ConfigError) as err:
+        get_config("yolact_bse")
+    assert "Did you mean yolact_base" in str(err.value)
+    assert "yolact_plus_resnet50" in str(err.value)  # the known names follow
+    assert get_config("yolact_base_config").name == "yolact_base"
+
+
+def test_checkpoint_dataclass_default_meta() -> None:
+    assert Checkpoint({}).meta == {} and Checkpoint({}).config is None
