@@ -61,9 +61,12 @@ def batched_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     Returns:
         [C, A, B] IoU.
     """
-    top_left = torch.max(boxes_a[:, :, None, :2], boxes_b[:, None, :, :2])  # [C, A, B, 2]
-    bottom_right = torch.min(boxes_a[:, :, None, 2:], boxes_b[:, None, :, 2:])  # [C, A, B, 2]
-    inter = (bottom_right - top_left).clamp(min=0).prod(dim=3)  # [C, A, B]
+    a = boxes_a[:, :, None, :]  # [C, A, 1, 4]
+    b = boxes_b[:, None, :, :]  # [C, 1, B, 4]
+    # One coordinate at a time keeps the intermediates at [C, A, B].
+    iw = (torch.min(a[..., 2], b[..., 2]) - torch.max(a[..., 0], b[..., 0])).clamp_(min=0)
+    ih = (torch.min(a[..., 3], b[..., 3]) - torch.max(a[..., 1], b[..., 1])).clamp_(min=0)
+    inter = iw.mul_(ih)  # [C, A, B]
     area_a = (boxes_a[:, :, 2] - boxes_a[:, :, 0]) * (boxes_a[:, :, 3] - boxes_a[:, :, 1])
     area_b = (boxes_b[:, :, 2] - boxes_b[:, :, 0]) * (boxes_b[:, :, 3] - boxes_b[:, :, 1])
     union = area_a[:, :, None] + area_b[:, None, :] - inter
