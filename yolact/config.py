@@ -61,6 +61,49 @@ class NMSConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and loss settings (the original's, for a batch of ``batch_size``).
+
+    Attributes:
+        lr, momentum, weight_decay: SGD settings.
+        gamma: learning-rate factor at each of ``lr_steps``.
+        lr_steps, max_iter: schedule in iterations.
+        warmup_init, warmup_until: linear warm-up from ``warmup_init`` to ``lr``.
+        batch_size: the total batch the schedule is written for; other batch
+            sizes scale lr, max_iter and lr_steps (``autoscale``).
+        freeze_bn: keep BatchNorm statistics and affine parameters fixed.
+        pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
+        use_focal_loss, discard_mask_area: loss settings (see :class:`yolact.loss.YolactLoss`).
+        bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
+        discard_box_size: ground truth under this many pixels (at the input size) is dropped.
+    """
+
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    gamma: float = 0.1
+    lr_steps: tuple[int, ...] = (280000, 600000, 700000, 750000)
+    max_iter: int = 800000
+    warmup_init: float = 1e-4
+    warmup_until: int = 500
+    batch_size: int = 8
+    freeze_bn: bool = False
+    pos_thresh: float = 0.5
+    neg_thresh: float = 0.4
+    crowd_iou_thresh: float = 0.7
+    negpos_ratio: int = 3
+    masks_to_train: int = 100
+    use_focal_loss: bool = False
+    discard_mask_area: float = 25.0
+    bbox_alpha: float = 1.5
+    conf_alpha: float = 1.0
+    mask_alpha: float = 6.125
+    semantic_alpha: float = 1.0
+    maskiou_alpha: float = 25.0
+    discard_box_size: float = 4.0
+
+
+@dataclass(frozen=True)
 class YolactConfig:
     """A YOLACT / YOLACT++ model.
 
@@ -82,6 +125,7 @@ class YolactConfig:
         maskiou_channels: widths of its stride-2 3x3 convs.
         use_semantic_seg: keep the training-only semantic segmentation conv.
         nms: detection settings.
+        train: optimisation and loss settings.
         pixel_mean, pixel_std: BGR normalisation.
     """
 
@@ -101,6 +145,7 @@ class YolactConfig:
     maskiou_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
     use_semantic_seg: bool = True
     nms: NMSConfig = field(default_factory=NMSConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN_BGR
     pixel_std: tuple[float, float, float] = PIXEL_STD_BGR
 
@@ -120,6 +165,9 @@ class YolactConfig:
     def with_nms(self, **changes: object) -> YolactConfig:
         return dataclasses.replace(self, nms=dataclasses.replace(self.nms, **changes))
 
+    def with_train(self, **changes: object) -> YolactConfig:
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -130,6 +178,10 @@ class YolactConfig:
             **{k: tuple(v) if isinstance(v, list) else v for k, v in d["backbone"].items()}
         )
         d["nms"] = NMSConfig(**d["nms"])
+        if "train" in d:
+            t = dict(d["train"])
+            t["lr_steps"] = tuple(t.get("lr_steps", ()))
+            d["train"] = TrainConfig(**t)
         for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std"):
             if key in d:
                 d[key] = tuple(d[key])

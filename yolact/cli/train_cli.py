@@ -1,0 +1,108 @@
+"""train.py: train a YOLACT config on COCO or any COCO-format dataset."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from yolact.checkpoint import CheckpointError
+from yolact.cli.eval_args import str2bool
+from yolact.config import ConfigError, get_config
+from yolact.data.coco import CocoDataset, DatasetError, named_dataset
+from yolact.engine.trainer import TrainingError, TrainOptions, train
+
+log = logging.getLogger("yolact")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.py", description="Train YOLACT.")
+    a = p.add_argument
+    a("--config", default="yolact_base", help="config name (see yolact/config.py)")
+    a("--batch_size", default=8, type=int, help="total batch over all processes")
+    a("--resume", default=None, help="checkpoint path, 'latest' or 'interrupt'")
+    a("--start_iter", default=-1, type=int, help="iteration to resume at (default: from the file)")
+    a("--num_workers", default=4, type=int, help="data loading processes")
+    a("--lr", default=None, type=float, help="learning rate (default: the config's, scaled)")
+    a("--momentum", default=None, type=float)
+    a("--decay", default=None, type=float, help="weight decay")
+    a("--gamma", default=None, type=float, help="learning-rate step factor")
+    a("--save_folder", default="weights/", help="where checkpoints and logs go")
+    a("--save_interval", default=10000, type=int, help="iterations between checkpoints")
+    a("--validation_epoch", default=2, type=int, help="validate every N epochs (-1: never)")
+    a("--validation_size", default=5000, type=int, help="validation images")
+    a("--keep_latest", action="store_true", help="keep only the newest checkpoint")
+    a("--no_autoscale", dest="autoscale", action="store_false",
+      help="do not scale lr and schedule to the batch size")  # fmt: skip
+    a("--max_iter", default=None, type=int, help="iterations (default: the config's, scaled)")
+    a("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    a("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    a("--sync_bn", action="store_true", help="SyncBatchNorm across processes")
+    a("--seed", default=0, type=int, help="seed of initialisation, data order and augmentation")
+    a("--init_weights", default=None,
+      help="ImageNet ResNet .pth or a YOLACT checkpoint to start from")  # fmt: skip
+    a("--dataset", default="coco2017", help="named dataset: coco2017 (data/coco)")
+    a("--data_root", default="data", help="root of named datasets")
+    a("--train_ann", default=None, help="COCO-format annotation json for training")
+    a("--train_images", default=None, help="image folder for --train_ann")
+    a("--val_ann", default=None, help="COCO-format annotation json for validation")
+    a("--val_images", default=None, help="image folder for --val_ann")
+    a("--no_bar", action="store_true", help="no progress bar")
+    a("--log_interval", default=10, type=int, help="iterations between CSV log rows")
+    a("--cuda", default=None, type=str2bool, help="original flag; --device is preferred")
+    return p
+
+
+def load_datasets(args: argparse.Namespace) -> tuple[CocoDataset, CocoDataset | None]:
+    if bool(args.train_ann) != bool(args.train_images):
+        raise DatasetError("give --train_ann and --train_images together")
+    if bool(args.val_ann) != bool(args.val_images):
+        raise DatasetError("give --val_ann and --val_images together")
+    if args.train_ann:
+        train_files = (args.train_ann, args.train_images)
+        val_files = (args.val_ann, args.val_images) if args.val_ann else None
+    else:
+        if args.dataset != "coco2017":
+            raise DatasetError(f"unknown dataset '{args.dataset}'; use coco2017 or --train_ann")
+        train_files = named_dataset("coco2017_train", args.data_root)
+        val_files = (
+            (args.val_ann, args.val_images)
+            if args.val_ann
+            else named_dataset("coco2017_val", args.data_root)
+        )
+    train_set = CocoDataset(*train_files)
+    val_set = CocoDataset(*val_files, class_names=train_set.class_names) if val_files else None
+    return train_set, val_set
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        cfg = get_config(args.config)
+        if args.batch_size < 1:
+            raise TrainingError("--batch_size must be at least 1")
+        train_set, val_set = load_datasets(args)
+        if tuple(train_set.class_names) != tuple(cfg.class_names):
+            cfg = cfg.replace(class_names=tuple(train_set.class_names))
+            log.info("%d classes from %s", len(cfg.class_names), args.train_ann or args.dataset)
+        device = args.device or (None if args.cuda is None else ("cuda" if args.cuda else "cpu"))
+        opts = TrainOptions(
+            batch_size=args.batch_size, max_iter=args.max_iter, lr=args.lr,
+            momentum=args.momentum, decay=args.decay, gamma=args.gamma,
+            autoscale=args.autoscale, num_workers=args.num_workers,
+            save_folder=args.save_folder, save_interval=args.save_interval,
+            keep_latest=args.keep_latest, validation_epoch=args.validation_epoch,
+            validation_size=args.validation_size, resume=args.resume,
+            start_iter=args.start_iter, device=device, amp=args.amp, sync_bn=args.sync_bn,
+            seed=args.seed, progress=not args.no_bar, init_weights=args.init_weights,
+            log_interval=args.log_interval,
+        )  # fmt: skip
+        result = train(cfg, opts, train_set, val_set)
+    except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    state = "interrupted" if result.interrupted else "finished"
+    print(f"{state} at iteration {result.iteration}; checkpoint: {result.last_checkpoint}")
+    return 130 if result.interrupted else 0

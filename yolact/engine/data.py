@@ -1,0 +1,84 @@
+"""Training data: reproducible augmentation and a resumable, shardable sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from yolact.data.coco import collate
+
+
+class AugmentedDataset(Dataset):
+    """Applies ``transform(sample, rng)`` with an rng seeded by (seed, epoch, index).
+
+    The augmentation of a sample is thus a function of the run's seed, the
+    epoch and the index only: independent of worker count and process, and
+    the same again after a resume.
+    """
+
+    def __init__(self, base: Dataset, transform: Callable, seed: int = 0) -> None:
+        self.base = base
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        return self.transform(self.base[index], rng)
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation per epoch (seeded by seed + epoch), sharded over ranks, that
+    can start part-way through an epoch.
+
+    Like ``DistributedSampler``, the permutation is padded by repetition to a
+    multiple of ``world_size`` and rank r takes every world_size-th index
+    from r. ``skip`` drops this rank's first indices (a resumed epoch).
+    """
+
+    def __init__(
+        self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1, epoch: int = 0
+    ) -> None:
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.epoch = epoch
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def _indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=g).tolist()
+        total = -(-self.size // self.world_size) * self.world_size
+        order += order[: total - self.size]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices()[self.skip :])
+
+    def __len__(self) -> int:
+        return max(0, -(-self.size // self.world_size) - self.skip)
+
+
+def targets_to_device(batch: dict[str, Any], device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Per-image loss targets from a collated batch."""
+    keys = ("boxes", "labels", "masks", "crowd_boxes")
+    n = len(batch["boxes"])
+    return [
+        {k: torch.as_tensor(batch[k][i]).to(device, non_blocking=True) for k in keys if k in batch}
+        for i in range(n)
+    ]
+
+
+def train_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return collate(samples)

@@ -1,0 +1,56 @@
+"""Initial weights for training: an ImageNet ResNet or a whole YOLACT checkpoint."""
+
+from __future__ import annotations
+
+import logging
+
+from yolact.checkpoint import CheckpointError, load_weights, read_checkpoint
+from yolact.model.yolact import Yolact
+
+
+def initialise(model: Yolact, path: str, log: logging.Logger) -> str:
+    """Load ``path`` into ``model`` before training.
+
+    Accepts a backbone file with torchvision ResNet keys (``conv1``, ``bn1``,
+    ``layer1``..``layer4``, ``fc`` ignored: torchvision's ImageNet weights or
+    the original's ``resnet101_reducedfc.pth``), or a full YOLACT checkpoint
+    (original or this project's); a checkpoint of another class count keeps
+    its class-dependent layers freshly initialised.
+
+    Returns:
+        "backbone" or "full", what was loaded.
+
+    Raises:
+        CheckpointError: the file fits neither.
+    """
+    ckpt = read_checkpoint(path)
+    state = ckpt.state_dict
+    if any(k.startswith(("prediction_layers.", "fpn.")) for k in state):
+        skipped = load_weights(model, ckpt, allow_class_change=True, source=path)
+        if skipped:
+            log.warning("re-initialised for the new classes: %s", ", ".join(skipped))
+        return "full"
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith("fc.") or key.startswith("module.fc."):
+            continue
+        key = key.removeprefix("module.").removeprefix("backbone.")
+        if key.startswith("layer") and not key.startswith("layers."):
+            key = f"layers.{int(key[5]) - 1}{key[6:]}"
+        renamed[key] = value
+    own = model.backbone.state_dict()
+    missing = [k for k in own if k not in renamed and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in renamed if k not in own]
+    wrong = [k for k in own if k in renamed and renamed[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        first = (missing + unexpected + wrong)[:3]
+        raise CheckpointError(
+            f"{path} is neither a YOLACT checkpoint nor a ResNet-{model.cfg.backbone.depth} "
+            f"backbone file for {model.cfg.name}: first mismatching keys {', '.join(first)}"
+        )
+    for key, value in own.items():
+        if key not in renamed:
+            renamed[key] = value
+    model.backbone.load_state_dict(renamed)
+    log.info("backbone initialised from %s", path)
+    return "backbone"

@@ -1,0 +1,457 @@
+"""The training loop: one explicit loop, single process or DDP under torchrun."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from yolact.checkpoint import Checkpoint, load_weights, read_checkpoint
+from yolact.config import YolactConfig
+from yolact.data.coco import CocoDataset
+from yolact.data.transforms import train_transform
+from yolact.engine.checkpoints import (
+    CheckpointName,
+    atomic_save,
+    find_latest,
+    list_checkpoints,
+    prune,
+)
+from yolact.engine.csvlog import CsvLog
+from yolact.engine.data import AugmentedDataset, EpochSampler, targets_to_device, train_collate
+from yolact.engine.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    device_for,
+    init_distributed,
+)
+from yolact.engine.init import initialise
+from yolact.engine.schedule import Schedule, make_schedule
+from yolact.loss import LossWeights, YolactLoss
+from yolact.model.yolact import Yolact
+
+log = logging.getLogger("yolact.train")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (repeated non-finite losses, bad resume file, ...)."""
+
+
+@dataclass
+class TrainOptions:
+    """Run settings (train.py's flags); the model's own settings are in the config."""
+
+    batch_size: int = 8
+    max_iter: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    decay: float | None = None
+    gamma: float | None = None
+    autoscale: bool = True
+    num_workers: int = 4
+    save_folder: str = "weights/"
+    save_interval: int = 10000
+    keep_latest: bool = False
+    validation_epoch: int = 2
+    validation_size: int = 5000
+    resume: str | None = None
+    start_iter: int = -1
+    device: str | None = None
+    amp: bool = False
+    sync_bn: bool = False
+    seed: int = 0
+    progress: bool = True
+    init_weights: str | None = None
+    max_bad_steps: int = 10
+    log_interval: int = 10
+
+
+class NetWithLoss(nn.Module):
+    """Model and criterion in one module, so DDP sees every parameter the loss uses
+    (the YOLACT++ mask IoU net runs inside the criterion)."""
+
+    def __init__(self, model: Yolact, criterion: YolactLoss, amp_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.amp_dtype = amp_dtype
+
+    def forward(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        device_type = images.device.type
+        with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):  # fmt: skip
+            outputs = self.model(images)
+        outputs = {k: v.float() for k, v in outputs.items()}
+        return self.criterion(outputs, targets, getattr(self.model, "maskiou_net", None))
+
+
+def build_criterion(cfg: YolactConfig) -> YolactLoss:
+    tc = cfg.train
+    weights = LossWeights(
+        bbox=tc.bbox_alpha, conf=tc.conf_alpha, mask=tc.mask_alpha,
+        semantic=tc.semantic_alpha, maskiou=tc.maskiou_alpha,
+    )  # fmt: skip
+    return YolactLoss(
+        cfg.num_classes,
+        pos_thresh=tc.pos_thresh,
+        neg_thresh=tc.neg_thresh,
+        crowd_iou_thresh=tc.crowd_iou_thresh,
+        negpos_ratio=tc.negpos_ratio,
+        masks_to_train=tc.masks_to_train,
+        use_focal_loss=tc.use_focal_loss,
+        weights=weights,
+        use_maskiou=cfg.use_maskiou,
+        discard_mask_area=tc.discard_mask_area,
+    )
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Keep BatchNorm layers in eval mode with fixed affine parameters."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+def _rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state()[1].astype(np.int64).tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": list(random.getstate()[1]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(
+        ("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0)
+    )
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between iterations."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self) -> StopFlag:
+        def handler(signum, frame) -> None:
+            self.requested = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._old[sig] = signal.signal(sig, handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class TrainResult:
+    iteration: int
+    epoch: int
+    last_checkpoint: str | None
+    interrupted: bool
+    losses: dict[str, float]
+
+
+class Trainer:
+    """Runs training for a config on a dataset; see :func:`train`."""
+
+    def __init__(
+        self,
+        cfg: YolactConfig,
+        opts: TrainOptions,
+        train_set: CocoDataset,
+        val_set: CocoDataset | None = None,
+        on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.on_iteration = on_iteration
+        device_type = "cuda" if (opts.device or "").startswith("cuda") else "cpu"
+        if opts.device is None and torch.cuda.is_available():
+            device_type = "cuda"
+        self.info: DistInfo = init_distributed(device_type)
+        self.device = device_for(self.info, opts.device)
+        if opts.batch_size % self.info.world_size != 0:
+            raise TrainingError(
+                f"--batch_size {opts.batch_size} does not divide over "
+                f"{self.info.world_size} processes"
+            )
+        self.local_batch = opts.batch_size // self.info.world_size
+        tc = cfg.train
+        overrides = {
+            k: v
+            for k, v in (("momentum", opts.momentum), ("weight_decay", opts.decay))
+            if v is not None
+        }
+        self.cfg = cfg.with_train(**overrides) if overrides else cfg
+        self.schedule: Schedule = make_schedule(
+            tc, opts.batch_size, opts.autoscale, opts.lr, opts.gamma, opts.max_iter
+        )
+        self.train_set, self.val_set = train_set, val_set
+        torch.manual_seed(opts.seed)
+        self.model = Yolact(self.cfg).to(self.device)
+        self.start_iter = 0
+        self.resume_state: dict | None = None
+        if opts.resume:
+            self._load_resume(opts.resume)
+        elif opts.init_weights:
+            initialise(self.model, opts.init_weights, log)
+        if self.cfg.train.freeze_bn:
+            freeze_batchnorm(self.model)
+        if opts.sync_bn and self.info.enabled:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        amp_dtype = None
+        if opts.amp:
+            amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+        self.net = net
+        tcfg = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(
+            params, lr=self.schedule.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
+        if self.resume_state is not None:
+            self.optimizer.load_state_dict(self.resume_state["optimizer"])
+            if "scaler" in self.resume_state and self.scaler.is_enabled():
+                self.scaler.load_state_dict(self.resume_state["scaler"])
+        self.data = AugmentedDataset(
+            train_set,
+            train_transform(self.cfg.max_size, discard_size=tcfg.discard_box_size),
+            opts.seed,
+        )
+        self.sampler = EpochSampler(len(self.data), opts.seed, self.info.rank, self.info.world_size)
+        per_rank = -(-len(self.data) // self.info.world_size)
+        self.epoch_size = per_rank // self.local_batch
+        if self.epoch_size < 1:
+            raise TrainingError(
+                f"the training set has {len(self.data)} images, fewer than the batch of "
+                f"{opts.batch_size}"
+            )
+        self.log = CsvLog(opts.save_folder, self.cfg.name) if self.info.is_main else None
+
+    # ---- checkpoints ------------------------------------------------------------------
+
+    def _load_resume(self, spec: str) -> None:
+        folder = self.opts.save_folder
+        if spec in ("latest", "interrupt"):
+            path = find_latest(folder, self.cfg.name, interrupt=None if spec == "latest" else True)
+            if path is None:
+                raise TrainingError(f"--resume {spec}: no {self.cfg.name} checkpoint in {folder}")
+        else:
+            path = spec
+        ckpt = read_checkpoint(path)
+        load_weights(self.model, ckpt, source=path)
+        meta = ckpt.meta
+        if "iteration" in meta:
+            self.start_iter = int(meta["iteration"])
+        else:
+            name = CheckpointName.parse(path)
+            self.start_iter = name.iteration if name else 0
+        if self.opts.start_iter >= 0:
+            self.start_iter = self.opts.start_iter
+        if "optimizer" in meta:
+            self.resume_state = meta
+        log.info("resuming from %s at iteration %d", path, self.start_iter)
+
+    def save(self, epoch: int, iteration: int, interrupt: bool = False) -> str | None:
+        """Write a checkpoint (rank 0 only) and return its path."""
+        if not self.info.is_main:
+            return None
+        name = CheckpointName(self.cfg.name, epoch, iteration, interrupt)
+        path = os.path.join(self.opts.save_folder, name.file_name)
+        state = {
+            "model": self.model.state_dict(),
+            "config": self.cfg.to_dict(),
+            "class_names": list(self.cfg.class_names),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": iteration,
+            "epoch": epoch,
+            "rng": _rng_state(),
+        }
+        if self.scaler.is_enabled():
+            state["scaler"] = self.scaler.state_dict()
+        atomic_save(state, path)
+        if not interrupt:
+            for old, old_path in list_checkpoints(self.opts.save_folder, self.cfg.name):
+                if old.interrupt and old.iteration <= iteration:
+                    os.remove(old_path)
+            if self.opts.keep_latest:
+                prune(self.opts.save_folder, self.cfg.name, keep=path)
+        return path
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        self.data.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, skip_batches * self.local_batch)
+        workers = max(0, min(self.opts.num_workers, os.cpu_count() or 1))
+        return DataLoader(
+            self.data,
+            batch_size=self.local_batch,
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=train_collate,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.opts.seed + epoch),
+        )
+
+    def _step(self, batch: dict, lr: float) -> dict[str, float] | None:
+        """One optimisation step; None when the loss was not finite (step skipped)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = batch["image"].to(self.device, non_blocking=True)
+        targets = targets_to_device(batch, self.device)
+        losses = self.net(images, targets)
+        total = sum(losses.values())
+        finite = torch.isfinite(total.detach()).float().reshape(1)
+        if float(all_reduce_sum(finite).item()) < self.info.world_size:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        out = {k: float(v.detach()) for k, v in losses.items()}
+        out["total"] = float(total.detach())
+        return out
+
+    def validate(self, epoch: int, iteration: int) -> dict | None:
+        if self.val_set is None:
+            return None
+        from yolact.engine.evaluate import evaluate_dataset
+        from yolact.predictor import Predictor
+
+        predictor = Predictor(self.model, self.device)
+        try:
+            result = evaluate_dataset(
+                predictor,
+                self.val_set,
+                max_images=self.opts.validation_size,
+                progress=False,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+        finally:
+            self.model.train()
+            if self.cfg.train.freeze_bn:
+                freeze_batchnorm(self.model)
+        if self.info.is_main and result.metrics is not None:
+            if self.log is not None:
+                self.log.validation(epoch, iteration, result.metrics)
+            box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
+            log.info("validation at iteration %d: box AP %.4f, mask AP %.4f", iteration, box, mask)
+        return result.metrics
+
+    def run(self) -> TrainResult:
+        opts, schedule = self.opts, self.schedule
+        iteration = self.start_iter
+        epoch = 0
+        if self.resume_state is not None and "rng" in self.resume_state:
+            _set_rng_state(self.resume_state["rng"])
+        self.model.train()
+        if self.cfg.train.freeze_bn:
+            freeze_batchnorm(self.model)
+        bar = None
+        if opts.progress and self.info.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=schedule.max_iter, initial=iteration, unit="it", dynamic_ncols=True)
+        bad_steps, last_losses, last_ckpt = 0, {}, None
+        interrupted = False
+        tic = time.perf_counter()
+        with StopFlag() as stop:
+            while iteration < schedule.max_iter and not interrupted:
+                epoch = iteration // self.epoch_size
+                skip = iteration - epoch * self.epoch_size
+                for batch in self._loader(epoch, skip):
+                    losses = self._step(batch, schedule.lr_at(iteration))
+                    iteration += 1
+                    if losses is None:
+                        bad_steps += 1
+                        log.warning("non-finite loss at iteration %d: step skipped", iteration)
+                        if bad_steps >= opts.max_bad_steps:
+                            raise TrainingError(
+                                f"{bad_steps} non-finite losses in a row at iteration {iteration}; "
+                                "lower --lr or check the data (the last checkpoint is kept)"
+                            )
+                    else:
+                        bad_steps, last_losses = 0, losses
+                        self._report(bar, iteration, epoch, losses, tic)
+                        tic = time.perf_counter()
+                    if opts.save_interval > 0 and iteration % opts.save_interval == 0:
+                        last_ckpt = self.save(epoch, iteration) or last_ckpt
+                    flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
+                    if float(all_reduce_sum(flag).item()) > 0:
+                        interrupted = True
+                    if interrupted or iteration >= schedule.max_iter:
+                        break
+                else:
+                    done = epoch + 1
+                    if opts.validation_epoch > 0 and done % opts.validation_epoch == 0:
+                        self.validate(done, iteration)
+        epoch = max(iteration - 1, 0) // self.epoch_size
+        if bar is not None:
+            bar.close()
+        last_ckpt = self.save(epoch, iteration, interrupt=interrupted) or last_ckpt
+        if interrupted and self.info.is_main:
+            log.info("interrupted: saved %s", last_ckpt)
+        barrier()
+        return TrainResult(iteration, epoch, last_ckpt, interrupted, last_losses)
+
+    def _report(self, bar, iteration: int, epoch: int, losses: dict[str, float], tic) -> None:
+        if self.on_iteration is not None:
+            self.on_iteration(iteration, losses)
+        if not self.info.is_main:
+            return
+        if bar is not None:
+            bar.update(iteration - bar.n)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if self.log is not None and (iteration % self.opts.log_interval == 0 or iteration == 1):
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.log.train(epoch, iteration, lr, losses, time.perf_counter() - tic)
+
+
+def train(
+    cfg: YolactConfig,
+    opts: TrainOptions,
+    train_set: CocoDataset,
+    val_set: CocoDataset | None = None,
+) -> TrainResult:
+    """Train ``cfg`` on ``train_set`` (see :class:`TrainOptions`)."""
+    if not math.isfinite(opts.lr or 0.0):
+        raise TrainingError("--lr must be finite")
+    return Trainer(cfg, opts, train_set, val_set).run()
+
+
+__all__ = ["Checkpoint", "TrainOptions", "Trainer", "TrainResult", "TrainingError", "train"]
