@@ -251,7 +251,11 @@ class YolactLoss(nn.Module):
             boxes_t = boxes_t[gt_index]  # [n, 4]
             pred = torch.sigmoid(proto[b] @ coef[b, selected].t())  # [h, w, n]
             pred = crop_masks(pred, boxes_t)
-            bce = F.binary_cross_entropy(pred.clamp(0, 1), mask_t, reduction="none")
+            # A diverged model's NaN must reach the total (so the step is skipped), not raise.
+            finite = torch.isfinite(pred)
+            safe = torch.where(finite, pred, torch.full_like(pred, 0.5)).clamp(0, 1)
+            bce = F.binary_cross_entropy(safe, mask_t, reduction="none")
+            bce = bce.masked_fill(~finite, float("nan"))
             box_wh = center_size(boxes_t)[:, 2:]
             per_mask = bce.sum(dim=(0, 1)) / (box_wh[:, 0] * w) / (box_wh[:, 1] * h) * (h * w)
             if num_pos > n:

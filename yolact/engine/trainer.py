@@ -150,7 +150,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between iterations."""
+    """Set by SIGINT/SIGTERM; the loop checks it between iterations and then saves
+    an interrupt checkpoint. A second Ctrl-C aborts without waiting."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -158,6 +159,8 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         def handler(signum, frame) -> None:
+            if self.requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C aborts at once
             self.requested = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -232,7 +235,10 @@ class Trainer:
         net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+            # The mask IoU net sits idle in steps where no mask is large enough to train it.
+            net = DistributedDataParallel(
+                net, device_ids=ids, find_unused_parameters=self.cfg.use_maskiou
+            )
         self.net = net
         tcfg = self.cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -414,12 +420,16 @@ class Trainer:
                     flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
                     if float(all_reduce_sum(flag).item()) > 0:
                         interrupted = True
-                    if interrupted or iteration >= schedule.max_iter:
                         break
-                else:
-                    done = epoch + 1
-                    if opts.validation_epoch > 0 and done % opts.validation_epoch == 0:
+                    done, rest = divmod(iteration, self.epoch_size)
+                    if (
+                        rest == 0
+                        and opts.validation_epoch > 0
+                        and done % opts.validation_epoch == 0
+                    ):
                         self.validate(done, iteration)
+                    if iteration >= schedule.max_iter:
+                        break
         epoch = max(iteration - 1, 0) // self.epoch_size
         if bar is not None:
             bar.close()

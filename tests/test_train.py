@@ -1,0 +1,341 @@
+"""Training: schedule, checkpoints, exact resume, interruption, bad steps, DDP, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from yolact.checkpoint import read_checkpoint
+from yolact.config import TrainConfig, get_config
+from yolact.data.coco import CocoDataset
+from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
+from yolact.engine.checkpoints import CheckpointName, atomic_save, find_latest, prune
+from yolact.engine.data import EpochSampler
+from yolact.engine.schedule import make_schedule
+from yolact.engine.trainer import Trainer, TrainingError, TrainOptions, train
+
+
+def small_cfg():
+    """A 96 px model small enough for a few CPU iterations per test."""
+    return get_config("yolact_tiny").replace(
+        name="yolact_tiny",
+        class_names=SYNTHETIC_CLASSES,
+        backbone=get_config("yolact_tiny").backbone,
+        max_size=96,
+        fpn_channels=32,
+        proto_channels=32,
+        head_channels=32,
+        num_prototypes=8,
+        scales=((8,), (16,), (32,), (64,), (96,)),
+        train=TrainConfig(lr=2e-3, warmup_until=2, warmup_init=1e-3, lr_steps=(100,),
+                          max_iter=4, batch_size=4),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn")
+    paths = write_coco_dataset(str(root), num_train=8, num_val=4, size=(96, 96), seed=1)
+    return paths
+
+
+def datasets(paths):
+    train_set = CocoDataset(paths["train_ann_file"], paths["train_image_dir"])
+    val_set = CocoDataset(paths["val_ann_file"], paths["val_image_dir"])
+    return train_set, val_set
+
+
+def opts(tmp_path, **kw) -> TrainOptions:
+    base = dict(batch_size=4, num_workers=0, save_folder=str(tmp_path), save_interval=0,
+                validation_epoch=-1, progress=False, log_interval=1)  # fmt: skip
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# ---- pieces ------------------------------------------------------------------------------
+
+
+def test_schedule_warmup_steps_and_autoscale():
+    tc = TrainConfig(lr=1e-3, warmup_init=1e-4, warmup_until=500, lr_steps=(1000, 2000),
+                     max_iter=3000, gamma=0.1, batch_size=8)  # fmt: skip
+    s = make_schedule(tc, batch_size=8)
+    assert s.lr_at(0) == pytest.approx(1e-4)
+    assert s.lr_at(250) == pytest.approx(1e-4 + 0.5 * 9e-4)
+    assert s.lr_at(500) == pytest.approx(1e-3)
+    assert s.lr_at(999) == pytest.approx(1e-3)
+    assert s.lr_at(1000) == pytest.approx(1e-4)
+    assert s.lr_at(2500) == pytest.approx(1e-5)
+    # Batch 4 with autoscale: half the lr, twice the iterations (the original's rule).
+    s4 = make_schedule(tc, batch_size=4)
+    assert (s4.lr, s4.steps, s4.max_iter) == (pytest.approx(5e-4), (2000, 4000), 6000)
+    # Explicit overrides are taken as given.
+    s2 = make_schedule(tc, batch_size=16, lr=0.5, max_iter=7)
+    assert (s2.lr, s2.max_iter, s2.steps) == (0.5, 7, (500, 1000))
+    assert make_schedule(tc, batch_size=4, autoscale=False).max_iter == 3000
+
+
+def test_checkpoint_names_latest_and_prune(tmp_path):
+    assert CheckpointName.parse("yolact_base_54_800000.pth") == CheckpointName(
+        "yolact_base", 54, 800000
+    )
+    n = CheckpointName.parse("/x/yolact_plus_base_3_1200_interrupt.pth")
+    assert n == CheckpointName("yolact_plus_base", 3, 1200, True)
+    assert n.file_name == "yolact_plus_base_3_1200_interrupt.pth"
+    assert CheckpointName.parse("weights.pth") is None
+    for f in ("cfg_0_10.pth", "cfg_1_200.pth", "cfg_0_150_interrupt.pth", "other_9_999.pth"):
+        atomic_save({"x": torch.zeros(1)}, str(tmp_path / f))
+    assert find_latest(str(tmp_path), "cfg").endswith("cfg_1_200.pth")
+    assert find_latest(str(tmp_path), "cfg", interrupt=True).endswith("cfg_0_150_interrupt.pth")
+    prune(str(tmp_path), "cfg", keep=str(tmp_path / "cfg_1_200.pth"))
+    assert sorted(os.listdir(tmp_path)) == [
+        "cfg_0_150_interrupt.pth", "cfg_1_200.pth", "other_9_999.pth"
+    ]  # fmt: skip
+
+
+def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = str(tmp_path / "cfg_0_1.pth")
+    atomic_save({"a": torch.ones(2)}, path)
+
+    def broken(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError):
+        atomic_save({"a": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["cfg_0_1.pth"]
+
+
+def test_epoch_sampler_shards_and_skips():
+    full = list(EpochSampler(10, seed=3, epoch=2))
+    assert sorted(full) == list(range(10))
+    assert full == list(EpochSampler(10, seed=3, epoch=2))
+    assert full != list(EpochSampler(10, seed=3, epoch=3))
+    shards = [list(EpochSampler(10, seed=3, rank=r, world_size=3, epoch=2)) for r in range(3)]
+    assert [len(s) for s in shards] == [4, 4, 4]
+    assert set(sum(shards, [])) == set(range(10))
+    s = EpochSampler(10, seed=3, epoch=2)
+    s.set_epoch(2, skip=4)
+    assert list(s) == full[4:] and len(s) == 6
+
+
+# ---- the loop ----------------------------------------------------------------------------
+
+
+def test_loss_goes_down_and_logs(tmp_path, data):
+    train_set, _ = datasets(data)
+    seen = []
+    cfg = small_cfg().with_train(max_iter=30)
+    t = Trainer(
+        cfg, opts(tmp_path), train_set, on_iteration=lambda i, losses: seen.append(losses["total"])
+    )
+    # One fixed batch: shrink the data to 4 images so every epoch is the same batch.
+    t.data.base = torch.utils.data.Subset(train_set, [0, 1, 2, 3])
+    t.sampler.size = 4
+    t.epoch_size = 1
+    result = t.run()
+    assert result.iteration == 30 and not result.interrupted
+    assert np.mean(seen[-5:]) < 0.7 * np.mean(seen[:3]), seen
+    ckpt = read_checkpoint(result.last_checkpoint)
+    assert os.path.basename(result.last_checkpoint) == "yolact_tiny_29_30.pth"
+    assert ckpt.config.max_size == 96 and ckpt.meta["iteration"] == 30
+    assert ckpt.meta["class_names"] == list(SYNTHETIC_CLASSES)
+    log = (tmp_path / "yolact_tiny_train_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,iteration,lr,B,C,M,S")
+    assert len(log) == 31
+
+
+def test_resume_gives_the_same_weights(tmp_path, data):
+    """4 iterations in one go == 2 iterations, stop, resume to 4 (model and optimizer)."""
+    train_set, _ = datasets(data)
+    cfg = small_cfg()
+    straight = train(cfg, opts(tmp_path / "a"), train_set)
+    first = train(cfg, opts(tmp_path / "b", max_iter=2), train_set)
+    assert first.iteration == 2
+    resumed = train(cfg, opts(tmp_path / "b", resume=first.last_checkpoint), train_set)
+    assert resumed.iteration == 4
+    a = read_checkpoint(straight.last_checkpoint)
+    b = read_checkpoint(resumed.last_checkpoint)
+    assert os.path.basename(straight.last_checkpoint) == os.path.basename(resumed.last_checkpoint)
+    for key, value in a.state_dict.items():
+        assert torch.equal(value, b.state_dict[key]), key
+    mom_a = [s["momentum_buffer"] for s in a.meta["optimizer"]["state"].values()]
+    mom_b = [s["momentum_buffer"] for s in b.meta["optimizer"]["state"].values()]
+    assert all(torch.equal(x, y) for x, y in zip(mom_a, mom_b))
+
+
+def test_sigterm_saves_interrupt_checkpoint_and_resume_interrupt(tmp_path, data):
+    train_set, _ = datasets(data)
+    cfg = small_cfg().with_train(max_iter=6)
+
+    def send(i, losses):
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t = Trainer(cfg, opts(tmp_path), train_set, on_iteration=send)
+    result = t.run()
+    assert result.interrupted and result.iteration == 3
+    assert os.path.basename(result.last_checkpoint) == "yolact_tiny_1_3_interrupt.pth"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+    done = train(cfg, opts(tmp_path, resume="interrupt"), train_set)
+    assert done.iteration == 6 and not done.interrupted
+    # The interrupt file is superseded by the newer regular checkpoint.
+    assert not [f for f in os.listdir(tmp_path) if f.endswith("_interrupt.pth")]
+
+
+def test_non_finite_losses_are_skipped_then_stop(tmp_path, data, monkeypatch, caplog):
+    train_set, _ = datasets(data)
+    from yolact.loss import YolactLoss
+
+    real = YolactLoss.forward
+    calls = {"n": 0}
+
+    def flaky(self, outputs, targets, maskiou_net=None):
+        calls["n"] += 1
+        out = real(self, outputs, targets, maskiou_net)
+        if calls["n"] in (2, 3) or calls["n"] >= 5:
+            out["B"] = out["B"] * float("nan")
+        return out
+
+    monkeypatch.setattr(YolactLoss, "forward", flaky)
+    t = Trainer(small_cfg().with_train(max_iter=50), opts(tmp_path, max_bad_steps=4), train_set)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    with pytest.raises(TrainingError, match="4 non-finite losses in a row at iteration 8"):
+        t.run()
+    assert "non-finite loss at iteration 2: step skipped" in caplog.text
+    assert all(torch.isfinite(v.float()).all() for v in t.model.state_dict().values())
+    assert any(not torch.equal(before[k], v) for k, v in t.model.state_dict().items())
+
+
+def test_init_from_another_checkpoint_with_other_classes(tmp_path, data, caplog):
+    train_set, _ = datasets(data)
+    from yolact.model import build_model
+
+    other = small_cfg().replace(class_names=("a", "b"))
+    src = tmp_path / "src_1_1.pth"
+    torch.save(build_model(other).state_dict(), src)
+    t = Trainer(small_cfg(), opts(tmp_path, init_weights=str(src)), train_set)
+    assert "conf_layer" in caplog.text
+    src_sd = torch.load(src, weights_only=True)
+    key = "fpn.lat_layers.0.weight"
+    assert torch.equal(t.model.state_dict()[key], src_sd[key])
+
+
+def test_init_from_torchvision_backbone(tmp_path, data):
+    import torchvision
+
+    train_set, _ = datasets(data)
+    tv = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(tv.state_dict(), path)
+    t = Trainer(small_cfg(), opts(tmp_path, init_weights=str(path)), train_set)
+    assert torch.equal(t.model.backbone.layers[2][1].conv2.weight, tv.layer3[1].conv2.weight)
+    assert torch.equal(t.model.backbone.conv1.weight, tv.conv1.weight)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, paths: dict, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    train_set, _ = datasets(paths)
+    t = Trainer(small_cfg().with_train(max_iter=3), opts(out), train_set)
+    result = t.run()
+    torch.save(
+        {k: v for k, v in t.model.state_dict().items() if "num_batches" not in k},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
+    assert result.iteration == 3
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_ddp(tmp_path, data):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), data, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    params = [k for k in r0 if "running" not in k]
+    assert all(torch.equal(r0[k], r1[k]) for k in params)  # replicas stay in sync
+    files = sorted(os.listdir(tmp_path))
+    assert "yolact_tiny_1_3.pth" in files  # 8 images / batch 4: iteration 3 is in epoch 1
+    assert read_checkpoint(str(tmp_path / "yolact_tiny_1_3.pth")).meta["iteration"] == 3
+
+
+# ---- train.py ----------------------------------------------------------------------------
+
+
+def test_train_cli_end_to_end_and_plots(tmp_path, data, capsys, monkeypatch):
+    from yolact.cli.train_cli import main
+    from yolact.engine.plots import main as plot_main
+
+    monkeypatch.setattr("yolact.cli.train_cli.get_config", lambda name: small_cfg())
+    code = main([
+        "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
+        f"--train_images={data['train_image_dir']}", f"--val_ann={data['val_ann_file']}",
+        f"--val_images={data['val_image_dir']}", "--batch_size=4", "--max_iter=4",
+        "--num_workers=0", f"--save_folder={tmp_path}", "--validation_epoch=1",
+        "--validation_size=2", "--no_bar", "--device=cpu",
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "finished at iteration 4" in out
+    assert (tmp_path / "yolact_tiny_1_4.pth").exists()
+    val = (tmp_path / "yolact_tiny_val_log.csv").read_text().splitlines()
+    assert len(val) == 3 and val[0].startswith("epoch,iteration,box_AP")
+    assert plot_main([str(tmp_path)]) == 0
+    assert (tmp_path / "yolact_tiny_loss.png").stat().st_size > 1000
+    assert (tmp_path / "yolact_tiny_ap.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--train_ann=/nope.json", "--train_images=/nope"], "/nope.json"),
+        (["--config=yolact_bas"], "unknown config"),
+        (["--batch_size=64"], "fewer than the batch"),
+        (["--resume=latest"], "no yolact_tiny checkpoint"),
+        (["--resume=/no/file_1_2.pth"], "checkpoint not found"),
+    ],
+)
+def test_train_cli_bad_input(tmp_path, data, capsys, extra, needle):
+    from yolact.cli.train_cli import main
+
+    args = [
+        "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
+        f"--train_images={data['train_image_dir']}", "--max_iter=1", "--num_workers=0",
+        f"--save_folder={tmp_path}", "--no_bar", "--device=cpu",
+    ]  # fmt: skip
+    code = main(args + extra)
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_plots_without_logs(tmp_path, capsys):
+    from yolact.engine.plots import main as plot_main
+
+    assert plot_main([str(tmp_path)]) == 1
+    assert "no training log" in capsys.readouterr().err
