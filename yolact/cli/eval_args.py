@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--benchmark_warmup", default=3, type=int, help="untimed frames before --benchmark timing")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
     a("--no_bar", action="store_true", help="no progress bar")
+    a("--dataset", default=None, help="evaluate a named dataset (coco2017_val, coco2017_testdev)")
+    a("--val_ann", default=None, metavar="PATH", help="evaluate a COCO json (with --val_images)")
+    a("--val_images", default=None, metavar="DIR", help="image folder of --val_ann")
+    a("--output_coco_json", action="store_true", help="dataset mode: write the result files")
+    a("--bbox_det_file", default="results/bbox_detections.json", help="box results path")
+    a("--mask_det_file", default="results/mask_detections.json", help="mask results path")
+    a("--metrics_json", default=None, metavar="PATH", help="dataset mode: write the APs")
     a("--seed", default=None, type=int, help="random seed (random-weight benchmarks)")
     return p
 

@@ -18,6 +18,7 @@ from yolact.benchmark import run_benchmark, synthetic_frames
 from yolact.checkpoint import CheckpointError, load_weights, resolve_config
 from yolact.cli.eval_args import parse_args
 from yolact.config import ConfigError
+from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, list_images, read_image, to_bgr8
 from yolact.io.render import draw_detections
@@ -34,7 +35,7 @@ class UsageError(ValueError):
     """Flags that do not make sense together."""
 
 
-ERRORS = (InputError, CheckpointError, ConfigError, UsageError)
+ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError)
 QUIT_KEYS = (27, ord("q"), ord("Q"))
 
 
@@ -62,11 +63,12 @@ def build_predictor(args: argparse.Namespace) -> Predictor:
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
     methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
     method = methods[bool(args.cross_class_nms)]
-    keep_all = args.output_json is not None
+    dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
+    keep_all = args.output_json is not None or dataset_mode
     return Predictor(
         model,
         device,
-        score_threshold=args.score_threshold,
+        score_threshold=0.0 if dataset_mode else args.score_threshold,
         top_k=None if keep_all else max(args.top_k, 0),
         nms_method=method,
         crop=args.crop,
@@ -285,6 +287,54 @@ def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
     print(result.table())
 
 
+def _dataset_mode(args: argparse.Namespace) -> bool:
+    no_input = not (args.image or args.images or args.video or args.benchmark)
+    return no_input and bool(args.dataset or args.val_ann or args.val_images)
+
+
+def eval_dataset(args: argparse.Namespace) -> int:
+    """COCO box and mask AP over a dataset; under torchrun the images are sharded."""
+    from yolact.engine.distributed import cleanup, device_for, init_distributed
+    from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
+
+    if args.dataset and (args.val_ann or args.val_images):
+        raise UsageError("give --dataset or --val_ann/--val_images, not both")
+    if not args.dataset and not (args.val_ann and args.val_images):
+        raise UsageError("--val_ann and --val_images go together")
+    ann_file, image_dir = named_dataset(args.dataset) if args.dataset else (
+        args.val_ann, args.val_images)  # fmt: skip
+    dataset = CocoDataset(ann_file, image_dir)  # fails before the model is built
+    try:
+        requested = select_device(_device_from_args(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    info = init_distributed(requested.type)
+    try:
+        args.device = str(device_for(info, str(requested)))
+        predictor = build_predictor(args)
+        dataset, note = match_classes(dataset, predictor.class_names)
+        if note and info.is_main:
+            print(note, file=sys.stderr)
+        result = evaluate_dataset(predictor, dataset, max_images=args.max_images,
+                                  progress=not args.no_bar, rank=info.rank,
+                                  world_size=info.world_size)  # fmt: skip
+    finally:
+        cleanup()
+    if not info.is_main:
+        return 0
+    print(result.table())
+    if result.metrics is None:
+        print(f"note: {ann_file} has no annotations; COCOeval skipped, wrote results only",
+              file=sys.stderr)  # fmt: skip
+    if args.output_coco_json or result.metrics is None:
+        write_results(result, args.bbox_det_file, args.mask_det_file)
+        print(f"wrote {args.bbox_det_file} and {args.mask_det_file}")
+    if args.metrics_json:
+        write_metrics(result, args.metrics_json)
+        print(f"wrote {args.metrics_json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
@@ -292,7 +342,9 @@ def run(args: argparse.Namespace) -> int:
     if len(inputs) > 1:
         raise UsageError("give only one of --image, --images, --video")
     if not inputs and not args.benchmark:
-        raise UsageError("give --image, --images or --video (or --benchmark)")
+        if _dataset_mode(args):
+            return eval_dataset(args)
+        raise UsageError("give --image, --images or --video (or --dataset, --val_ann, --benchmark)")
     if args.video_multiframe < 1:
         raise UsageError("--video_multiframe must be at least 1")
     predictor = build_predictor(args)
