@@ -339,3 +339,13 @@ def test_plots_without_logs(tmp_path, capsys):
 
     assert plot_main([str(tmp_path)]) == 1
     assert "no training log" in capsys.readouterr().err
+
+
+def test_sync_bn_needs_cuda(tmp_path, data, monkeypatch):
+    from yolact.engine import trainer as trainer_mod
+    from yolact.engine.distributed import DistInfo
+
+    monkeypatch.setattr(trainer_mod, "init_distributed", lambda device_type: DistInfo(0, 2, 0))
+    train_set, _ = datasets(data)
+    with pytest.raises(TrainingError, match="--sync_bn needs CUDA"):
+        Trainer(small_cfg(), opts(tmp_path, sync_bn=True, device="cpu"), train_set)

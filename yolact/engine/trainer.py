@@ -228,6 +228,8 @@ class Trainer:
         if self.cfg.train.freeze_bn:
             freeze_batchnorm(self.model)
         if opts.sync_bn and self.info.enabled:
+            if self.device.type != "cuda":
+                raise TrainingError("--sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         amp_dtype = None
         if opts.amp:
