@@ -73,24 +73,23 @@ def run_benchmark(
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
     device = predictor.device
-    maskiou = getattr(predictor.model, "maskiou_net", None)
     batches = [list(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
     for i in range(warmup):
         batch = batches[i % len(batches)]
-        predictor.postprocess(
-            predictor.network(predictor.preprocess(batch)), [f.shape[:2] for f in batch], maskiou
+        predictor.run_post(
+            predictor.run_network(predictor.run_pre(batch)), [f.shape[:2] for f in batch]
         )
     _sync(device)
     totals = np.zeros(3)
     for batch in batches:
         t0 = time.perf_counter()
-        x = predictor.preprocess(batch)
+        x = predictor.run_pre(batch)
         _sync(device)
         t1 = time.perf_counter()
-        out = predictor.network(x)
+        out = predictor.run_network(x)
         _sync(device)
         t2 = time.perf_counter()
-        predictor.postprocess(out, [f.shape[:2] for f in batch], maskiou)
+        predictor.run_post(out, [f.shape[:2] for f in batch])
         _sync(device)
         t3 = time.perf_counter()
         totals += (t1 - t0, t2 - t1, t3 - t2)

@@ -268,20 +268,31 @@ class ConfigError(ValueError):
     """An unknown config name or an invalid config."""
 
 
-def get_config(name: str) -> YolactConfig:
+def all_configs() -> dict[str, Callable[[], object]]:
+    """Every named config: YOLACT's and the Mask R-CNN reference's."""
+    from yolact.rcnn_config import RCNN_CONFIGS  # imported here: it imports this module
+
+    return {**CONFIGS, **RCNN_CONFIGS}
+
+
+def get_config(name: str):
     """Look up a named config; ``yolact_base_config`` (the original's spelling) works too.
+
+    Returns:
+        A :class:`YolactConfig`, or a ``MaskRCNNConfig`` for the ``mask_rcnn_*`` names.
 
     Raises:
         ConfigError: the name is unknown; the message lists close names.
     """
     key = name[: -len("_config")] if name.endswith("_config") else name
-    if key not in CONFIGS:
-        close = difflib.get_close_matches(key, list(CONFIGS), n=3)
+    known = all_configs()
+    if key not in known:
+        close = difflib.get_close_matches(key, list(known), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
-            f"unknown config '{name}'.{hint} Known configs: {', '.join(sorted(CONFIGS))}."
+            f"unknown config '{name}'.{hint} Known configs: {', '.join(sorted(known))}."
         )
-    return CONFIGS[key]()
+    return known[key]()
 
 
 def config_name_from_checkpoint(path: str) -> str | None:
@@ -294,9 +305,10 @@ def config_name_from_checkpoint(path: str) -> str | None:
     stem = re.sub(r"\.(pth|pt)$", "", stem)
     stem = re.sub(r"_interrupt$", "", stem)
     stripped = re.sub(r"_\d+_\d+$", "", stem)
+    known = all_configs()
     for candidate in (stripped, stem):
-        if candidate in CONFIGS:
+        if candidate in known:
             return candidate
     # Longest registered prefix, for names like yolact_base_custom_3_100.pth.
-    matches = [n for n in CONFIGS if stem.startswith(n + "_") or stem == n]
+    matches = [n for n in known if stem.startswith(n + "_") or stem == n]
     return max(matches, key=len) if matches else None

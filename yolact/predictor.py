@@ -84,10 +84,25 @@ class Predictor:
     def class_names(self) -> Sequence[str]:
         return self.cfg.class_names
 
+    # The three stages, separately callable so that they can be timed one by one
+    # (yolact.benchmark); any predictor with these methods can be benchmarked.
+
+    def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
+        """BGR uint8 images -> the network's input batch."""
+        return self.preprocess(images)
+
     @torch.no_grad()
     def network(self, batch: Tensor) -> dict:
         """The network alone on a pre-processed batch [B, 3, S, S]."""
         return self.model(batch)
+
+    def run_network(self, batch: Tensor) -> dict:
+        return self.network(batch)
+
+    @torch.no_grad()
+    def run_post(self, outputs: dict, image_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """Raw outputs -> detections at the original image sizes."""
+        return self.postprocess(outputs, image_sizes, getattr(self.model, "maskiou_net", None))
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
@@ -104,7 +119,5 @@ class Predictor:
         batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
         if not batch:
             return []
-        outputs = self.network(self.preprocess(batch))
-        sizes = [im.shape[:2] for im in batch]
-        dets = self.postprocess(outputs, sizes, getattr(self.model, "maskiou_net", None))
+        dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
         return dets[0] if single else dets
