@@ -14,6 +14,19 @@ class InputError(ValueError):
     """An input that cannot be used: missing, unreadable or malformed."""
 
 
+class ClosesOnExit:
+    """``with obj:`` calls ``obj.close()`` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def to_bgr8(image: np.ndarray) -> np.ndarray:
     """Any grayscale / BGR / BGRA image of 8 or 16 bits (or float in [0, 1])
     -> contiguous uint8 [H, W, 3] BGR.

@@ -15,7 +15,6 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -23,7 +22,7 @@ from urllib.request import url2pathname
 import cv2
 import numpy as np
 
-from yolact.io.images import InputError, to_bgr8
+from yolact.io.images import ClosesOnExit, InputError, to_bgr8
 
 DEFAULT_FPS = 30.0
 DEFAULT_STREAM_TIMEOUT_S = 10.0
@@ -145,7 +144,7 @@ def _bgr8(frame: np.ndarray) -> np.ndarray:
     return to_bgr8(frame)
 
 
-class VideoSource:
+class VideoSource(ClosesOnExit):
     """A video file, webcam or stream that yields BGR uint8 frames [H, W, 3].
 
     Reads the first frame when built, so a source that opens but gives nothing
@@ -240,17 +239,6 @@ class VideoSource:
         if cap is not None:
             cap.release()
 
-    def __enter__(self) -> VideoSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _capture(target: str | int, *args: object) -> Capture:
     try:
@@ -275,7 +263,7 @@ class _ClosedCapture:
         pass
 
 
-class FrameReader:
+class FrameReader(ClosesOnExit):
     """Reads a ``VideoSource`` on a background thread; iterate for (index, frame).
 
     ``index`` is the source frame number (0-based, dropped frames counted).
@@ -385,13 +373,5 @@ class FrameReader:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
-    def __enter__(self) -> FrameReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()

@@ -6,12 +6,11 @@ import functools
 import math
 import os
 import sys
-from types import TracebackType
 
 import cv2
 import numpy as np
 
-from yolact.io.images import to_bgr8
+from yolact.io.images import ClosesOnExit, to_bgr8
 from yolact.io.sources import SourceError
 
 # Codec per container; mp4v and MJPG ship with every OpenCV FFmpeg build.
@@ -24,7 +23,7 @@ FOURCC_BY_EXTENSION = {
 }
 
 
-class VideoWriter:
+class VideoWriter(ClosesOnExit):
     """Write BGR uint8 frames [H, W, 3] of one fixed size to a video file.
 
     The codec follows the extension (mp4v for .mp4/.m4v/.mov/.mkv, MJPG for
@@ -89,17 +88,6 @@ class VideoWriter:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.release()
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @functools.lru_cache(maxsize=1)
