@@ -1,0 +1,80 @@
+"""Side-by-side comparison: timings per model and batch, files written, memory figures."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from yolact.benchmark import synthetic_frames
+from yolact.compare import compare_models, measure_peak_memory
+from yolact.config import get_config
+from yolact.model import build_model
+from yolact.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    torch.manual_seed(0)
+    small = get_config("yolact_tiny").replace(class_names=("a", "b", "c"))
+    smaller = small.replace(name="yolact_tiny_96", max_size=96)
+    return [(c.name, Predictor(build_model(c), "cpu", top_k=5)) for c in (small, smaller)]
+
+
+def fake_metrics(ap_box: float, ap_mask: float) -> dict:
+    keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+    return {"bbox": dict.fromkeys(keys, ap_box), "segm": dict.fromkeys(keys, ap_mask)}
+
+
+def test_compare_two_models_writes_table_csv_plot(tmp_path, predictors):
+    frames = synthetic_frames(3, height=90, width=120)
+    aps = {"yolact_tiny": (0.5, 0.4), "yolact_tiny_96": (0.3, 0.2)}
+    result = compare_models(
+        predictors, frames, batch_sizes=(1, 2), warmup=1,
+        evaluate=lambda p: fake_metrics(*aps[p.cfg.name]),
+    )  # fmt: skip
+    rows = result.rows()
+    assert [(r["model"], r["batch"]) for r in rows] == [
+        ("yolact_tiny", 1), ("yolact_tiny", 2), ("yolact_tiny_96", 1), ("yolact_tiny_96", 2)
+    ]  # fmt: skip
+    for r in rows:
+        assert r["total_ms"] == pytest.approx(
+            r["pre_ms"] + r["network_ms"] + r["post_ms"], abs=0.05
+        )
+        assert r["fps"] == pytest.approx(1000 / r["total_ms"], rel=0.01, abs=0.006)
+        assert r["peak_mem_mb"] > 10
+    assert rows[0]["mask_ap"] == 0.4 and rows[2]["box_ap"] == 0.3
+    # The smaller input runs the same backbone on fewer pixels: faster network.
+    assert rows[2]["network_ms"] < rows[0]["network_ms"]
+    files = result.write(str(tmp_path))
+    assert [f.rsplit("/", 1)[1] for f in files] == [
+        "comparison.md",
+        "comparison.csv",
+        "comparison.png",
+    ]
+    with open(tmp_path / "comparison.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| model | batch |" in md and "yolact_tiny_96" in md and "Device: cpu" in md
+    assert (tmp_path / "comparison.png").stat().st_size > 2000
+    printed = result.table()
+    assert printed.splitlines()[0].split()[:3] == ["model", "batch", "pre_ms"]
+
+
+def test_compare_without_dataset_plots_bars(tmp_path, predictors):
+    result = compare_models(predictors[:1], synthetic_frames(1, 90, 120), batch_sizes=(1,), warmup=0)
+    assert result.rows()[0]["mask_ap"] == ""
+    result.write(str(tmp_path))
+    assert (tmp_path / "comparison.png").exists()
+
+
+def test_peak_memory_sees_an_allocation():
+    def allocate():
+        x = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB touched
+        return int(x[::4096].sum())
+
+    base = measure_peak_memory(torch.device("cpu"), lambda: None)
+    peak = measure_peak_memory(torch.device("cpu"), allocate)
+    assert peak - base > 50
