@@ -64,7 +64,8 @@ def test_compare_two_models_writes_table_csv_plot(tmp_path, predictors):
 
 
 def test_compare_without_dataset_plots_bars(tmp_path, predictors):
-    result = compare_models(predictors[:1], synthetic_frames(1, 90, 120), batch_sizes=(1,), warmup=0)
+    frames = synthetic_frames(1, 90, 120)
+    result = compare_models(predictors[:1], frames, batch_sizes=(1,), warmup=0)
     assert result.rows()[0]["mask_ap"] == ""
     result.write(str(tmp_path))
     assert (tmp_path / "comparison.png").exists()

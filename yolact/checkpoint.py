@@ -3,6 +3,9 @@
 Original checkpoints are plain state dicts saved with ``torch.save``; this
 module loads them as they are (never executing code from the file: torch.load
 runs with ``weights_only=True``) and reports clearly when a file does not fit.
+The config stored in this project's own files is read by its ``"kind"``
+(``"mask_rcnn"`` or YOLACT, the default); the Mask R-CNN reference's weights
+are loaded by :mod:`yolact.rcnn_checkpoint`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from yolact.config import (
     config_name_from_checkpoint,
     get_config,
 )
+from yolact.rcnn_config import KIND as MASK_RCNN_KIND
+from yolact.rcnn_config import MaskRCNNConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ class Checkpoint:
     """
 
     state_dict: dict[str, Tensor]
-    config: YolactConfig | None = None
+    config: YolactConfig | MaskRCNNConfig | None = None
     meta: dict[str, object] = field(default_factory=dict)
 
 
@@ -74,7 +79,7 @@ def read_checkpoint(path: str) -> Checkpoint:
         cfg = None
         if isinstance(obj.get("config"), dict):
             try:
-                cfg = YolactConfig.from_dict(obj["config"])
+                cfg = config_from_dict(obj["config"])
             except (TypeError, KeyError, ValueError, AttributeError) as e:
                 raise CheckpointError(
                     f"checkpoint {path} has an unreadable config ({type(e).__name__}: {e})"
@@ -84,6 +89,20 @@ def read_checkpoint(path: str) -> Checkpoint:
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
     return Checkpoint(dict(obj))
+
+
+def config_from_dict(d: dict) -> YolactConfig | MaskRCNNConfig:
+    """A stored config by its ``"kind"``: "mask_rcnn", or YOLACT ("yolact" or none).
+
+    Raises:
+        ValueError: an unknown kind; TypeError/KeyError: fields that do not fit.
+    """
+    kind = d.get("kind", "yolact")
+    if kind == MASK_RCNN_KIND:
+        return MaskRCNNConfig.from_dict(d)
+    if kind != "yolact":
+        raise ValueError(f"unknown config kind '{kind}'")
+    return YolactConfig.from_dict({k: v for k, v in d.items() if k != "kind"})
 
 
 def _unreadable(path: str, error: BaseException) -> str:
@@ -163,7 +182,7 @@ def load_weights(
         CheckpointError: naming the first keys that do not fit.
     """
     state = checkpoint.state_dict if isinstance(checkpoint, Checkpoint) else checkpoint
-    if any(k.startswith(("roi_heads.", "rpn.")) for k in state):
+    if any(k.removeprefix("module.").startswith(("roi_heads.", "rpn.")) for k in state):
         raise CheckpointError(
             f"{source} holds a Mask R-CNN model, not YOLACT; use a mask_rcnn_* config"
         )
@@ -207,9 +226,10 @@ def load_weights(
 
 def resolve_config(
     trained_model: str | None, config_name: str | None
-) -> tuple[YolactConfig, Checkpoint | None]:
+) -> tuple[YolactConfig | MaskRCNNConfig, Checkpoint | None]:
     """Pick the config for a checkpoint: ``config_name`` if given, else the
-    config stored in the file, else the one its file name implies.
+    config stored in the file, else the one its file name implies, else (for a
+    torchvision Mask R-CNN file) the ``mask_rcnn_*`` config its backbone fits.
 
     Raises:
         ConfigError: unknown name, or nothing to infer the config from.
@@ -222,6 +242,10 @@ def resolve_config(
         return ckpt.config, ckpt
     if trained_model:
         inferred = config_name_from_checkpoint(trained_model)
+        if inferred is None and ckpt is not None:
+            from yolact.rcnn_checkpoint import torchvision_config_name  # it imports this module
+
+            inferred = torchvision_config_name(ckpt.state_dict)
         if inferred is None:
             raise ConfigError(
                 f"cannot infer the config from the file name {os.path.basename(trained_model)}; "

@@ -74,8 +74,18 @@ class Predictor:
     def from_checkpoint(
         cls, path: str, config: str | None = None, device: str | None = None, **kwargs
     ) -> Predictor:
-        """Build the model for a checkpoint (config inferred from the file when not given)."""
+        """Build the model for a checkpoint (config inferred from the file when not given).
+
+        A Mask R-CNN checkpoint or config gives a
+        :class:`yolact.rcnn_predictor.RCNNPredictor` (same interface); the
+        YOLACT-only options ``nms_method`` and ``crop`` are then ignored.
+        """
         cfg, ckpt = resolve_config(path, config)
+        if not isinstance(cfg, YolactConfig):
+            from yolact.rcnn_predictor import RCNNPredictor  # it imports this module
+
+            options = {k: v for k, v in kwargs.items() if k not in ("nms_method", "crop")}
+            return RCNNPredictor.from_config(cfg, ckpt, select_device(device), path, **options)
         model = build_model(cfg)
         load_weights(model, ckpt, source=path)
         return cls(model, select_device(device), **kwargs)

@@ -26,6 +26,8 @@ from yolact.io.sources import FrameReader, VideoSource, split_in_out
 from yolact.io.video import VideoWriter, open_window_possible
 from yolact.model.yolact import build_model
 from yolact.predictor import Predictor, select_device
+from yolact.rcnn_config import MaskRCNNConfig
+from yolact.rcnn_predictor import RCNNPredictor
 from yolact.structures import Detections
 
 log = logging.getLogger("yolact")
@@ -47,8 +49,13 @@ def _device_from_args(args: argparse.Namespace) -> str | None:
     return "cuda" if args.cuda else "cpu"
 
 
-def build_predictor(args: argparse.Namespace) -> Predictor:
-    """Model, weights and post-processing settings from the flags."""
+def build_predictor(args: argparse.Namespace) -> Predictor | RCNNPredictor:
+    """Model, weights and post-processing settings from the flags.
+
+    A ``mask_rcnn_*`` config (named, stored in the file or implied by a torchvision
+    file) gives an :class:`RCNNPredictor`; ``--fast_nms``, ``--cross_class_nms`` and
+    ``--no_crop`` concern YOLACT only and are ignored for it.
+    """
     if args.trained_model is None and not (args.benchmark and args.config):
         raise UsageError("give --trained_model (or --config with --benchmark for random weights)")
     try:
@@ -56,6 +63,17 @@ def build_predictor(args: argparse.Namespace) -> Predictor:
     except ValueError as e:
         raise UsageError(str(e)) from None
     cfg, ckpt = resolve_config(args.trained_model, args.config)
+    dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
+    keep_all = args.output_json is not None or dataset_mode
+    if isinstance(cfg, MaskRCNNConfig):
+        if ckpt is None:
+            print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
+        return RCNNPredictor.from_config(
+            cfg, ckpt, device, args.trained_model or "checkpoint",
+            score_threshold=0.0 if dataset_mode else args.score_threshold,
+            top_k=None if keep_all else max(args.top_k, 0),
+            masks=args.display_masks or keep_all,
+        )  # fmt: skip
     model = build_model(cfg)
     if ckpt is not None:
         load_weights(model, ckpt, source=args.trained_model)
@@ -63,8 +81,6 @@ def build_predictor(args: argparse.Namespace) -> Predictor:
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
     methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
     method = methods[bool(args.cross_class_nms)]
-    dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
-    keep_all = args.output_json is not None or dataset_mode
     return Predictor(
         model,
         device,
