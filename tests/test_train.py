@@ -349,3 +349,32 @@ def test_sync_bn_needs_cuda(tmp_path, data, monkeypatch):
     train_set, _ = datasets(data)
     with pytest.raises(TrainingError, match="--sync_bn needs CUDA"):
         Trainer(small_cfg(), opts(tmp_path, sync_bn=True, device="cpu"), train_set)
+
+
+def test_mask_rcnn_reference_trains_with_dynamic_rcnn_and_edge_loss(tmp_path, data):
+    """train.py's loop drives the reference too: torchvision's loss terms are logged,
+    Dynamic R-CNN moves the RoI head's threshold and beta, and the edge loss is added."""
+    from yolact.rcnn_predictor import RCNNPredictor
+
+    train_set, val_set = datasets(data)
+    cfg = get_config("mask_rcnn_tiny").replace(
+        class_names=SYNTHETIC_CLASSES, min_size=96, max_size=96, dynamic_rcnn=True,
+        dynamic_interval=1, dynamic_k_iou=5, dynamic_k_beta=2, edge_loss_weight=0.5,
+    ).with_train(lr=2e-3, warmup_until=1, max_iter=2, lr_steps=(100,), batch_size=4)  # fmt: skip
+    t = Trainer(cfg, opts(tmp_path), train_set)
+    heads = t.model.roi_heads
+    assert heads.mask_loss_extra is not None
+    assert (heads.fg_iou_thresh, heads.box_loss_beta) == (0.4, 1.0)
+    result = t.run()
+    assert result.iteration == 2 and np.isfinite(result.losses["total"])
+    assert set(result.losses) >= {"loss_classifier", "loss_box_reg", "loss_mask"}
+    # interval 1: updated after every step, and the head follows the updater
+    assert heads.fg_iou_thresh == heads.bg_iou_thresh == pytest.approx(t.dynamic.iou_thresh)
+    assert heads.box_loss_beta == pytest.approx(t.dynamic.beta) and t.dynamic.beta < 1.0
+    ckpt = read_checkpoint(result.last_checkpoint)
+    assert "dynamic_rcnn" in ckpt.meta and ckpt.config.name == "mask_rcnn_tiny"
+    header = (tmp_path / "mask_rcnn_tiny_train_log.csv").read_text().splitlines()[0]
+    assert header.startswith("epoch,iteration,lr,loss_classifier")
+    predictor = RCNNPredictor(t.model, "cpu")
+    det = predictor(val_set[0]["image"])
+    assert det.masks is not None and det.masks.shape[1:] == (96, 96)

@@ -495,3 +495,10 @@ def val_transform(
             Normalize(mean, std),
         ]
     )
+
+
+def rcnn_train_transform(size: int, discard_size: float = 4.0) -> Compose:
+    """The same augmentation for the Mask R-CNN reference: images come out as RGB
+    in [0, 1] ([3, S, S] float32), since its own transform normalises them."""
+    steps = train_transform(size, discard_size=discard_size).transforms[:-1]
+    return Compose([*steps, Normalize((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))])

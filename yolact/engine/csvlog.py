@@ -21,6 +21,9 @@ class CsvLog:
     @staticmethod
     def _append(path: str, fields: list[str], row: dict) -> None:
         new = not os.path.exists(path) or os.path.getsize(path) == 0
+        if not new:
+            with open(path, newline="") as f:
+                fields = next(csv.reader(f), fields)  # keep the file's own columns
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
@@ -37,7 +40,11 @@ class CsvLog:
             "seconds": f"{seconds:.4f}",
         }
         row.update({k: f"{v:.6f}" for k, v in losses.items()})
-        self._append(self.train_path, TRAIN_FIELDS, row)
+        terms = [k for k in losses if k != "total"]
+        fields = TRAIN_FIELDS
+        if not set(terms) <= set(TRAIN_FIELDS):  # the Mask R-CNN reference's loss names
+            fields = ["epoch", "iteration", "lr", *terms, "total", "seconds"]
+        self._append(self.train_path, fields, row)
 
     def validation(self, epoch: int, iteration: int, metrics: dict[str, dict[str, float]]) -> None:
         row: dict = {"epoch": epoch, "iteration": iteration}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from yolact.checkpoint import CheckpointError, load_weights, read_checkpoint
+from yolact.model.maskrcnn import MaskRCNN
 from yolact.model.yolact import Yolact
 
 
-def initialise(model: Yolact, path: str, log: logging.Logger) -> str:
+def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
     """Load ``path`` into ``model`` before training.
 
     Accepts a backbone file with torchvision ResNet keys (``conv1``, ``bn1``,
@@ -25,6 +26,11 @@ def initialise(model: Yolact, path: str, log: logging.Logger) -> str:
     """
     ckpt = read_checkpoint(path)
     state = ckpt.state_dict
+    if hasattr(model, "roi_heads") and any(k.startswith(("roi_heads.", "fpn.")) for k in state):
+        from yolact.rcnn_checkpoint import load_rcnn_weights
+
+        load_rcnn_weights(model, ckpt, path)
+        return "full"
     if any(k.startswith(("prediction_layers.", "fpn.")) for k in state):
         skipped = load_weights(model, ckpt, allow_class_change=True, source=path)
         if skipped:

@@ -51,7 +51,8 @@ def plot_logs(folder: str, config: str | None = None) -> list[str]:
     for name in names:
         rows = read_csv(os.path.join(folder, f"{name}_train_log.csv"))
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        for term in LOSS_TERMS:
+        extra = [k for k in (rows[0] if rows else {}) if k.startswith("loss_")]
+        for term in (*LOSS_TERMS, *extra):
             xs, ys = _series(rows, term)
             if xs:
                 ax.plot(xs, ys, label=term, linewidth=2.0 if term == "total" else 1.0)

@@ -98,6 +98,52 @@ class NetWithLoss(nn.Module):
         return self.criterion(outputs, targets, getattr(self.model, "maskiou_net", None))
 
 
+class RCNNWithLoss(nn.Module):
+    """The Mask R-CNN reference in training mode: torchvision's loss dict, with the
+    batch's relative boxes turned into pixels and labels shifted past background."""
+
+    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.model = model
+        self.amp_dtype = amp_dtype
+
+    def forward(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        H, W = images.shape[-2:]
+        scale = images.new_tensor([W, H, W, H])
+        rcnn_targets = [
+            {"boxes": t["boxes"] * scale, "labels": t["labels"] + 1, "masks": t["masks"]}
+            for t in targets
+        ]
+        with torch.autocast(images.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):  # fmt: skip
+            losses = self.model(list(images), rcnn_targets)
+        return {k: v.float() for k, v in losses.items()}
+
+
+def is_rcnn(cfg: object) -> bool:
+    from yolact.rcnn_config import MaskRCNNConfig
+
+    return isinstance(cfg, MaskRCNNConfig)
+
+
+def build_train_model(cfg) -> nn.Module:
+    """The network to train: YOLACT, or the Mask R-CNN reference with its options."""
+    if not is_rcnn(cfg):
+        return Yolact(cfg)
+    from yolact.model.maskrcnn import MaskRCNN
+
+    extra = None
+    if cfg.edge_loss_weight > 0:
+        from yolact.ops.edge_loss import edge_loss
+
+        weight = cfg.edge_loss_weight
+
+        def extra(logits: Tensor, targets: Tensor) -> Tensor:
+            return weight * edge_loss(logits, targets)
+
+    return MaskRCNN(cfg, mask_loss_extra=extra)
+
+
 def build_criterion(cfg: YolactConfig) -> YolactLoss:
     tc = cfg.train
     weights = LossWeights(
@@ -218,7 +264,18 @@ class Trainer:
         )
         self.train_set, self.val_set = train_set, val_set
         torch.manual_seed(opts.seed)
-        self.model = Yolact(self.cfg).to(self.device)
+        self.rcnn = is_rcnn(self.cfg)
+        self.model = build_train_model(self.cfg).to(self.device)
+        self.dynamic = None
+        if self.rcnn and self.cfg.dynamic_rcnn:
+            from yolact.engine.dynamic_rcnn import DynamicRCNN
+
+            c = self.cfg
+            self.dynamic = DynamicRCNN(
+                c.dynamic_k_iou, c.dynamic_k_beta, c.dynamic_interval,
+                c.dynamic_start_iou, c.dynamic_start_beta,
+            )  # fmt: skip
+            self._apply_dynamic()
         self.start_iter = 0
         self.resume_state: dict | None = None
         if opts.resume:
@@ -234,13 +291,15 @@ class Trainer:
         amp_dtype = None
         if opts.amp:
             amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
+        if self.rcnn:
+            net = RCNNWithLoss(self.model, amp_dtype).to(self.device)
+        else:
+            net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # The mask IoU net sits idle in steps where no mask is large enough to train it.
-            net = DistributedDataParallel(
-                net, device_ids=ids, find_unused_parameters=self.cfg.use_maskiou
-            )
+            unused = self.rcnn or self.cfg.use_maskiou
+            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
         self.net = net
         tcfg = self.cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -252,11 +311,16 @@ class Trainer:
             self.optimizer.load_state_dict(self.resume_state["optimizer"])
             if "scaler" in self.resume_state and self.scaler.is_enabled():
                 self.scaler.load_state_dict(self.resume_state["scaler"])
-        self.data = AugmentedDataset(
-            train_set,
-            train_transform(self.cfg.max_size, discard_size=tcfg.discard_box_size),
-            opts.seed,
-        )
+            if self.dynamic is not None and "dynamic_rcnn" in self.resume_state:
+                self.dynamic.load_state_dict(self.resume_state["dynamic_rcnn"])
+                self._apply_dynamic()
+        if self.rcnn:
+            from yolact.data.transforms import rcnn_train_transform
+
+            transform = rcnn_train_transform(self.cfg.min_size, tcfg.discard_box_size)
+        else:
+            transform = train_transform(self.cfg.max_size, discard_size=tcfg.discard_box_size)
+        self.data = AugmentedDataset(train_set, transform, opts.seed)
         self.sampler = EpochSampler(len(self.data), opts.seed, self.info.rank, self.info.world_size)
         per_rank = -(-len(self.data) // self.info.world_size)
         self.epoch_size = per_rank // self.local_batch
@@ -278,7 +342,12 @@ class Trainer:
         else:
             path = spec
         ckpt = read_checkpoint(path)
-        load_weights(self.model, ckpt, source=path)
+        if self.rcnn:
+            from yolact.rcnn_checkpoint import load_rcnn_weights
+
+            load_rcnn_weights(self.model, ckpt, path)
+        else:
+            load_weights(self.model, ckpt, source=path)
         meta = ckpt.meta
         if "iteration" in meta:
             self.start_iter = int(meta["iteration"])
@@ -308,6 +377,8 @@ class Trainer:
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
+        if self.dynamic is not None:
+            state["dynamic_rcnn"] = self.dynamic.state_dict()
         atomic_save(state, path)
         if not interrupt:
             for old, old_path in list_checkpoints(self.opts.save_folder, self.cfg.name):
@@ -350,9 +421,19 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.dynamic is not None:
+            stats = self.model.roi_heads.last_stats
+            self.dynamic.record(stats["ious"], stats["errors"])
+            self._apply_dynamic()
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["total"] = float(total.detach())
         return out
+
+    def _apply_dynamic(self) -> None:
+        """Dynamic R-CNN: the RoI head follows the updater's IoU threshold and beta."""
+        heads = self.model.roi_heads
+        heads.fg_iou_thresh = heads.bg_iou_thresh = float(self.dynamic.iou_thresh)
+        heads.box_loss_beta = float(self.dynamic.beta)
 
     def validate(self, epoch: int, iteration: int) -> dict | None:
         if self.val_set is None:
@@ -360,7 +441,12 @@ class Trainer:
         from yolact.engine.evaluate import evaluate_dataset
         from yolact.predictor import Predictor
 
-        predictor = Predictor(self.model, self.device)
+        if self.rcnn:
+            from yolact.rcnn_predictor import RCNNPredictor
+
+            predictor = RCNNPredictor(self.model, self.device)
+        else:
+            predictor = Predictor(self.model, self.device)
         try:
             result = evaluate_dataset(
                 predictor,
