@@ -79,3 +79,45 @@ def test_peak_memory_sees_an_allocation():
     base = measure_peak_memory(torch.device("cpu"), lambda: None)
     peak = measure_peak_memory(torch.device("cpu"), allocate)
     assert peak - base > 50
+
+
+def test_eval_benchmark_compare_end_to_end(tmp_path, capsys):
+    """eval.py --benchmark --compare: YOLACT against the Mask R-CNN reference on a
+    dataset, writing the table, markdown, CSV and plot."""
+    from yolact.cli.eval_cli import main
+    from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
+    from yolact.rcnn_checkpoint import build_rcnn
+
+    paths = write_coco_dataset(str(tmp_path / "d"), num_train=1, num_val=2, size=(96, 96))
+    torch.manual_seed(0)
+    y_cfg = get_config("yolact_tiny").replace(class_names=SYNTHETIC_CLASSES)
+    r_cfg = get_config("mask_rcnn_tiny").replace(class_names=SYNTHETIC_CLASSES, min_size=96,
+                                                 max_size=96)  # fmt: skip
+    y_path, r_path = tmp_path / "y_1_1.pth", tmp_path / "r_1_1.pth"
+    torch.save({"model": build_model(y_cfg).state_dict(), "config": y_cfg.to_dict()}, y_path)
+    torch.save({"model": build_rcnn(r_cfg).state_dict(), "config": r_cfg.to_dict()}, r_path)
+    out_dir = tmp_path / "bench"
+    code = main([
+        "--benchmark", f"--trained_model={y_path}", f"--compare={r_path}", "--max_images=1",
+        "--benchmark_batch=2", "--benchmark_warmup=0", f"--benchmark_dir={out_dir}",
+        f"--val_ann={paths['val_ann_file']}", f"--val_images={paths['val_image_dir']}",
+        "--cuda=False", "--no_bar",
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with open(out_dir / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], r["batch"]) for r in rows] == [
+        ("yolact_tiny", "1"), ("yolact_tiny", "2"), ("mask_rcnn_tiny", "1"), ("mask_rcnn_tiny", "2")
+    ]  # fmt: skip
+    assert all(0.0 <= float(r["mask_ap"]) <= 1.0 and float(r["fps"]) > 0 for r in rows)
+    assert (out_dir / "comparison.png").exists() and (out_dir / "comparison.md").exists()
+    assert "mask_rcnn_tiny" in out and "wrote" in out
+
+
+def test_compare_needs_benchmark_batch(capsys):
+    from yolact.cli.eval_cli import main
+
+    code = main(["--benchmark", "--config=yolact_tiny", "--compare=mask_rcnn_tiny",
+                 "--benchmark_batch=0", "--cuda=False"])  # fmt: skip
+    assert code == 1 and "--benchmark_batch" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def _device_from_args(args: argparse.Namespace) -> str | None:
     return "cuda" if args.cuda else "cpu"
 
 
-def build_predictor(args: argparse.Namespace) -> Predictor | RCNNPredictor:
+def build_predictor(args: argparse.Namespace, keep_all: bool = False) -> Predictor | RCNNPredictor:
     """Model, weights and post-processing settings from the flags.
 
     A ``mask_rcnn_*`` config (named, stored in the file or implied by a torchvision
@@ -64,13 +64,13 @@ def build_predictor(args: argparse.Namespace) -> Predictor | RCNNPredictor:
         raise UsageError(str(e)) from None
     cfg, ckpt = resolve_config(args.trained_model, args.config)
     dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
-    keep_all = args.output_json is not None or dataset_mode
+    keep_all = keep_all or args.output_json is not None or dataset_mode
     if isinstance(cfg, MaskRCNNConfig):
         if ckpt is None:
             print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
         return RCNNPredictor.from_config(
             cfg, ckpt, device, args.trained_model or "checkpoint",
-            score_threshold=0.0 if dataset_mode else args.score_threshold,
+            score_threshold=0.0 if dataset_mode or keep_all else args.score_threshold,
             top_k=None if keep_all else max(args.top_k, 0),
             masks=args.display_masks or keep_all,
         )  # fmt: skip
@@ -84,7 +84,7 @@ def build_predictor(args: argparse.Namespace) -> Predictor | RCNNPredictor:
     return Predictor(
         model,
         device,
-        score_threshold=0.0 if dataset_mode else args.score_threshold,
+        score_threshold=0.0 if dataset_mode or keep_all else args.score_threshold,
         top_k=None if keep_all else max(args.top_k, 0),
         nms_method=method,
         crop=args.crop,
@@ -363,6 +363,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --image, --images or --video (or --dataset, --val_ann, --benchmark)")
     if args.video_multiframe < 1:
         raise UsageError("--video_multiframe must be at least 1")
+    if args.benchmark and args.compare:
+        from yolact.cli.compare_cli import run_compare
+
+        return run_compare(args)
     predictor = build_predictor(args)
     if args.benchmark:
         benchmark(predictor, args)
