@@ -64,13 +64,14 @@ def build_predictor(args: argparse.Namespace, keep_all: bool = False) -> Predict
         raise UsageError(str(e)) from None
     cfg, ckpt = resolve_config(args.trained_model, args.config)
     dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
+    every_score = keep_all or dataset_mode  # AP needs every detection, whatever its score
     keep_all = keep_all or args.output_json is not None or dataset_mode
     if isinstance(cfg, MaskRCNNConfig):
         if ckpt is None:
             print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
         return RCNNPredictor.from_config(
             cfg, ckpt, device, args.trained_model or "checkpoint",
-            score_threshold=0.0 if dataset_mode or keep_all else args.score_threshold,
+            score_threshold=0.0 if every_score else args.score_threshold,
             top_k=None if keep_all else max(args.top_k, 0),
             masks=args.display_masks or keep_all,
         )  # fmt: skip
@@ -84,7 +85,7 @@ def build_predictor(args: argparse.Namespace, keep_all: bool = False) -> Predict
     return Predictor(
         model,
         device,
-        score_threshold=0.0 if dataset_mode or keep_all else args.score_threshold,
+        score_threshold=0.0 if every_score else args.score_threshold,
         top_k=None if keep_all else max(args.top_k, 0),
         nms_method=method,
         crop=args.crop,
