@@ -18,7 +18,7 @@ from yolact.predictor import Predictor
 @pytest.fixture(scope="module")
 def predictors():
     torch.manual_seed(0)
-    small = get_config("yolact_tiny").replace(class_names=("a", "b", "c"))
+    small = get_config("yolact_tiny").replace(class_names=("a", "b", "c"), max_size=160)
     smaller = small.replace(name="yolact_tiny_96", max_size=96)
     return [(c.name, Predictor(build_model(c), "cpu", top_k=5)) for c in (small, smaller)]
 
@@ -29,7 +29,7 @@ def fake_metrics(ap_box: float, ap_mask: float) -> dict:
 
 
 def test_compare_two_models_writes_table_csv_plot(tmp_path, predictors):
-    frames = synthetic_frames(3, height=90, width=120)
+    frames = synthetic_frames(2, height=90, width=120)
     aps = {"yolact_tiny": (0.5, 0.4), "yolact_tiny_96": (0.3, 0.2)}
     result = compare_models(
         predictors, frames, batch_sizes=(1, 2), warmup=1,
