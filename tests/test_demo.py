@@ -1,0 +1,71 @@
+"""python -m yolact.demo end to end at a reduced size (tiny dataset, a few iterations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from yolact.checkpoint import read_checkpoint
+from yolact.data.synthetic import SYNTHETIC_CLASSES
+from yolact.demo import main, run_demo
+
+
+def frame_count(path: str) -> int:
+    cap = cv2.VideoCapture(path)
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    return count
+
+
+@pytest.fixture(scope="module")
+def demo_dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("demo")
+    return {"data": root / "data", "weights": root / "w" / "tiny.pth", "out": root / "out"}
+
+
+def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
+    torch.manual_seed(0)
+    d = demo_dirs
+    result = run_demo(
+        out=str(d["out"]), data_dir=str(d["data"]), weights=str(d["weights"]), iterations=3,
+        num_train=8, num_val=3, image_size=96, video_frames=6, batch_size=4, progress=False,
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert result.trained and d["weights"].is_file()
+    assert (d["data"] / "annotations" / "train.json").is_file()
+    for name in ("metrics.json", "demo_input.mp4", "demo_masks.mp4"):
+        assert (d["out"] / name).is_file(), name
+    assert frame_count(result.output_video) == frame_count(result.input_video) == 6
+    for iou_type in ("bbox", "segm"):
+        ap = result.metrics[iou_type]["AP"]
+        assert isinstance(ap, float) and 0.0 <= ap <= 1.0
+    stored = json.loads((d["out"] / "metrics.json").read_text())
+    assert stored["segm"]["AP"] == pytest.approx(result.metrics["segm"]["AP"])
+    # The cached file is slim and self-describing: weights, config, class names.
+    ckpt = read_checkpoint(str(d["weights"]))
+    assert ckpt.config is not None and ckpt.config.name == "yolact_tiny"
+    assert tuple(ckpt.config.class_names) == SYNTHETIC_CLASSES
+    assert ckpt.meta["iteration"] == 3 and "optimizer" not in ckpt.meta
+    assert "python train.py --config=yolact_tiny" in printed
+    assert "box AP" in printed and "mask AP" in printed
+
+
+def test_demo_reuses_the_cached_model(demo_dirs, capsys) -> None:
+    d = demo_dirs
+    if not d["weights"].is_file():
+        pytest.skip("needs the model of the previous test")
+    before = d["weights"].stat().st_mtime_ns
+    argv = [f"--out={d['out']}", f"--data_dir={d['data']}", f"--weights={d['weights']}",
+            "--size=96", "--frames=4", "--no_bar"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "using the cached model" in printed and "using the synthetic dataset" in printed
+    assert "python train.py" not in printed
+    assert d["weights"].stat().st_mtime_ns == before
+    assert frame_count(str(d["out"] / "demo_masks.mp4")) == 4
