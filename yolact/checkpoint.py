@@ -154,6 +154,22 @@ def adapt_original_keys(state: dict[str, Tensor], model: nn.Module) -> dict[str,
     return out
 
 
+def key_problems(
+    state: dict[str, Tensor], own: dict[str, Tensor], missing: list[str], unexpected: list[str],
+    wrong_shape: list[str],
+) -> list[str]:  # fmt: skip
+    """One phrase per kind of mismatch between a file's state dict and a model's."""
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_describe(unexpected)}")
+    if wrong_shape:
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong_shape]
+        problems.append(f"shape mismatch (file vs model): {_describe(shapes, 2)}")
+    return problems
+
+
 def _describe(keys: list[str], limit: int = 3) -> str:
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -199,14 +215,7 @@ def load_weights(
     # The semantic segmentation conv is used in training only; its absence is harmless.
     missing_ok = [k for k in missing if k.startswith("semantic_seg_conv.")]
     missing = [k for k in missing if k not in missing_ok]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_describe(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_describe(unexpected)}")
-    if wrong_shape:
-        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong_shape]
-        problems.append(f"shape mismatch (file vs model): {_describe(shapes, 2)}")
+    problems = key_problems(state, own, missing, unexpected, wrong_shape)
     if problems:
         name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
         hint = ""

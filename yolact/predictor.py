@@ -34,7 +34,31 @@ def select_device(device: str | None = None) -> torch.device:
     return dev
 
 
-class Predictor:
+class StagedPredictor:
+    """Calling convention shared by the predictors: subclasses provide
+    ``run_pre`` (BGR images -> network input), ``run_network`` and ``run_post``
+    (outputs, image sizes -> list of :class:`Detections`)."""
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
+        """Detect instances.
+
+        Args:
+            images: one image [H, W] / [H, W, 3] / [H, W, 4] (BGR, 8 or 16 bit)
+                or a list of them (sizes may differ).
+
+        Returns:
+            :class:`Detections` for one image, a list of them for a list.
+        """
+        single = isinstance(images, np.ndarray)
+        batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
+        if not batch:
+            return []
+        dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
+        return dets[0] if single else dets
+
+
+class Predictor(StagedPredictor):
     """Runs a YOLACT model on BGR images.
 
     Example::
@@ -113,21 +137,3 @@ class Predictor:
     def run_post(self, outputs: dict, image_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
         """Raw outputs -> detections at the original image sizes."""
         return self.postprocess(outputs, image_sizes, getattr(self.model, "maskiou_net", None))
-
-    @torch.no_grad()
-    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
-        """Detect instances.
-
-        Args:
-            images: one image [H, W] / [H, W, 3] / [H, W, 4] (BGR, 8 or 16 bit)
-                or a list of them (sizes may differ).
-
-        Returns:
-            :class:`Detections` for one image, a list of them for a list.
-        """
-        single = isinstance(images, np.ndarray)
-        batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
-        if not batch:
-            return []
-        dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
-        return dets[0] if single else dets

@@ -24,7 +24,7 @@ import re
 
 from torch import Tensor
 
-from yolact.checkpoint import Checkpoint, CheckpointError
+from yolact.checkpoint import Checkpoint, CheckpointError, key_problems
 from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.model.maskrcnn import MaskRCNN
 from yolact.rcnn_config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
@@ -127,11 +127,6 @@ def config_for_checkpoint(
     return new
 
 
-def _describe(keys: list[str], limit: int = 3) -> str:
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
 def load_rcnn_weights(
     model: MaskRCNN, checkpoint: Checkpoint | dict[str, Tensor], source: str = "checkpoint"
 ) -> None:
@@ -154,14 +149,7 @@ def load_rcnn_weights(
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_describe(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_describe(unexpected)}")
-    if wrong:
-        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong]
-        problems.append(f"shape mismatch (file vs model): {_describe(shapes, 2)}")
+    problems = key_problems(state, own, missing, unexpected, wrong)
     if problems:
         hint = ""
         if _CLS_KEY in wrong:

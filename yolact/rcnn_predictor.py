@@ -16,8 +16,8 @@ from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
 from yolact.checkpoint import Checkpoint, resolve_config
-from yolact.io.images import to_bgr8
 from yolact.model.maskrcnn import MaskRCNN
+from yolact.predictor import StagedPredictor
 from yolact.rcnn_checkpoint import build_rcnn
 from yolact.rcnn_config import MaskRCNNConfig
 from yolact.structures import Detections
@@ -39,7 +39,7 @@ class RCNNOutput:
     image_sizes: list[tuple[int, int]]
 
 
-class RCNNPredictor:
+class RCNNPredictor(StagedPredictor):
     """Runs a Mask R-CNN model on BGR images.
 
     Example::
@@ -177,20 +177,3 @@ class RCNNPredictor:
                 )  # fmt: skip
             )
         return dets
-
-    @torch.no_grad()
-    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
-        """Detect instances.
-
-        Args:
-            images: one image [H, W] / [H, W, 3] / [H, W, 4] (BGR, 8 or 16 bit) or a list.
-
-        Returns:
-            :class:`Detections` for one image, a list of them for a list.
-        """
-        single = isinstance(images, np.ndarray)
-        batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
-        if not batch:
-            return []
-        dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
-        return dets[0] if single else dets
