@@ -185,3 +185,27 @@ def test_cli_writes_dataset_and_video(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "train_ann_file" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--size", "1", "2", "3"])
+
+
+@pytest.mark.parametrize("radius", [(0.05, 0.05), (0.3, 0.3)])
+def test_radius_range_bounds_object_size(radius: tuple[float, float]) -> None:
+    """A lone shape of circumradius r fits in a 2r box and (all five classes) spans > r."""
+    S = 100
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        scene = make_scene(rng, (S, S), max_objects=1, radius_range=radius)
+        (x1, y1, x2, y2), r = scene["boxes"][0], radius[0] * S
+        side = max(x2 - x1, y2 - y1)
+        cut = min(x1, y1) == 0 or max(x2, y2) == S  # part of it outside the image
+        assert side <= 2 * r + 2
+        assert cut or side > r
+
+
+def test_bad_radius_range_is_a_clear_error(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        make_scene(np.random.default_rng(0), radius_range=(0.3, 0.1))
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        write_synthetic_video("v.mp4", radius_range=(0.0, 0.1))
+    with pytest.raises(SystemExit):
+        main(["--radius", "0.3", "0.1"])
+    assert "--radius takes LOW HIGH" in capsys.readouterr().err

@@ -378,3 +378,67 @@ def test_mask_rcnn_reference_trains_with_dynamic_rcnn_and_edge_loss(tmp_path, da
     predictor = RCNNPredictor(t.model, "cpu")
     det = predictor(val_set[0]["image"])
     assert det.masks is not None and det.masks.shape[1:] == (96, 96)
+
+
+# ---- optimiser, clipping, augmentation presets ------------------------------------------
+
+
+def test_build_optimizer_sgd_and_adamw_groups():
+    from yolact.engine.trainer import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    sgd = build_optimizer(model, TrainConfig(), 0.01)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.param_groups[0]["momentum"] == 0.9 and sgd.param_groups[0]["weight_decay"] == 5e-4
+    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.05), 0.002)
+    assert isinstance(adamw, torch.optim.AdamW)
+    decayed, plain = adamw.param_groups
+    # Only the conv weight is decayed; conv bias and BatchNorm weight/bias are not.
+    assert [p.shape for p in decayed["params"]] == [torch.Size([4, 3, 3, 3])]
+    assert len(plain["params"]) == 3 and plain["weight_decay"] == 0.0
+    assert decayed["weight_decay"] == 0.05 and decayed["betas"] == (0.9, 0.999)
+    assert decayed["lr"] == plain["lr"] == 0.002
+    with pytest.raises(TrainingError, match="unknown optimizer 'adam'"):
+        build_optimizer(model, TrainConfig(optimizer="adam"), 0.01)
+
+
+def test_grad_clip_bounds_the_update(tmp_path, data):
+    """Plain SGD with lr 1: each step moves the weights by exactly the clipped gradient."""
+    train_set, _ = datasets(data)
+    cfg = small_cfg().with_train(max_iter=1, momentum=0.0, weight_decay=0.0, warmup_until=0)
+    moved = {}
+    for clip in (0.0, 1e-3):
+        o = opts(tmp_path / str(clip), lr=1.0, grad_clip=clip)
+        t = Trainer(cfg, o, train_set)
+        before = [p.detach().clone() for p in t.model.parameters()]
+        t.run()
+        after = list(t.model.parameters())
+        moved[clip] = float(
+            torch.sqrt(sum(((a.detach() - b) ** 2).sum() for a, b in zip(after, before)))
+        )
+    assert moved[0.0] > 1e-2  # the raw gradient norm is far above the clip value
+    assert float(moved[1e-3]) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_optimizer_and_augment_flags_reach_the_run(tmp_path, data):
+    from yolact.cli.train_cli import main
+
+    args = [
+        "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
+        f"--train_images={data['train_image_dir']}", "--max_iter=1", "--num_workers=0",
+        f"--save_folder={tmp_path}", "--no_bar", "--device=cpu", "--batch_size=4",
+        "--optimizer=adamw", "--augment=light", "--grad_clip=5",
+    ]  # fmt: skip
+    assert main(args) == 0
+    ckpt = read_checkpoint(find_latest(str(tmp_path), "yolact_tiny"))
+    t = ckpt.config.train
+    assert (t.optimizer, t.augment, t.grad_clip) == ("adamw", "light", 5.0)
+    assert "exp_avg" in next(iter(ckpt.meta["optimizer"]["state"].values()))
+
+
+def test_resume_with_another_optimizer_is_a_clear_error(tmp_path, data):
+    train_set, _ = datasets(data)
+    first = train(small_cfg().with_train(max_iter=1), opts(tmp_path), train_set)
+    cfg = small_cfg().with_train(max_iter=2, optimizer="adamw")
+    with pytest.raises(TrainingError, match="resume with the optimizer it was trained with"):
+        train(cfg, opts(tmp_path, resume=first.last_checkpoint), train_set)

@@ -443,3 +443,35 @@ def test_val_transform_keeps_ground_truth_in_the_original_frame() -> None:
     np.testing.assert_array_equal(out["masks"].numpy(), sample["masks"][keep])
     np.testing.assert_allclose(out["boxes"].numpy(), sample["boxes"][keep] / [130, 90, 130, 90])
     assert repr(val_transform(S)).startswith("Compose([ConvertToFloat, Resize")
+
+
+def test_augmentation_presets() -> None:
+    """'light' only mirrors (boxes equal or flipped), 'none' only resizes, both keep all."""
+    S = 96
+    names = lambda t: [type(s).__name__ for s in t.transforms]  # noqa: E731
+    assert names(train_transform(S, augment="none")) == [
+        "ConvertToFloat", "Resize", "ToPercentCoords", "Normalize",
+    ]  # fmt: skip
+    assert names(train_transform(S, augment="light")) == [
+        "ConvertToFloat", "PhotometricDistort", "RandomMirror", "Resize", "ToPercentCoords",
+        "Normalize",
+    ]  # fmt: skip
+    assert "RandomSampleCrop" in names(train_transform(S))
+    flips = 0
+    for seed in range(20):
+        sample = random_sample(seed)
+        H, W = sample["image"].shape[:2]
+        rel = sample["boxes"] / np.array([W, H, W, H], np.float32)
+        rng = np.random.default_rng(seed)
+        plain = train_transform(S, discard_size=0.0, augment="none")(sample, rng)
+        np.testing.assert_allclose(plain["boxes"].numpy(), rel, atol=1e-6)
+        light = train_transform(S, discard_size=0.0, augment="light")(sample, rng)
+        assert light["labels"].tolist() == sample["labels"].tolist()
+        boxes = light["boxes"].numpy()
+        mirrored = np.stack([1 - rel[:, 2], rel[:, 1], 1 - rel[:, 0], rel[:, 3]], axis=1)
+        same = np.allclose(boxes, rel, atol=1e-6)
+        flips += not same
+        assert same or np.allclose(boxes, mirrored, atol=1e-6)
+    assert 0 < flips < 20
+    with pytest.raises(ValueError, match="unknown augmentation 'heavy'"):
+        train_transform(S, augment="heavy")

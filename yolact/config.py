@@ -65,7 +65,13 @@ class TrainConfig:
     """Optimisation and loss settings (the original's, for a batch of ``batch_size``).
 
     Attributes:
-        lr, momentum, weight_decay: SGD settings.
+        optimizer: ``"sgd"`` (the original's, with momentum) or ``"adamw"``.
+        lr, momentum, weight_decay: optimiser settings (AdamW takes ``momentum``
+            as its beta1).
+        grad_clip: clip the gradient norm to this value before each step (0: off).
+        augment: training augmentation, ``"ssd"`` (the original's), ``"light"``
+            (photometric and mirror only) or ``"none"``; see
+            :func:`yolact.data.transforms.train_transform`.
         gamma: learning-rate factor at each of ``lr_steps``.
         lr_steps, max_iter: schedule in iterations.
         warmup_init, warmup_until: linear warm-up from ``warmup_init`` to ``lr``.
@@ -78,9 +84,12 @@ class TrainConfig:
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
     """
 
+    optimizer: str = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    grad_clip: float = 0.0
+    augment: str = "ssd"
     gamma: float = 0.1
     lr_steps: tuple[int, ...] = (280000, 600000, 700000, 750000)
     max_iter: int = 800000

@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--momentum", default=None, type=float)
     a("--decay", default=None, type=float, help="weight decay")
     a("--gamma", default=None, type=float, help="learning-rate step factor")
+    a("--optimizer", default=None, choices=("sgd", "adamw"),
+      help="optimiser (default: the config's, sgd as the original)")  # fmt: skip
+    a("--grad_clip", default=None, type=float,
+      help="clip the gradient norm to this value (0: off; default: the config's)")  # fmt: skip
+    a("--augment", default=None, choices=("ssd", "light", "none"),
+      help="training augmentation: ssd (the original's), light (photometric and "
+      "mirror) or none (default: the config's)")  # fmt: skip
     a("--save_folder", default="weights/", help="where checkpoints and logs go")
     a("--save_interval", default=10000, type=int, help="iterations between checkpoints")
     a("--validation_epoch", default=2, type=int, help="validate every N epochs (-1: never)")
@@ -91,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = TrainOptions(
             batch_size=args.batch_size, max_iter=args.max_iter, lr=args.lr,
             momentum=args.momentum, decay=args.decay, gamma=args.gamma,
+            optimizer=args.optimizer, grad_clip=args.grad_clip, augment=args.augment,
             autoscale=args.autoscale, num_workers=args.num_workers,
             save_folder=args.save_folder, save_interval=args.save_interval,
             keep_latest=args.keep_latest, validation_epoch=args.validation_epoch,

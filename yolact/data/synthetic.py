@@ -28,6 +28,8 @@ SYNTHETIC_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "c
 
 # Objects left with fewer visible pixels than this are dropped (drawn as background).
 MIN_VISIBLE_PIXELS = 20
+# Circumradius range of the shapes, relative to the shorter image side.
+RADIUS_RANGE: tuple[float, float] = (0.08, 0.28)
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing: smooth motion in videos
 
 
@@ -176,11 +178,16 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _random_shape(rng: np.random.Generator, size: tuple[int, int], avoid: np.ndarray) -> Shape:
+def _random_shape(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    avoid: np.ndarray,
+    radius_range: tuple[float, float] = RADIUS_RANGE,
+) -> Shape:
     """A shape of random class, size, position, rotation and a colour far from ``avoid``."""
     H, W = size
     label = int(rng.integers(len(SYNTHETIC_CLASSES)))
-    radius = max(float(rng.uniform(0.08, 0.28)) * min(H, W), 4.0)
+    radius = max(float(rng.uniform(*radius_range)) * min(H, W), 4.0)
     center = (float(rng.uniform(0.1, 0.9) * W), float(rng.uniform(0.1, 0.9) * H))
     angle = float(rng.uniform(0, 2 * math.pi))
     colour = rng.integers(0, 256, size=3)
@@ -191,8 +198,17 @@ def _random_shape(rng: np.random.Generator, size: tuple[int, int], avoid: np.nda
     return Shape(label, center, radius, angle, tuple(int(c) for c in colour))
 
 
+def _check_radius_range(radius_range: tuple[float, float]) -> None:
+    lo, hi = radius_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"radius range must satisfy 0 < low <= high, got {radius_range}")
+
+
 def make_scene(
-    rng: np.random.Generator, size: tuple[int, int] = (160, 160), max_objects: int = 5
+    rng: np.random.Generator,
+    size: tuple[int, int] = (160, 160),
+    max_objects: int = 5,
+    radius_range: tuple[float, float] = RADIUS_RANGE,
 ) -> dict[str, Any]:
     """A random scene of 1..max_objects overlapping shapes, as a sample dict.
 
@@ -200,6 +216,7 @@ def make_scene(
         rng: the random generator (the scene is a function of its state).
         size: (H, W) of the image.
         max_objects: most objects drawn; occluded ones may be dropped, at least one stays.
+        radius_range: shape circumradius range relative to the shorter side.
 
     Returns:
         A sample: ``image`` uint8 [H, W, 3] BGR, ``boxes`` float32 [N, 4] tight xyxy,
@@ -209,13 +226,14 @@ def make_scene(
     """
     if max_objects < 1:
         raise ValueError(f"max_objects must be >= 1, got {max_objects}")
+    _check_radius_range(radius_range)
     H, W = size
     background = _background(rng, (H, W))
     mean = background.reshape(-1, 3).mean(axis=0)
     for _ in range(10):
         n = int(rng.integers(1, max_objects + 1))
         image, masks, labels = render(
-            background, [_random_shape(rng, (H, W), mean) for _ in range(n)]
+            background, [_random_shape(rng, (H, W), mean, radius_range) for _ in range(n)]
         )
         if len(labels):
             break
@@ -240,6 +258,7 @@ def write_coco_dataset(
     size: tuple[int, int] = (160, 160),
     seed: int = 0,
     max_objects: int = 5,
+    radius_range: tuple[float, float] = RADIUS_RANGE,
 ) -> dict[str, str]:
     """Write a COCO-format synthetic dataset.
 
@@ -264,7 +283,7 @@ def write_coco_dataset(
         os.makedirs(image_dir, exist_ok=True)
         images, annotations = [], []
         for image_id in range(1, count + 1):
-            scene = make_scene(rng, (H, W), max_objects)
+            scene = make_scene(rng, (H, W), max_objects, radius_range)
             file_name = f"{image_id:06d}.png"
             if not cv2.imwrite(os.path.join(image_dir, file_name), scene["image"]):
                 raise OSError(f"cannot write image: {os.path.join(image_dir, file_name)}")
@@ -307,6 +326,7 @@ def write_synthetic_video(
     size: tuple[int, int] = (160, 160),
     fps: float = 15.0,
     seed: int = 0,
+    radius_range: tuple[float, float] = RADIUS_RANGE,
 ) -> str:
     """Write a video of 2-4 shapes moving and turning smoothly over a fixed background.
 
@@ -316,6 +336,7 @@ def write_synthetic_video(
         size: (H, W) of the frames.
         fps: frame rate stored in the file.
         seed: the video is a function of the arguments.
+        radius_range: shape circumradius range relative to the shorter side.
 
     Returns:
         ``path``.
@@ -323,11 +344,13 @@ def write_synthetic_video(
     ext = os.path.splitext(path)[1].lower()
     if ext not in _CODECS:
         raise ValueError(f"video must end in {' or '.join(_CODECS)}: {path}")
+    _check_radius_range(radius_range)
     H, W = size
     rng = np.random.default_rng(seed)
     background = _background(rng, (H, W))
     mean = background.reshape(-1, 3).mean(axis=0)
-    shapes = [_random_shape(rng, (H, W), mean) for _ in range(int(rng.integers(2, 5)))]
+    count = int(rng.integers(2, 5))
+    shapes = [_random_shape(rng, (H, W), mean, radius_range) for _ in range(count)]
     speed = rng.uniform(0.6, 2.5, size=len(shapes)) * min(H, W) / 160
     heading = rng.uniform(0, 2 * math.pi, size=len(shapes))
     velocity = np.stack([speed * np.cos(heading), speed * np.sin(heading)], axis=1)  # [K, 2]
@@ -362,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=50, help="number of validation images")
     parser.add_argument("--size", type=int, nargs="+", default=[160], metavar="N", help="S or H W")
     parser.add_argument("--max-objects", type=int, default=5, help="most objects per image")
+    parser.add_argument("--radius", type=float, nargs=2, default=list(RADIUS_RANGE),
+                        metavar=("LOW", "HIGH"),
+                        help="shape circumradius range, relative to the shorter side")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", default=None, help="also write a video (.mp4 or .avi)")
     parser.add_argument("--frames", type=int, default=60, help="frames of the video")
@@ -371,12 +397,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--size takes one or two integers >= 8 (S, or H W)")
     if args.train < 0 or args.val < 0 or args.max_objects < 1:
         parser.error("--train/--val must be >= 0 and --max-objects >= 1")
+    if not 0 < args.radius[0] <= args.radius[1]:
+        parser.error("--radius takes LOW HIGH with 0 < LOW <= HIGH")
     size = (args.size[0], args.size[-1])
-    paths = write_coco_dataset(args.out, args.train, args.val, size, args.seed, args.max_objects)
+    radius = (args.radius[0], args.radius[1])
+    paths = write_coco_dataset(
+        args.out, args.train, args.val, size, args.seed, args.max_objects, radius
+    )
     for key, value in paths.items():
         print(f"{key}: {value}")
     if args.video:
-        print(f"video: {write_synthetic_video(args.video, args.frames, size, args.fps, args.seed)}")
+        video = write_synthetic_video(args.video, args.frames, size, args.fps, args.seed, radius)
+        print(f"video: {video}")
     return 0
 
 

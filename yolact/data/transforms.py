@@ -447,31 +447,40 @@ class Normalize:
         }
 
 
+AUGMENTATIONS = ("ssd", "light", "none")
+
+
 def train_transform(
     max_size: int,
     mean: Sequence[float] = PIXEL_MEAN_BGR,
     std: Sequence[float] = PIXEL_STD_BGR,
     discard_size: float = 4.0,
+    augment: str = "ssd",
 ) -> Compose:
-    """The original YOLACT training augmentation (``SSDAugmentation``).
+    """The training transform; ``augment`` picks how much augmentation.
+
+    - ``"ssd"``: the original YOLACT pipeline (``SSDAugmentation``): photometric
+      distortion, expand, random sample crop, mirror, resize.
+    - ``"light"``: photometric distortion and mirror only, for short schedules and
+      models trained from scratch, where expand and crop slow convergence.
+    - ``"none"``: resize only.
 
     Output: image float32 [3, S, S] RGB normalised; boxes [N, 4] and
     crowd_boxes [M, 4] relative to the image; masks [N, S, S], crowd_masks
     [M, S, S] uint8; labels int64 [N]. N may be 0 (e.g. every box was cropped
     away or was too small); the caller decides whether to resample.
     """
-    return Compose(
-        [
-            ConvertToFloat(),
-            PhotometricDistort(),
-            Expand(mean),
-            RandomSampleCrop(),
-            RandomMirror(),
-            Resize(max_size, discard_size=discard_size),
-            ToPercentCoords(),
-            Normalize(mean, std),
-        ]
-    )
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation '{augment}'; use one of {', '.join(AUGMENTATIONS)}")
+    steps: list[Transform] = [ConvertToFloat()]
+    if augment in ("ssd", "light"):
+        steps.append(PhotometricDistort())
+    if augment == "ssd":
+        steps += [Expand(mean), RandomSampleCrop()]
+    if augment in ("ssd", "light"):
+        steps.append(RandomMirror())
+    steps += [Resize(max_size, discard_size=discard_size), ToPercentCoords(), Normalize(mean, std)]
+    return Compose(steps)
 
 
 def val_transform(
@@ -497,8 +506,8 @@ def val_transform(
     )
 
 
-def rcnn_train_transform(size: int, discard_size: float = 4.0) -> Compose:
+def rcnn_train_transform(size: int, discard_size: float = 4.0, augment: str = "ssd") -> Compose:
     """The same augmentation for the Mask R-CNN reference: images come out as RGB
     in [0, 1] ([3, S, S] float32), since its own transform normalises them."""
-    steps = train_transform(size, discard_size=discard_size).transforms[:-1]
+    steps = train_transform(size, discard_size=discard_size, augment=augment).transforms[:-1]
     return Compose([*steps, Normalize((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))])

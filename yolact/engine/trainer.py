@@ -60,6 +60,9 @@ class TrainOptions:
     momentum: float | None = None
     decay: float | None = None
     gamma: float | None = None
+    optimizer: str | None = None
+    grad_clip: float | None = None
+    augment: str | None = None
     autoscale: bool = True
     num_workers: int = 4
     save_folder: str = "weights/"
@@ -164,6 +167,28 @@ def build_criterion(cfg: YolactConfig) -> YolactLoss:
     )
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def build_optimizer(model: nn.Module, tc, lr: float) -> torch.optim.Optimizer:
+    """The optimiser of ``tc.optimizer`` over the trainable parameters.
+
+    SGD is the original's (momentum, L2 weight decay on every parameter). AdamW
+    uses ``tc.momentum`` as beta1 and applies its decoupled weight decay to
+    weights only, not to biases and normalisation parameters (1-D tensors).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    if tc.optimizer == "adamw":
+        groups = [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": tc.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=lr, betas=(tc.momentum, 0.999))
+    raise TrainingError(f"unknown optimizer '{tc.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
+
+
 def freeze_batchnorm(model: nn.Module) -> None:
     """Keep BatchNorm layers in eval mode with fixed affine parameters."""
     for m in model.modules():
@@ -255,7 +280,13 @@ class Trainer:
         tc = cfg.train
         overrides = {
             k: v
-            for k, v in (("momentum", opts.momentum), ("weight_decay", opts.decay))
+            for k, v in (
+                ("momentum", opts.momentum),
+                ("weight_decay", opts.decay),
+                ("optimizer", opts.optimizer),
+                ("grad_clip", opts.grad_clip),
+                ("augment", opts.augment),
+            )
             if v is not None
         }
         self.cfg = cfg.with_train(**overrides) if overrides else cfg
@@ -302,13 +333,16 @@ class Trainer:
             net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
         self.net = net
         tcfg = self.cfg.train
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(
-            params, lr=self.schedule.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay
-        )
+        self.optimizer = build_optimizer(self.model, tcfg, self.schedule.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
         if self.resume_state is not None:
-            self.optimizer.load_state_dict(self.resume_state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(self.resume_state["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise TrainingError(
+                    f"the checkpoint's optimizer state does not fit a {tcfg.optimizer} "
+                    f"optimizer ({e}); resume with the optimizer it was trained with"
+                ) from None
             if "scaler" in self.resume_state and self.scaler.is_enabled():
                 self.scaler.load_state_dict(self.resume_state["scaler"])
             if self.dynamic is not None and "dynamic_rcnn" in self.resume_state:
@@ -317,9 +351,13 @@ class Trainer:
         if self.rcnn:
             from yolact.data.transforms import rcnn_train_transform
 
-            transform = rcnn_train_transform(self.cfg.min_size, tcfg.discard_box_size)
+            transform = rcnn_train_transform(
+                self.cfg.min_size, tcfg.discard_box_size, augment=tcfg.augment
+            )
         else:
-            transform = train_transform(self.cfg.max_size, discard_size=tcfg.discard_box_size)
+            transform = train_transform(
+                self.cfg.max_size, discard_size=tcfg.discard_box_size, augment=tcfg.augment
+            )
         self.data = AugmentedDataset(train_set, transform, opts.seed)
         self.sampler = EpochSampler(len(self.data), opts.seed, self.info.rank, self.info.world_size)
         per_rank = -(-len(self.data) // self.info.world_size)
@@ -419,6 +457,10 @@ class Trainer:
             return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.dynamic is not None:
