@@ -303,3 +303,42 @@ def test_unknown_config_name_lists_close_names() -> None:
 
 def test_checkpoint_dataclass_default_meta() -> None:
     assert Checkpoint({}).meta == {} and Checkpoint({}).config is None
+
+
+def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, tmp_path) -> None:
+    from yolact.engine.export import main as export_main
+    from yolact.engine.export import slim_checkpoint
+
+    src = tmp_path / "yolact_tiny_0_5.pth"
+    big = {name: torch.zeros_like(p) for name, p in tiny.named_parameters()}
+    torch.save({"model": tiny.state_dict(), "config": tiny.cfg.to_dict(), "iteration": 5,
+                "optimizer": {"state": big}}, src)  # fmt: skip
+    full = slim_checkpoint(str(src), str(tmp_path / "full.pth"))
+    assert set(full) == {"model", "config", "class_names", "iteration"}
+    assert full["iteration"] == 5 and full["class_names"] == list(tiny.cfg.class_names)
+    assert export_main([str(src), str(tmp_path / "half.pth"), "--half"]) == 0
+    half = read_checkpoint(str(tmp_path / "half.pth"))
+    dtypes = {v.dtype for v in half.state_dict.values()}
+    assert dtypes == {torch.float16, torch.int64}  # int64: BatchNorm's batch counters
+    size = {p: (tmp_path / p).stat().st_size for p in ("full.pth", "half.pth")}
+    assert size["half.pth"] < 0.55 * size["full.pth"] < 0.55 * 0.55 * src.stat().st_size
+    # A float16 file loads into a float32 model and gives nearly the same outputs.
+    model = fresh_tiny()
+    load_weights(model, half)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with torch.no_grad():
+        out = model.eval()(image)
+    torch.testing.assert_close(out["proto"], reference["proto"], atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(out["loc"], reference["loc"], atol=2e-2, rtol=2e-2)
+
+
+def test_export_bad_input(tmp_path, saved, capsys) -> None:
+    from yolact.engine.export import main as export_main
+
+    assert export_main([str(tmp_path / "none.pth"), str(tmp_path / "out.pth")]) == 1
+    assert export_main([str(saved), str(tmp_path / "out.pth")]) == 1  # original file: no config
+    assert export_main([str(saved), str(saved)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err), err
+    assert "not found" in err[0] and "no stored config" in err[1] and "overwrite" in err[2]
+    assert not (tmp_path / "out.pth").exists()

@@ -62,10 +62,48 @@ def test_demo_reuses_the_cached_model(demo_dirs, capsys) -> None:
         pytest.skip("needs the model of the previous test")
     before = d["weights"].stat().st_mtime_ns
     argv = [f"--out={d['out']}", f"--data_dir={d['data']}", f"--weights={d['weights']}",
-            "--size=96", "--frames=4", "--no_bar"]  # fmt: skip
+            "--size=96", "--frames=4", "--num_val=3", "--no_bar"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "using the cached model" in printed and "using the synthetic dataset" in printed
+    assert "using the trained model" in printed and "using the synthetic dataset" in printed
     assert "python train.py" not in printed
     assert d["weights"].stat().st_mtime_ns == before
     assert frame_count(str(d["out"] / "demo_masks.mp4")) == 4
+
+
+def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> None:
+    from yolact.demo import prepare_dataset
+
+    root = tmp_path / "syn"
+    paths = prepare_dataset(str(root), 0, 2, 48)  # evaluation only: no training images
+    assert not list((root / "train").iterdir()) and len(list((root / "val").iterdir())) == 2
+    val = (root / "annotations" / "val.json").read_text()
+    paths = prepare_dataset(str(root), 3, 2, 48)  # training needs them: written now
+    assert len(list((root / "train").iterdir())) == 3
+    assert (root / "annotations" / "val.json").read_text() == val  # the same val split
+    prepare_dataset(str(root), 1, 2, 48)  # enough already there
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" ")[1] for line in printed] == ["writing", "writing", "using"]
+    assert paths["train_image_dir"] == str(root / "train")
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "yolact_tiny_synthetic.pth"
+
+
+def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
+    """The checkpoint in the repository scores mask AP >= 0.50 on the demo's val split."""
+    from yolact.data.coco import CocoDataset
+    from yolact.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
+    from yolact.engine.evaluate import evaluate_dataset
+    from yolact.predictor import Predictor
+
+    assert SHIPPED.is_file() and SHIPPED.stat().st_size < 8 * 2**20  # a few MB, float16
+    paths = prepare_dataset(str(tmp_path / "syn"), 0, NUM_VAL, IMAGE_SIZE)
+    predictor = Predictor.from_checkpoint(str(SHIPPED), device="cpu")
+    assert predictor.class_names == SYNTHETIC_CLASSES
+    val = CocoDataset(
+        paths["val_ann_file"], paths["val_image_dir"], class_names=predictor.class_names
+    )
+    metrics = evaluate_dataset(predictor, val, progress=False).metrics
+    assert metrics["segm"]["AP"] >= 0.50, metrics
+    assert metrics["bbox"]["AP"] >= 0.40, metrics

@@ -283,3 +283,25 @@ def test_invalid_configs_are_rejected() -> None:
         Yolact(tiny_config(scales=((24,), (48,))))
     with pytest.raises(ValueError, match="Bottleneck"):
         Yolact(tiny_config(backbone=BackboneConfig(depth=18, dcn_layers=(0, 1, 0, 0))))
+
+
+@pytest.mark.parametrize("depth, channels", [(18, [32, 64, 128, 256]), (50, [128, 256, 512, 1024])])
+def test_narrow_backbone_keeps_the_layout(depth: int, channels: list[int]) -> None:
+    """width=32 halves every stage and keeps torchvision's module names and strides."""
+    from yolact.model.backbone import ResNetBackbone
+
+    narrow = ResNetBackbone(BackboneConfig(depth=depth, width=32))
+    full = ResNetBackbone(BackboneConfig(depth=depth))
+    assert narrow.channels == channels and full.channels == [2 * c for c in channels]
+    assert list(narrow.state_dict()) == list(full.state_dict())
+    for key, value in narrow.state_dict().items():
+        if value.ndim == 4:  # conv weights: out and in channels halved, except the RGB input
+            out_full, in_full = full.state_dict()[key].shape[:2]
+            assert value.shape[0] * 2 == out_full
+            assert value.shape[1] * (2 if in_full != 3 else 1) == in_full
+    outs = narrow(torch.randn(1, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [
+        (1, c, 64 // s, 96 // s) for c, s in zip(channels, (4, 8, 16, 32))
+    ]
+    with pytest.raises(ValueError, match="width must be positive"):
+        ResNetBackbone(BackboneConfig(depth=18, width=0))

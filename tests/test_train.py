@@ -86,6 +86,20 @@ def test_schedule_warmup_steps_and_autoscale():
     s2 = make_schedule(tc, batch_size=16, lr=0.5, max_iter=7)
     assert (s2.lr, s2.max_iter, s2.steps) == (0.5, 7, (500, 1000))
     assert make_schedule(tc, batch_size=4, autoscale=False).max_iter == 3000
+    # Explicit steps (--lr_steps) are sorted and not scaled.
+    s3 = make_schedule(tc, batch_size=16, lr_steps=(900, 300))
+    assert s3.steps == (300, 900) and s3.lr_at(1000) == pytest.approx(2e-5)
+
+
+@pytest.mark.parametrize("bad", ["10,x", "-5", "1.5"])
+def test_lr_steps_flag_parses_and_rejects(bad, capsys):
+    from yolact.cli.train_cli import build_parser
+
+    assert build_parser().parse_args(["--lr_steps=7500,9300"]).lr_steps == (7500, 9300)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([f"--lr_steps={bad}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: argument --lr_steps:"), err
 
 
 def test_checkpoint_names_latest_and_prune(tmp_path):

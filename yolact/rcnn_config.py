@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yolact.config import BackboneConfig, TrainConfig
+from yolact.config import TINY_TRAIN, BackboneConfig, TrainConfig
 from yolact.data_names import COCO_CLASSES
 
 KIND = "mask_rcnn"
@@ -221,11 +221,11 @@ def mask_rcnn_r50_fpn() -> MaskRCNNConfig:
 
 
 def mask_rcnn_tiny() -> MaskRCNNConfig:
-    """A small model for tests and CPU demos on yolact_tiny's backbone: ResNet-18,
-    64-wide FPN, 160 px shorter side, small heads, nothing frozen."""
+    """A small model for tests and CPU demos on yolact_tiny's backbone (half-width
+    ResNet-18), 64-wide FPN, 160 px shorter side, small heads, nothing frozen."""
     return MaskRCNNConfig(
         name="mask_rcnn_tiny",
-        backbone=BackboneConfig(depth=18, selected_layers=(0, 1, 2, 3)),
+        backbone=BackboneConfig(depth=18, width=32, selected_layers=(0, 1, 2, 3)),
         fpn_channels=64,
         min_size=160,
         max_size=192,
@@ -239,16 +239,9 @@ def mask_rcnn_tiny() -> MaskRCNNConfig:
         mask_head_channels=(64, 64),
         freeze_at=0,
         frozen_bn=False,
-        train=dataclasses.replace(
-            DETECTRON2_TRAIN,
-            lr=0.01,
-            lr_steps=(1500, 1800),
-            max_iter=2000,
-            warmup_init=0.01 * 0.001,
-            warmup_until=100,
-            batch_size=4,
-            freeze_bn=False,
-        ),
+        # The same short from-scratch recipe as yolact_tiny, so that the two small
+        # models are compared at the same training budget.
+        train=TINY_TRAIN,
     )
 
 

@@ -16,6 +16,17 @@ from yolact.engine.trainer import TrainingError, TrainOptions, train
 log = logging.getLogger("yolact")
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        message = f"expected iterations like 1000,1500, got '{text}'"
+        raise argparse.ArgumentTypeError(message) from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"iterations must be >= 0, got '{text}'")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train.py", description="Train YOLACT.")
     a = p.add_argument
@@ -28,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--momentum", default=None, type=float)
     a("--decay", default=None, type=float, help="weight decay")
     a("--gamma", default=None, type=float, help="learning-rate step factor")
+    a("--lr_steps", default=None, type=_int_list, metavar="N,N,...",
+      help="iterations at which the lr is multiplied by --gamma, taken as given "
+      "(default: the config's, scaled to the batch size)")  # fmt: skip
     a("--optimizer", default=None, choices=("sgd", "adamw"),
       help="optimiser (default: the config's, sgd as the original)")  # fmt: skip
     a("--grad_clip", default=None, type=float,
@@ -98,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = TrainOptions(
             batch_size=args.batch_size, max_iter=args.max_iter, lr=args.lr,
             momentum=args.momentum, decay=args.decay, gamma=args.gamma,
-            optimizer=args.optimizer, grad_clip=args.grad_clip, augment=args.augment,
+            lr_steps=args.lr_steps, optimizer=args.optimizer, grad_clip=args.grad_clip,
+            augment=args.augment,
             autoscale=args.autoscale, num_workers=args.num_workers,
             save_folder=args.save_folder, save_interval=args.save_interval,
             keep_latest=args.keep_latest, validation_epoch=args.validation_epoch,

@@ -41,17 +41,22 @@ def make_schedule(
     lr: float | None = None,
     gamma: float | None = None,
     max_iter: int | None = None,
+    lr_steps: tuple[int, ...] | None = None,
 ) -> Schedule:
     """The schedule for a total batch of ``batch_size``.
 
     As the original, with ``autoscale`` a batch other than ``tc.batch_size``
     multiplies the learning rate by ``batch_size / tc.batch_size`` and divides
     the iteration counts by the same factor. Explicit ``lr`` / ``max_iter``
-    overrides are taken as given (not scaled); the steps still are.
+    overrides are taken as given (not scaled); the config's steps still are,
+    explicit ``lr_steps`` are not.
     """
     factor = batch_size / tc.batch_size if autoscale else 1.0
     base_lr = tc.lr * factor if lr is None else lr
-    steps = tuple(int(s // factor) for s in tc.lr_steps)
+    if lr_steps is not None:
+        steps = tuple(sorted(int(s) for s in lr_steps))
+    else:
+        steps = tuple(int(s // factor) for s in tc.lr_steps)
     total = int(tc.max_iter // factor) if max_iter is None else max_iter
     return Schedule(
         lr=base_lr,

@@ -60,6 +60,7 @@ class TrainOptions:
     momentum: float | None = None
     decay: float | None = None
     gamma: float | None = None
+    lr_steps: tuple[int, ...] | None = None
     optimizer: str | None = None
     grad_clip: float | None = None
     augment: str | None = None
@@ -291,7 +292,7 @@ class Trainer:
         }
         self.cfg = cfg.with_train(**overrides) if overrides else cfg
         self.schedule: Schedule = make_schedule(
-            tc, opts.batch_size, opts.autoscale, opts.lr, opts.gamma, opts.max_iter
+            tc, opts.batch_size, opts.autoscale, opts.lr, opts.gamma, opts.max_iter, opts.lr_steps
         )
         self.train_set, self.val_set = train_set, val_set
         torch.manual_seed(opts.seed)

@@ -20,6 +20,38 @@ _RESNETS = {
     101: resnet.resnet101,
     152: resnet.resnet152,
 }
+# Blocks per stage of each depth, as torchvision's constructors build them.
+_LAYOUTS = {
+    18: (resnet.BasicBlock, (2, 2, 2, 2)),
+    34: (resnet.BasicBlock, (3, 4, 6, 3)),
+    50: (resnet.Bottleneck, (3, 4, 6, 3)),
+    101: (resnet.Bottleneck, (3, 4, 23, 3)),
+    152: (resnet.Bottleneck, (3, 8, 36, 3)),
+}
+
+
+def _narrow_resnet(depth: int, width: int) -> resnet.ResNet:
+    """torchvision's ResNet of ``depth`` with stage widths ``width * (1, 2, 4, 8)``.
+
+    torchvision's constructor fixes the widths at 64..512, so the stem and
+    stages are rebuilt from its own blocks with the same module names and
+    initialisation.
+    """
+    block, counts = _LAYOUTS[depth]
+    net = resnet.ResNet(block, [1, 1, 1, 1])
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    for i, count in enumerate(counts):
+        stage = net._make_layer(block, width * 2**i, count, stride=1 if i == 0 else 2)
+        setattr(net, f"layer{i + 1}", stage)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net
 
 
 class ModulatedDeformConv(nn.Module):
@@ -84,7 +116,12 @@ class ResNetBackbone(nn.Module):
         super().__init__()
         if cfg.depth not in _RESNETS:
             raise ValueError(f"unsupported ResNet depth {cfg.depth}; use one of {list(_RESNETS)}")
-        net = _RESNETS[cfg.depth](weights=None)
+        if cfg.width < 1:
+            raise ValueError(f"backbone width must be positive, got {cfg.width}")
+        if cfg.width == 64:
+            net = _RESNETS[cfg.depth](weights=None)
+        else:
+            net = _narrow_resnet(cfg.depth, cfg.width)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.channels: list[int] = [
