@@ -334,7 +334,9 @@ def _scene(size: int) -> tuple[torch.Tensor, list[dict]]:
 def test_every_parameter_gets_a_gradient(plus: bool, one_thread: None) -> None:
     torch.manual_seed(0)
     size = 128
-    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=size)
+    # Anchor sizes that give positives on every FPN level, so each level gets a gradient.
+    scales = ((13,), (25,), (50,), (101,), (201,))
+    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=size, scales=scales)
     if plus:
         cfg = cfg.replace(use_maskiou=True, maskiou_channels=(8, 16, 32))  # 32 px prototypes
     model = build_model(cfg).train()

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from yolact.checkpoint import read_checkpoint
-from yolact.config import TrainConfig, get_config
+from yolact.checkpoint import CheckpointError, read_checkpoint
+from yolact.config import BackboneConfig, TrainConfig, get_config
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
 from yolact.engine.checkpoints import CheckpointName, atomic_save, find_latest, prune
@@ -259,9 +259,13 @@ def test_init_from_torchvision_backbone(tmp_path, data):
     tv = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"
     torch.save(tv.state_dict(), path)
-    t = Trainer(small_cfg(), opts(tmp_path, init_weights=str(path)), train_set)
+    full_width = small_cfg().replace(backbone=BackboneConfig(depth=18))
+    t = Trainer(full_width, opts(tmp_path, init_weights=str(path)), train_set)
     assert torch.equal(t.model.backbone.layers[2][1].conv2.weight, tv.layer3[1].conv2.weight)
     assert torch.equal(t.model.backbone.conv1.weight, tv.conv1.weight)
+    # yolact_tiny's half-width backbone cannot take ImageNet ResNet-18 weights: one clear error.
+    with pytest.raises(CheckpointError, match="first mismatching keys conv1.weight"):
+        Trainer(small_cfg(), opts(tmp_path, init_weights=str(path)), train_set)
 
 
 def _free_port() -> int:
