@@ -107,3 +107,24 @@ def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
     metrics = evaluate_dataset(predictor, val, progress=False).metrics
     assert metrics["segm"]["AP"] >= 0.50, metrics
     assert metrics["bbox"]["AP"] >= 0.40, metrics
+
+
+def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_path) -> None:
+    import yolact.demo as demo
+
+    calls = []
+
+    def fake_run(out, data_dir, weights, iterations, train, *rest, **kw):
+        calls.append((weights, train, iterations))
+        return demo.DemoResult({}, weights, train, "in.mp4", "out.mp4")
+
+    monkeypatch.setattr(demo, "run_demo", fake_run)
+    out = str(tmp_path / "o")
+    assert demo.main([f"--out={out}"]) == 0
+    assert demo.main([f"--out={out}", "--train", "--iterations=7"]) == 0
+    assert demo.main([f"--out={out}", "--force", "--weights=w.pth"]) == 0
+    assert calls == [
+        (demo.WEIGHTS, False, None),
+        (str(tmp_path / "o" / "yolact_tiny_synthetic.pth"), True, 7),
+        ("w.pth", True, None),
+    ]
