@@ -38,8 +38,7 @@ def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
     if ckpt.config is None:
         raise CheckpointError(f"{src} has no stored config; export needs a train.py checkpoint")
     state = {
-        k: v.half() if half and v.is_floating_point() else v.clone()
-        for k, v in ckpt.state_dict.items()
+        k: v.half() if half and v.is_floating_point() else v for k, v in ckpt.state_dict.items()
     }
     out = {
         "model": state,

@@ -13,14 +13,7 @@ from torchvision.ops import deform_conv2d
 
 from yolact.config import BackboneConfig
 
-_RESNETS = {
-    18: resnet.resnet18,
-    34: resnet.resnet34,
-    50: resnet.resnet50,
-    101: resnet.resnet101,
-    152: resnet.resnet152,
-}
-# Blocks per stage of each depth, as torchvision's constructors build them.
+# Block type and blocks per stage of each depth, as torchvision's resnet18..152 build them.
 _LAYOUTS = {
     18: (resnet.BasicBlock, (2, 2, 2, 2)),
     34: (resnet.BasicBlock, (3, 4, 6, 3)),
@@ -114,12 +107,13 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
-        if cfg.depth not in _RESNETS:
-            raise ValueError(f"unsupported ResNet depth {cfg.depth}; use one of {list(_RESNETS)}")
+        if cfg.depth not in _LAYOUTS:
+            raise ValueError(f"unsupported ResNet depth {cfg.depth}; use one of {list(_LAYOUTS)}")
         if cfg.width < 1:
             raise ValueError(f"backbone width must be positive, got {cfg.width}")
-        if cfg.width == 64:
-            net = _RESNETS[cfg.depth](weights=None)
+        if cfg.width == 64:  # exactly what torchvision's resnet18..152 constructors build
+            block, counts = _LAYOUTS[cfg.depth]
+            net = resnet.ResNet(block, list(counts))
         else:
             net = _narrow_resnet(cfg.depth, cfg.width)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
