@@ -238,6 +238,16 @@ def random_background(rng: np.random.Generator, size: tuple[int, int]) -> np.nda
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def _far_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    """A random BGR colour [3] at L1 distance >= 150 from ``avoid`` (20 tries at most)."""
+    colour = rng.integers(0, 256, size=3)
+    for _ in range(20):
+        if np.abs(colour - avoid).sum() >= 150:
+            break
+        colour = rng.integers(0, 256, size=3)
+    return colour
+
+
 def random_shape(
     rng: np.random.Generator,
     size: tuple[int, int],
@@ -252,11 +262,7 @@ def random_shape(
     radius = max(float(rng.uniform(*radius_range)) * min(H, W), 4.0)
     center = (float(rng.uniform(0.1, 0.9) * W), float(rng.uniform(0.1, 0.9) * H))
     angle = float(rng.uniform(0, 2 * math.pi))
-    colour = rng.integers(0, 256, size=3)
-    for _ in range(20):
-        if np.abs(colour - avoid).sum() >= 150:
-            break
-        colour = rng.integers(0, 256, size=3)
+    colour = _far_colour(rng, avoid)
     hole = gap = 0.0
     if options.holes > 0 and rng.random() < options.holes:
         hole = float(rng.uniform(0.35, 0.6))
@@ -274,11 +280,7 @@ def _crowd_shapes(
     label = int(rng.integers(len(SYNTHETIC_CLASSES)))
     count = int(rng.integers(4, 9))
     centre = rng.uniform(0.25, 0.75, size=2) * (W, H)
-    colour = rng.integers(0, 256, size=3)
-    for _ in range(20):
-        if np.abs(colour - avoid).sum() >= 150:
-            break
-        colour = rng.integers(0, 256, size=3)
+    colour = _far_colour(rng, avoid)
     shapes = []
     for _ in range(count):
         x, y = centre + rng.normal(0.0, 0.12 * side, size=2)
@@ -291,6 +293,7 @@ def _crowd_shapes(
 
 
 def check_radius_range(radius_range: tuple[float, float]) -> None:
+    """Raise ``ValueError`` unless 0 < low <= high."""
     lo, hi = radius_range
     if not 0 < lo <= hi:
         raise ValueError(f"radius range must satisfy 0 < low <= high, got {radius_range}")
@@ -349,10 +352,11 @@ def scene_with_crowds(
         instance = kept >= len(crowd)  # [N + crowd members kept]
         if empty or instance.any():
             break
-    crowd_masks = masks[~instance].max(axis=0, keepdims=True) if (~instance).any() else None
-    crowd_labels = [crowd[0].label] if crowd_masks is not None else []
-    if crowd_masks is None:
-        crowd_masks = np.zeros((0, H, W), dtype=np.uint8)
+    members = masks[~instance]  # the crowd's shapes that stayed visible
+    if len(members):
+        crowd_masks, crowd_labels = members.max(axis=0, keepdims=True), [crowd[0].label]
+    else:
+        crowd_masks, crowd_labels = np.zeros((0, H, W), dtype=np.uint8), []
     return {
         "image": image,
         "boxes": tight_boxes(masks[instance]),

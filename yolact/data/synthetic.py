@@ -175,17 +175,9 @@ def write_coco_dataset(
                 *zip(scene["crowd_masks"], scene["crowd_boxes"], crowd_labels, [True] * m),
             ]
             for mask, box, label, crowd in objects:
-                annotations.append(
-                    _annotation(
-                        len(annotations) + 1,
-                        image_id,
-                        int(label),
-                        mask,
-                        box,
-                        crowd,
-                        options.polygons,
-                    )  # fmt: skip
-                )
+                ann_id = len(annotations) + 1
+                ann = _annotation(ann_id, image_id, int(label), mask, box, crowd, options.polygons)
+                annotations.append(ann)
         ann_file = os.path.join(root, "annotations", f"{split}.json")
         info: dict[str, Any] = {"description": f"synthetic shapes, {split}, seed {seed}"}
         if options != PLAIN:
