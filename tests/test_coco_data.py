@@ -312,3 +312,67 @@ def test_box_from_segmentation_when_bbox_is_missing(tmp_path: Path) -> None:
     ds, caught = _load(tmp_path)
     assert ds.skipped == {"mask size differs from the image": 1} and len(caught) == 1
     np.testing.assert_allclose(ds[0]["boxes"], [[5, 6, 25, 16], [20, 5, 45, 15]])
+
+
+def _write(tmp_path: Path, name: str, data: dict) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_files_that_are_not_what_they_seem(coco_dir: Path) -> None:
+    images = str(coco_dir / "images")
+    no_categories = _dataset_json()
+    del no_categories["categories"]
+    message = _one_line_error(
+        "no 'categories' list", _write(coco_dir, "nocat.json", no_categories), images
+    )
+    assert message.endswith("nocat.json")
+    empty_categories = {**_dataset_json(), "categories": []}
+    _one_line_error(
+        "'categories' is empty", _write(coco_dir, "emptycat.json", empty_categories), images
+    )
+    no_images = _dataset_json()
+    del no_images["images"]
+    _one_line_error("no 'images' list", _write(coco_dir, "noimg.json", no_images), images)
+
+    # An image list (no annotations, no categories) reads, for inference only.
+    image_list = {"images": _dataset_json()["images"]}
+    ds = CocoDataset(_write(coco_dir, "list.json", image_list), images)
+    assert ds.num_classes == 80 and not ds.has_annotations
+    with pytest.raises(DatasetError, match=r"no 'annotations' list .*cannot train on") as info:
+        ds.check_trainable()
+    assert "\n" not in str(info.value) and str(info.value).endswith("list.json")
+
+
+def test_explicitly_empty_lists_warn(coco_dir: Path) -> None:
+    images = str(coco_dir / "images")
+    background = {**_dataset_json(), "annotations": []}
+    with pytest.warns(DatasetWarning, match=r"^bg.json: 'annotations' is empty: every image is"):
+        ds = CocoDataset(_write(coco_dir, "bg.json", background), images)
+    assert len(ds) == 3 and ds.num_classes == 3 and ds.skipped == {}
+    assert all(len(ds[i]["labels"]) == 0 for i in range(3))
+    ds.check_trainable()  # a legitimately empty set trains (on background)
+
+    nothing = {**_dataset_json(), "images": [], "annotations": []}
+    with pytest.warns(DatasetWarning, match=r"^none.json: 'images' is empty$"):
+        ds = CocoDataset(_write(coco_dir, "none.json", nothing), images)
+    with pytest.raises(DatasetError, match=r"^the training set has no images: .*none.json$"):
+        ds.check_trainable()
+
+
+def test_annotations_of_unknown_images_and_categories_are_skipped(coco_dir: Path) -> None:
+    data = _dataset_json()
+    square = [10, 10, 30, 10, 30, 30, 10, 30]
+    data["annotations"] = [
+        _ann(1, 1, 3, [square], [10, 10, 20, 20]),
+        _ann(2, 42, 3, [square], [10, 10, 20, 20]),  # no image 42
+        _ann(3, 43, 7, [square], [10, 10, 20, 20]),  # no image 43
+        _ann(4, 1, 5, [square], [10, 10, 20, 20]),  # no category 5
+    ]
+    with pytest.warns(DatasetWarning) as caught:
+        ds = CocoDataset(_write(coco_dir, "orph.json", data), str(coco_dir / "images"))
+    messages = [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
+    assert messages == ["orph.json: skipped 3 annotations: 2 unknown image id, 1 unknown category"]
+    assert ds.skipped == {"unknown image id": 2, "unknown category": 1}
+    assert ds[0]["labels"].tolist() == [0] and len(ds) == 3

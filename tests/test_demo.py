@@ -75,8 +75,9 @@ def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> Non
     from yolact.demo import prepare_dataset
 
     root = tmp_path / "syn"
-    paths = prepare_dataset(str(root), 0, 2, 48)  # evaluation only: no training images
-    assert not list((root / "train").iterdir()) and len(list((root / "val").iterdir())) == 2
+    paths = prepare_dataset(str(root), 0, 2, 48)  # evaluation only: no training split
+    assert not (root / "train").exists() and len(list((root / "val").iterdir())) == 2
+    assert not (root / "annotations" / "train.json").exists()
     val = (root / "annotations" / "val.json").read_text()
     paths = prepare_dataset(str(root), 3, 2, 48)  # training needs them: written now
     assert len(list((root / "train").iterdir())) == 3
@@ -128,3 +129,48 @@ def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_pat
         (str(tmp_path / "o" / "yolact_tiny_synthetic.pth"), True, 7),
         ("w.pth", True, None),
     ]
+
+
+def _train(ann: Path, images: Path, save: Path, config: str = "yolact_tiny") -> int:
+    from yolact.cli import train_cli
+
+    argv = [f"--config={config}", f"--train_ann={ann}", f"--train_images={images}",
+            f"--save_folder={save}", "--batch_size=2", "--max_iter=1", "--num_workers=0",
+            "--no_bar", "--validation_epoch=-1", "--save_interval=0", "--device=cpu"]  # fmt: skip
+    return train_cli.main(argv)
+
+
+def test_the_documented_synthetic_command_writes_splits_that_train(tmp_path, capsys) -> None:
+    from yolact.data.synthetic import main as synthetic
+
+    out = tmp_path / "syn"
+    argv = ["--out", str(out), "--train", "4", "--val", "2", "--varied", "--sizes", "64", "96"]
+    assert synthetic(argv) == 0
+    for config in ("yolact_tiny", "mask_rcnn_tiny"):
+        code = _train(out / "annotations" / "train.json", out / "train", tmp_path / config, config)
+        assert code == 0, capsys.readouterr().err
+        assert (tmp_path / config / f"{config}_0_1.pth").is_file()
+
+
+def test_training_on_a_missing_or_empty_split_is_one_clear_error(tmp_path, capsys) -> None:
+    from yolact.demo import prepare_dataset
+
+    root = tmp_path / "syn"
+    prepare_dataset(str(root), 0, 2, 48)  # what the demo leaves without --train
+    missing = root / "annotations" / "train.json"
+    val = json.loads((root / "annotations" / "val.json").read_text())
+    empty, listing = tmp_path / "empty.json", tmp_path / "list.json"
+    empty.write_text(json.dumps({**val, "images": [], "annotations": []}))
+    listing.write_text(json.dumps({"images": val["images"]}))
+    cases = {
+        missing: f"error: annotation file not found: {missing}",
+        empty: f"error: the training set has no images: {empty}",
+        listing: "error: no 'annotations' list (an image list, for inference only): "
+        f"cannot train on {listing}",
+    }
+    capsys.readouterr()
+    for ann_file, expected in cases.items():
+        assert _train(ann_file, root / "val", tmp_path / "w") == 1
+        err = capsys.readouterr().err
+        assert [line for line in err.splitlines() if "error" in line.lower()] == [expected]
+        assert "Traceback" not in err

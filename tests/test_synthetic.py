@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import math
+import os
+import warnings
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from yolact.data import (
@@ -21,7 +27,14 @@ from yolact.data import (
     write_coco_dataset,
     write_synthetic_video,
 )
-from yolact.data.synthetic import MIN_VISIBLE_PIXELS, main, shape_mask
+from yolact.data.synthetic import (
+    MIN_VISIBLE_PIXELS,
+    VARIED,
+    SceneOptions,
+    main,
+    mask_to_polygons,
+    shape_mask,
+)
 
 BLACK = np.zeros((64, 96, 3), dtype=np.uint8)
 
@@ -209,3 +222,156 @@ def test_bad_radius_range_is_a_clear_error(capsys: pytest.CaptureFixture) -> Non
     with pytest.raises(SystemExit):
         main(["--radius", "0.3", "0.1"])
     assert "--radius takes LOW HIGH" in capsys.readouterr().err
+
+
+# ---- data like users' data ---------------------------------------------------------------
+
+# Rich enough that a dozen small images hold every kind of data.
+RICH = SceneOptions(sizes=(64, 128), holes=0.3, splits=0.4, polygons=True, empty=0.2, crowd=0.5)
+
+
+def _digest(ann_file: str, image_dir: str) -> tuple[str, str]:
+    """sha256 of the annotation file and of the decoded pixels of its images."""
+    pixels = hashlib.sha256()
+    for name in sorted(os.listdir(image_dir)):
+        pixels.update(cv2.imread(os.path.join(image_dir, name)).tobytes())
+    return hashlib.sha256(Path(ann_file).read_bytes()).hexdigest(), pixels.hexdigest()
+
+
+def test_default_options_keep_the_demo_val_split(tmp_path: Path) -> None:
+    """The first 12 images of the shipped demo model's val split, as written before the
+    options existed (the val split does not depend on the number of training images)."""
+    paths = write_coco_dataset(str(tmp_path), 0, 12, (160, 160), 0, 3, (0.14, 0.3))
+    assert sorted(paths) == ["val_ann_file", "val_image_dir"]  # no empty training split
+    assert not (tmp_path / "train").exists()
+    assert _digest(paths["val_ann_file"], paths["val_image_dir"]) == (
+        "dfcaaea7e5da3321053c07518905860646483a95afcd5f73e6a9e24646b97ccc",
+        "19474a4a6c8c6215aa9905d508b7915c1ad0c986a363e920522d0555eb88d02f",
+    )
+
+
+def test_mask_to_polygons_is_exact_and_refuses_holes() -> None:
+    two = np.zeros((20, 30), np.uint8)
+    two[2:6, 3:9] = 1
+    two[10:18, 20:25] = 1
+    rings = mask_to_polygons(two)
+    assert rings is not None and len(rings) == 2
+    decoded = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(rings, 20, 30)))
+    np.testing.assert_array_equal(decoded, two)
+    xs = sorted(min(ring[0::2]) for ring in rings)
+    assert xs == [3.125, 20.125]  # an eighth of a pixel inside the pixels' edges
+    ring = two.copy()
+    ring[12:16, 22:23] = 0
+    assert mask_to_polygons(ring) is None
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_varied_dataset_has_every_kind_of_data(tmp_path: Path) -> None:
+    paths = write_coco_dataset(str(tmp_path), 16, 0, seed=2, options=RICH)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(paths["train_ann_file"])
+    sizes = {(im["height"], im["width"]) for im in coco.dataset["images"]}
+    assert len(sizes) > 8 and all(64 <= s <= 128 for hw in sizes for s in hw)
+    assert any(h > w for h, w in sizes) and any(h < w for h, w in sizes)
+    annotated = {a["image_id"] for a in coco.dataset["annotations"]}
+    assert len(annotated) < 16  # images without annotations
+    crowds = [a for a in coco.dataset["annotations"] if a["iscrowd"]]
+    assert crowds and all(isinstance(a["segmentation"]["counts"], str) for a in crowds)
+    multi = [a for a in coco.dataset["annotations"] if isinstance(a["segmentation"], list)
+             and len(a["segmentation"]) > 1]  # fmt: skip
+    assert multi
+    for ann in multi:  # the union of disjoint, non-empty parts
+        info = coco.imgs[ann["image_id"]]
+        H, W = info["height"], info["width"]
+        parts = mask_utils.decode(mask_utils.frPyObjects(ann["segmentation"], H, W))  # [H, W, P]
+        assert (parts.reshape(-1, parts.shape[2]).sum(axis=0) > 0).all()
+        assert parts.sum(axis=2).max() == 1
+        np.testing.assert_array_equal(coco.annToMask(ann), parts.max(axis=2))
+    rle = [a for a in coco.dataset["annotations"] if not a["iscrowd"]
+           and isinstance(a["segmentation"], dict)]  # fmt: skip
+    assert rle  # the masks with holes
+    assert json.loads(Path(paths["train_ann_file"]).read_text())["info"]["options"]["crowd"] == 0.5
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_coco_dataset_reads_the_varied_data_exactly(tmp_path: Path) -> None:
+    """Replaying the generator gives what CocoDataset reads: every polygon decodes to
+    its rendered mask, crowd regions become the crowd (ignore) targets."""
+    paths = write_coco_dataset(str(tmp_path), 10, 0, seed=4, max_objects=4, options=RICH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = CocoDataset(paths["train_ann_file"], paths["train_image_dir"])
+    assert len(ds) == 10 and ds.skipped == {}
+    rng = np.random.default_rng([4, 0])
+    crowds = 0
+    for i in range(10):
+        H, W = (int(v) for v in rng.integers(64, 129, 2))
+        scene, loaded = make_scene(rng, (H, W), 4, options=RICH), ds[i]
+        for key in ("image", "masks", "labels", "boxes", "crowd_masks", "crowd_boxes"):
+            np.testing.assert_array_equal(loaded[key], scene[key], err_msg=f"{i} {key}")
+        crowds += len(loaded["crowd_masks"])
+    assert crowds > 0
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_rings_keep_their_holes(tmp_path: Path) -> None:
+    """Every object a ring: a whole circle's RLE mask is background at its centre and
+    object on the four rays out of it, in the file and as CocoDataset reads it."""
+    rings = SceneOptions(holes=1.0, polygons=True)
+    paths = write_coco_dataset(str(tmp_path), 30, 0, (96, 96), seed=1, max_objects=1,
+                               radius_range=(0.25, 0.3), options=rings)  # fmt: skip
+    ds = CocoDataset(paths["train_ann_file"], paths["train_image_dir"])
+    anns = json.loads(Path(paths["train_ann_file"]).read_text())["annotations"]
+    checked = 0
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        if min(x, y) <= 0 or max(x + w, y + h) >= 96:
+            continue  # cut by the border: the hole may open onto it
+        assert isinstance(a["segmentation"], dict)  # a hole needs RLE
+        if a["category_id"] != 1:
+            continue  # not a circle
+        mask = mask_utils.decode({"size": [96, 96], "counts": a["segmentation"]["counts"]})
+        loaded = ds[ds.image_ids.index(a["image_id"])]["masks"][0]
+        np.testing.assert_array_equal(loaded, mask)
+        cx, cy = int(x + w / 2), int(y + h / 2)
+        assert mask[cy, cx] == 0
+        assert mask[cy, :cx].any() and mask[cy, cx:].any()
+        assert mask[:cy, cx].any() and mask[cy:, cx].any()
+        checked += 1
+    assert checked >= 2
+
+
+def test_cli_options_and_both_splits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "v"
+    argv = ["--out", str(out), "--train", "3", "--val", "2", "--varied", "--crowd", "0",
+            "--sizes", "64", "80"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "train_ann_file" in printed and "val_ann_file" in printed
+    info = json.loads((out / "annotations" / "train.json").read_text())["info"]
+    assert info["options"] == {**asdict(VARIED), "crowd": 0.0, "sizes": [64, 80]}
+    assert len(list((out / "val").iterdir())) == 2
+    for bad, message in (
+        (["--holes", "1.5"], "a probability in [0, 1], got 1.5"),
+        (["--sizes", "80", "64"], "--sizes takes LOW HIGH with 8 <= LOW <= HIGH"),
+        (["--train", "0", "--val", "0"], "nothing to write"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path / "x"), *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_shape_hole_and_gap() -> None:
+    """A ring: one part, the centre and a disc around it empty; a cut: two parts."""
+    disc = Shape(_label("circle"), (48.0, 32.0), 20.0, 0.0)
+    full = shape_mask(disc, (64, 96))
+    ring = shape_mask(replace(disc, hole=0.5), (64, 96))
+    inner = shape_mask(replace(disc, radius=9.0), (64, 96))
+    assert not ring[inner].any() and (ring | inner).sum() <= full.sum()
+    assert cv2.connectedComponents(ring.astype(np.uint8))[0] == 2  # background + one ring
+    assert cv2.connectedComponents((~ring).astype(np.uint8))[0] == 3  # outside + the hole
+    cut = shape_mask(replace(disc, gap=0.1, angle=math.pi / 2), (64, 96))  # a vertical cut
+    count, parts = cv2.connectedComponents(cut.astype(np.uint8))
+    assert count == 3 and not cut[:, 47:50].any() and cut[:, 45].any() and cut[:, 51].any()
+    halves = np.bincount(parts.ravel())[1:]
+    assert abs(int(halves[0]) - int(halves[1])) <= 0.05 * halves.sum()

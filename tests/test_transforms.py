@@ -475,3 +475,103 @@ def test_augmentation_presets() -> None:
     assert 0 < flips < 20
     with pytest.raises(ValueError, match="unknown augmentation 'heavy'"):
         train_transform(S, augment="heavy")
+
+
+def _write_rcnn_data(root) -> tuple[str, str]:
+    """A 96x200 image: a red disc (radius 20 at (150, 48)) and a green 40x40 square at
+    x 20..60, y 30..70, on grey; compressed RLE masks."""
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    H, W = 96, 200
+    image = np.full((H, W, 3), 128, np.uint8)
+    disc = np.zeros((H, W), np.uint8)
+    cv2.circle(disc, (150, 48), 20, 1, -1)
+    square = np.zeros((H, W), np.uint8)
+    square[30:70, 20:60] = 1
+    image[disc > 0] = (0, 0, 255)
+    image[square > 0] = (0, 255, 0)
+    (root / "images").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), image)
+    anns = []
+    for k, mask in enumerate((disc, square)):
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        anns.append({
+            "id": k + 1, "image_id": 1, "category_id": k + 1, "iscrowd": 0,
+            "segmentation": {"size": [H, W], "counts": rle["counts"].decode("ascii")},
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)], "area": float(mask.sum()),
+        })  # fmt: skip
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "height": H, "width": W}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "disc"}, {"id": 2, "name": "square"}],
+    }
+    (root / "ann.json").write_text(json.dumps(data))
+    return str(root / "ann.json"), str(root / "images")
+
+
+def _rcnn_inputs(tmp_path, augment: str, epochs: int) -> list[tuple]:
+    """(image [3, H, W], target) pairs the Mask R-CNN's own transform receives in
+    training steps and the (image, target) it makes of them, over ``epochs`` epochs."""
+    from yolact.config import get_config
+    from yolact.data.coco import CocoDataset
+    from yolact.engine.trainer import Trainer, TrainOptions
+
+    cfg = get_config("mask_rcnn_tiny").replace(class_names=("disc", "square"))
+    train_set = CocoDataset(*_write_rcnn_data(tmp_path))
+    options = TrainOptions(batch_size=1, num_workers=0, save_folder=str(tmp_path),
+                           save_interval=0, validation_epoch=-1, progress=False,
+                           augment=augment, max_iter=epochs)  # fmt: skip
+    trainer = Trainer(cfg, options, train_set)
+    seen: list[tuple] = []
+
+    def record(module, args, output) -> None:
+        (images, targets), (image_list, resized) = args, output
+        size = image_list.image_sizes[0]
+        seen.append((images[0], targets[0], image_list.tensors[0, :, : size[0], : size[1]],
+                     resized[0]))  # fmt: skip
+
+    trainer.model.transform.register_forward_hook(record)
+    for epoch in range(epochs):
+        batch = next(iter(trainer._loader(epoch, 0)))
+        trainer._step(batch, 1e-4)
+    return seen
+
+
+def test_mask_rcnn_trains_at_the_aspect_ratio_it_predicts_at(tmp_path) -> None:
+    """mask_rcnn_tiny predicts at min 160 / max 192: a 96x200 image becomes 92x192."""
+    ((image, target, normalised, resized),) = _rcnn_inputs(tmp_path, "none", 1)
+    assert tuple(image.shape) == (3, 92, 192) and tuple(normalised.shape) == (3, 92, 192)
+    # The model's own resize is the identity on what the transform made.
+    s = np.array([192 / 200, 92 / 96] * 2)  # aspect ratio kept within rounding
+    np.testing.assert_allclose(target["boxes"].numpy(), resized["boxes"].numpy(), atol=1e-4)
+    torch.testing.assert_close(target["masks"], resized["masks"])
+    disc_box, square_box = target["boxes"].numpy()
+    np.testing.assert_allclose(square_box, np.array([20, 30, 60, 70]) * s, atol=1e-4)
+    np.testing.assert_allclose(disc_box, np.array([130, 28, 171, 69]) * s, atol=1e-4)
+    assert target["labels"].tolist() == [1, 2]  # past the background class
+    disc, square = target["masks"].numpy()
+    np.testing.assert_allclose(tight_box(square), square_box, atol=1.0)
+    np.testing.assert_allclose(tight_box(disc), disc_box, atol=1.0)
+    # The pixels under each mask are the object's colour (RGB in [0, 1]).
+    rgb = image.numpy()
+    assert (rgb[1][square > 0] > 0.9).mean() > 0.97 and (rgb[0][disc > 0] > 0.9).mean() > 0.97
+    x1, y1, x2, y2 = tight_box(disc)
+    assert (x2 - x1) / (y2 - y1) == pytest.approx(1.0, abs=0.05)
+
+
+def test_mask_rcnn_augmentation_keeps_circles_round_and_masks_aligned(tmp_path) -> None:
+    steps = _rcnn_inputs(tmp_path, "ssd", 12)
+    shapes = set()
+    for image, target, _, _ in steps:
+        h, w = image.shape[1:]
+        shapes.add((h, w))
+        assert min(h, w) == 160 or max(h, w) == 192  # the scale the model predicts at
+        for label, box, mask in zip(target["labels"], target["boxes"], target["masks"]):
+            mask = mask.numpy()
+            np.testing.assert_allclose(tight_box(mask), box.numpy(), atol=1.5)
+            x1, y1, x2, y2 = tight_box(mask)
+            if label == 1 and x1 > 0 and y1 > 0 and x2 < w and y2 < h:  # a whole disc
+                assert (x2 - x1) / (y2 - y1) == pytest.approx(1.0, abs=0.08)
+    assert len(shapes) > 3  # crops of several aspect ratios

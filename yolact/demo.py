@@ -10,6 +10,11 @@ minutes on a 2-core CPU) and writes it to ``<out>/yolact_tiny_synthetic.pth``::
 
 Writes ``<out>/demo_masks.mp4`` (the synthetic input video with masks drawn) and
 ``<out>/metrics.json``; a window shows the video where a display exists.
+
+Without ``--train`` only the val split is written to ``data/synthetic``. A
+dataset with both splits, to train on with train.py, comes from::
+
+    python -m yolact.data.synthetic --out data/synthetic --train 400 --val 60 --varied
 """
 
 from __future__ import annotations
@@ -102,7 +107,8 @@ def _image_count(ann_file: str) -> int:
 
 def prepare_dataset(data_dir: str, num_train: int, num_val: int, image_size: int) -> dict:
     """The demo's synthetic split in ``data_dir``, written unless it is already there
-    with at least ``num_train`` training and exactly ``num_val`` val images."""
+    with at least ``num_train`` training and exactly ``num_val`` val images. With
+    ``num_train`` 0 only the val split is written (no training split at all)."""
     paths = {
         "train_ann_file": os.path.join(data_dir, "annotations", "train.json"),
         "train_image_dir": os.path.join(data_dir, "train"),
@@ -115,7 +121,8 @@ def prepare_dataset(data_dir: str, num_train: int, num_val: int, image_size: int
         return paths
     step(f"writing a synthetic dataset ({num_train} train, {num_val} val images) to {data_dir}")
     size = (image_size, image_size)
-    return write_coco_dataset(data_dir, num_train, num_val, size, 0, MAX_OBJECTS, RADIUS_RANGE)
+    write_coco_dataset(data_dir, num_train, num_val, size, 0, MAX_OBJECTS, RADIUS_RANGE)
+    return paths
 
 
 def run_demo(

@@ -20,8 +20,11 @@ from yolact.data.coco import (
 
 _SYNTHETIC = (
     "SYNTHETIC_CLASSES",
+    "VARIED",
+    "SceneOptions",
     "Shape",
     "make_scene",
+    "mask_to_polygons",
     "render",
     "write_coco_dataset",
     "write_synthetic_video",

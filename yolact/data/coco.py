@@ -202,7 +202,11 @@ def _to_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
 class CocoDataset(Dataset):
     """Images and instance annotations of a COCO-format json.
 
-    Categories sorted by id become contiguous labels ``0..C-1``. Unusable annotations
+    Categories sorted by id become contiguous labels ``0..C-1``. ``categories`` must
+    be a non-empty list (one-line ``DatasetError`` otherwise), except that an image
+    list without it and without ``annotations`` (inference only) gets COCO's 80
+    classes. Empty ``images`` or ``annotations`` lists get a ``DatasetWarning``.
+    Unusable annotations (of unknown images or categories, with bad boxes or masks)
     are skipped and counted by reason in ``skipped``; one ``DatasetWarning`` summarises
     them at construction. Masks that turn out empty only when decoded are counted the
     first time their image is loaded (in the loading process: DataLoader workers keep
@@ -236,9 +240,26 @@ class CocoDataset(Dataset):
         with contextlib.redirect_stdout(io.StringIO()):
             self.coco.createIndex()
 
+        name = os.path.basename(ann_file)
+        self.has_annotations = "annotations" in data
         cats = sorted(data.get("categories", []), key=lambda c: c["id"])
-        if not cats:  # e.g. an image list without categories: assume COCO's
+        if "categories" not in data:
+            if self.has_annotations:
+                raise DatasetError(
+                    f"no 'categories' list: the annotations' category ids have no names: {ann_file}"
+                )
+            # An image list (inference only, like image_info_test-dev2017.json): COCO's classes.
             cats = [{"id": i, "name": n} for i, n in zip(COCO_CATEGORY_IDS, COCO_CLASSES)]
+        elif not cats:
+            raise DatasetError(f"'categories' is empty: the dataset names no class: {ann_file}")
+        if not data["images"]:
+            warnings.warn(f"{name}: 'images' is empty", DatasetWarning, stacklevel=2)
+        elif self.has_annotations and not data["annotations"]:
+            warnings.warn(
+                f"{name}: 'annotations' is empty: every image is background",
+                DatasetWarning,
+                stacklevel=2,
+            )
         known_ids = {int(c["id"]) for c in cats}
         if class_names is None:
             chosen = cats
@@ -275,15 +296,28 @@ class CocoDataset(Dataset):
             reasons[UNKNOWN_IMAGE] = orphans
         self.skipped = dict(reasons.most_common())
         if reasons:
-            warnings.warn(
-                f"{os.path.basename(ann_file)}: {self._summary()}", DatasetWarning, stacklevel=2
-            )
+            warnings.warn(f"{name}: {self._summary()}", DatasetWarning, stacklevel=2)
 
         self.image_ids: list[int] = [
             img_id
             for img_id in self.coco.imgs
             if not skip_empty or any(label >= 0 for _, _, label in self._entries[img_id])
         ]
+
+    def check_trainable(self) -> None:
+        """Raise a one-line ``DatasetError`` when the dataset cannot be trained on.
+
+        A file without an ``annotations`` list is an image list (for inference only),
+        and a set without images gives nothing to learn from. A set whose images
+        carry no object is allowed (its construction warned about it).
+        """
+        if not self.has_annotations:
+            raise DatasetError(
+                f"no 'annotations' list (an image list, for inference only): "
+                f"cannot train on {self.ann_file}"
+            )
+        if len(self) == 0:
+            raise DatasetError(f"the training set has no images: {self.ann_file}")
 
     def _check(
         self, ann: dict[str, Any], height: int, width: int, known_ids: set[int]

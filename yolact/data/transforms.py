@@ -358,6 +358,41 @@ class RandomMirror:
         }
 
 
+def _resize_sample(
+    sample: Sample, height: int, width: int, resize_gt: bool, discard_size: float | None
+) -> Sample:
+    """Resize a sample's image bilinearly to ``height`` x ``width``.
+
+    Instances and crowds whose box, measured at the new scale, is not wider and
+    taller than ``discard_size`` pixels are dropped with their masks and labels
+    (``None`` keeps all). With ``resize_gt`` the masks follow (see
+    :func:`resize_masks`) and boxes are scaled; without it annotations stay in the
+    input frame.
+    """
+    image = sample["image"]
+    H, W = image.shape[:2]
+    scale = np.array([width / W, height / H, width / W, height / H], np.float32)
+    out = {**sample, "image": cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)}
+    crowd_boxes, crowd_masks = _crowds(sample)
+    groups = (
+        ("boxes", "masks", sample["boxes"], sample["masks"]),
+        ("crowd_boxes", "crowd_masks", crowd_boxes, crowd_masks),
+    )
+    for box_key, mask_key, boxes, masks in groups:
+        if discard_size is not None:
+            scaled = boxes * scale
+            w, h = scaled[:, 2] - scaled[:, 0], scaled[:, 3] - scaled[:, 1]
+            keep = (w > discard_size) & (h > discard_size)
+            boxes, masks = boxes[keep], masks[keep]
+            if box_key == "boxes":
+                out["labels"] = sample["labels"][keep]
+        if resize_gt:
+            boxes = (boxes * scale).astype(np.float32)
+            masks = resize_masks(masks, height, width)
+        out[box_key], out[mask_key] = boxes, masks
+    return out
+
+
 class Resize:
     """Resize to a ``size`` x ``size`` square (aspect ratio not kept).
 
@@ -374,33 +409,39 @@ class Resize:
         self.resize_gt = resize_gt
         self.discard_size = discard_size
 
-    def _keep(self, boxes: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        if self.discard_size is None:
-            return np.ones(len(boxes), bool)
-        scaled = boxes * scale
-        w, h = scaled[:, 2] - scaled[:, 0], scaled[:, 3] - scaled[:, 1]
-        return (w > self.discard_size) & (h > self.discard_size)
-
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         S = self.size
-        image = sample["image"]
-        H, W = image.shape[:2]
-        scale = np.array([S / W, S / H, S / W, S / H], np.float32)
-        out = {**sample, "image": cv2.resize(image, (S, S), interpolation=cv2.INTER_LINEAR)}
-        crowd_boxes, crowd_masks = _crowds(sample)
-        groups = (
-            ("boxes", "masks", sample["boxes"], sample["masks"]),
-            ("crowd_boxes", "crowd_masks", crowd_boxes, crowd_masks),
-        )
-        for box_key, mask_key, boxes, masks in groups:
-            keep = self._keep(boxes, scale)
-            boxes, masks = boxes[keep], masks[keep]
-            if box_key == "boxes":
-                out["labels"] = sample["labels"][keep]
-            if self.resize_gt:
-                boxes, masks = (boxes * scale).astype(np.float32), resize_masks(masks, S, S)
-            out[box_key], out[mask_key] = boxes, masks
-        return out
+        return _resize_sample(sample, S, S, self.resize_gt, self.discard_size)
+
+
+def keep_aspect_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """The (height, width) torchvision's detection transform resizes an image to.
+
+    The shorter side becomes ``min_size`` unless the longer would then exceed
+    ``max_size``, in which case the longer side becomes ``max_size``; sides are
+    rounded to whole pixels, so the model's own resize of the result is the identity.
+    """
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+class ResizeKeepAspect:
+    """Resize keeping the aspect ratio, to the scale a Mask R-CNN predicts at.
+
+    The output size is :func:`keep_aspect_size`; masks follow and boxes are
+    scaled; instances and crowds whose box at the new scale is not wider and
+    taller than ``discard_size`` pixels are dropped (``None`` keeps all).
+    """
+
+    def __init__(self, min_size: int, max_size: int, discard_size: float | None = 4.0) -> None:
+        self.min_size = min_size
+        self.max_size = max_size
+        self.discard_size = discard_size
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        H, W = sample["image"].shape[:2]
+        height, width = keep_aspect_size(H, W, self.min_size, self.max_size)
+        return _resize_sample(sample, height, width, True, self.discard_size)
 
 
 class ToPercentCoords:
@@ -450,6 +491,18 @@ class Normalize:
 AUGMENTATIONS = ("ssd", "light", "none")
 
 
+def _augmentation(augment: str, mean: Sequence[float]) -> list[Transform]:
+    """The augmentation steps of ``augment`` (see :func:`train_transform`), after
+    :class:`ConvertToFloat` and before the resize."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation '{augment}'; use one of {', '.join(AUGMENTATIONS)}")
+    if augment == "none":
+        return []
+    if augment == "light":
+        return [PhotometricDistort(), RandomMirror()]
+    return [PhotometricDistort(), Expand(mean), RandomSampleCrop(), RandomMirror()]
+
+
 def train_transform(
     max_size: int,
     mean: Sequence[float] = PIXEL_MEAN_BGR,
@@ -470,17 +523,15 @@ def train_transform(
     [M, S, S] uint8; labels int64 [N]. N may be 0 (e.g. every box was cropped
     away or was too small); the caller decides whether to resample.
     """
-    if augment not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation '{augment}'; use one of {', '.join(AUGMENTATIONS)}")
-    steps: list[Transform] = [ConvertToFloat()]
-    if augment in ("ssd", "light"):
-        steps.append(PhotometricDistort())
-    if augment == "ssd":
-        steps += [Expand(mean), RandomSampleCrop()]
-    if augment in ("ssd", "light"):
-        steps.append(RandomMirror())
-    steps += [Resize(max_size, discard_size=discard_size), ToPercentCoords(), Normalize(mean, std)]
-    return Compose(steps)
+    return Compose(
+        [
+            ConvertToFloat(),
+            *_augmentation(augment, mean),
+            Resize(max_size, discard_size=discard_size),
+            ToPercentCoords(),
+            Normalize(mean, std),
+        ]
+    )
 
 
 def val_transform(
@@ -506,8 +557,22 @@ def val_transform(
     )
 
 
-def rcnn_train_transform(size: int, discard_size: float = 4.0, augment: str = "ssd") -> Compose:
-    """The same augmentation for the Mask R-CNN reference: images come out as RGB
-    in [0, 1] ([3, S, S] float32), since its own transform normalises them."""
-    steps = train_transform(size, discard_size=discard_size, augment=augment).transforms[:-1]
-    return Compose([*steps, Normalize((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))])
+def rcnn_train_transform(
+    min_size: int, max_size: int, discard_size: float = 4.0, augment: str = "ssd"
+) -> Compose:
+    """The training transform of the Mask R-CNN reference: YOLACT's augmentation
+    (see :func:`train_transform`), then a resize that keeps the aspect ratio, to the
+    size the model's own transform predicts at (:func:`keep_aspect_size`).
+
+    Output: image float32 [3, H', W'] RGB in [0, 1] (the model normalises it); boxes
+    [N, 4] and crowd_boxes [M, 4] xyxy in pixels of the output; masks [N, H', W'],
+    crowd_masks [M, H', W'] uint8; labels int64 [N]. Sizes differ between images.
+    """
+    return Compose(
+        [
+            ConvertToFloat(),
+            *_augmentation(augment, PIXEL_MEAN_BGR),
+            ResizeKeepAspect(min_size, max_size, discard_size),
+            Normalize((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+        ]
+    )

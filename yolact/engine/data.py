@@ -70,6 +70,16 @@ class EpochSampler(Sampler[int]):
         return max(0, -(-self.size // self.world_size) - self.skip)
 
 
+def images_to_device(
+    images: torch.Tensor | list[torch.Tensor], device: torch.device
+) -> torch.Tensor | list[torch.Tensor]:
+    """A collated batch's images on ``device``: a [B, 3, H, W] tensor when every image
+    has the same size, else the list of [3, H_i, W_i] tensors (a Mask R-CNN batch)."""
+    if isinstance(images, torch.Tensor):
+        return images.to(device, non_blocking=True)
+    return [image.to(device, non_blocking=True) for image in images]
+
+
 def targets_to_device(batch: dict[str, Any], device: torch.device) -> list[dict[str, torch.Tensor]]:
     """Per-image loss targets from a collated batch."""
     keys = ("boxes", "labels", "masks", "crowd_boxes")

@@ -30,7 +30,13 @@ from yolact.engine.checkpoints import (
     prune,
 )
 from yolact.engine.csvlog import CsvLog
-from yolact.engine.data import AugmentedDataset, EpochSampler, targets_to_device, train_collate
+from yolact.engine.data import (
+    AugmentedDataset,
+    EpochSampler,
+    images_to_device,
+    targets_to_device,
+    train_collate,
+)
 from yolact.engine.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -103,22 +109,30 @@ class NetWithLoss(nn.Module):
 
 
 class RCNNWithLoss(nn.Module):
-    """The Mask R-CNN reference in training mode: torchvision's loss dict, with the
-    batch's relative boxes turned into pixels and labels shifted past background."""
+    """The Mask R-CNN reference in training mode: torchvision's loss dict.
+
+    Images come at the aspect ratio and scale the model predicts at (see
+    :func:`~yolact.data.transforms.rcnn_train_transform`), so their sizes may differ;
+    the model's own transform normalises and pads them. Labels are shifted past
+    the background class.
+    """
 
     def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None) -> None:
         super().__init__()
         self.model = model
         self.amp_dtype = amp_dtype
 
-    def forward(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        H, W = images.shape[-2:]
-        scale = images.new_tensor([W, H, W, H])
+    def forward(
+        self, images: Tensor | list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        """Args: ``images`` RGB in [0, 1], a list of [3, H_i, W_i] or a [B, 3, H, W]
+        tensor; per image ``boxes`` [N, 4] xyxy pixels, ``labels`` [N] 0-based,
+        ``masks`` [N, H_i, W_i]. Returns the named losses (float32 scalars)."""
         rcnn_targets = [
-            {"boxes": t["boxes"] * scale, "labels": t["labels"] + 1, "masks": t["masks"]}
-            for t in targets
+            {"boxes": t["boxes"], "labels": t["labels"] + 1, "masks": t["masks"]} for t in targets
         ]
-        with torch.autocast(images.device.type, dtype=self.amp_dtype or torch.float32,
+        device_type = images[0].device.type
+        with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):  # fmt: skip
             losses = self.model(list(images), rcnn_targets)
         return {k: v.float() for k, v in losses.items()}
@@ -349,11 +363,13 @@ class Trainer:
             if self.dynamic is not None and "dynamic_rcnn" in self.resume_state:
                 self.dynamic.load_state_dict(self.resume_state["dynamic_rcnn"])
                 self._apply_dynamic()
+        if isinstance(train_set, CocoDataset):
+            train_set.check_trainable()
         if self.rcnn:
             from yolact.data.transforms import rcnn_train_transform
 
             transform = rcnn_train_transform(
-                self.cfg.min_size, tcfg.discard_box_size, augment=tcfg.augment
+                self.cfg.min_size, self.cfg.max_size, tcfg.discard_box_size, augment=tcfg.augment
             )
         else:
             transform = train_transform(
@@ -448,7 +464,7 @@ class Trainer:
         """One optimisation step; None when the loss was not finite (step skipped)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        images = batch["image"].to(self.device, non_blocking=True)
+        images = images_to_device(batch["image"], self.device)
         targets = targets_to_device(batch, self.device)
         losses = self.net(images, targets)
         total = sum(losses.values())
