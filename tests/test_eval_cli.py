@@ -375,3 +375,125 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
     assert len(lags) < 300  # stale frames were dropped
     assert "stale frames dropped" in out
     assert video_props(dst)[0] == len(lags)
+
+
+# ---- the Python API's input checks (Predictor.__call__) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_ckpt):
+    from yolact.predictor import Predictor
+
+    return Predictor.from_checkpoint(tiny_ckpt, device="cpu")
+
+
+def same_detections(a, b) -> bool:
+    return (
+        len(a) == len(b)
+        and torch.equal(a.labels, b.labels)
+        and torch.allclose(a.boxes, b.boxes)
+        and torch.allclose(a.scores, b.scores)
+    )
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (None, "image is None: cv2.imread could not read the file"),
+        (np.zeros((72, 96, 3), np.int32), "image has unsupported dtype int32 (use uint8"),
+        (np.zeros((72, 96, 3), bool), "image has unsupported dtype bool"),
+        (np.zeros(96, np.uint8),
+         "image must be [H, W] or [H, W, C], got a 1-D array of shape (96,)"),
+        (np.zeros((2, 72, 96, 3), np.uint8),
+         "got a 4-D array of shape (2, 72, 96, 3); pass several images as a list"),
+        (np.zeros((72, 96, 2), np.uint8),
+         "image must have 1, 3 or 4 channels (gray, BGR, BGRA), got 2"),
+        (np.zeros((0, 0, 3), np.uint8), "image is empty: shape (0, 0, 3)"),
+        (np.zeros((72, 0), np.uint8), "image is empty: shape (72, 0)"),
+        ([scene(), None], "images[1] is None: cv2.imread could not read the file"),
+        ([scene(), np.zeros((4, 4, 5), np.uint8)], "images[1] must have 1, 3 or 4 channels"),
+        ("photo.jpg",
+         "expected an image (numpy array [H, W, 3], BGR) or a list of them, got builtins.str"),
+        (torch.zeros(3, 72, 96), "got torch.Tensor"),
+        ([torch.zeros(72, 96, 3)],
+         "images[0] must be a numpy array [H, W, 3] (BGR, as cv2.imread returns), got torch."),
+    ],
+)  # fmt: skip
+def test_predictor_rejects_bad_input_in_one_line(predictor, bad, message):
+    from yolact.io.images import InputError
+
+    with pytest.raises(InputError) as info:
+        predictor(bad)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_predictor_on_unreadable_path_says_why(predictor, tmp_path):
+    """The README's snippet with a bad path: cv2.imread gives None."""
+    from yolact.io.images import InputError
+
+    with pytest.raises(InputError, match=r"^image is None: cv2\.imread could not read the file"):
+        predictor(cv2.imread(str(tmp_path / "missing.jpg")))
+
+
+def test_predictor_converts_gray_bgra_16bit_and_float(predictor):
+    """Other image kinds are converted to 8-bit BGR as eval.py converts files."""
+    bgr = scene()
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    reference = {
+        "gray": predictor(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)),
+        "bgr": predictor(bgr),
+    }
+    assert len(reference["bgr"]) > 0
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = 17  # alpha is dropped
+    cases = {
+        "gray": [gray, gray[..., None], gray.astype(np.uint16) * 257],
+        "bgr": [bgra, bgr.astype(np.uint16) * 257, bgr.astype(np.float32) / 255.0],
+    }
+    for kind, images in cases.items():
+        for image in images:
+            assert same_detections(predictor(image), reference[kind]), (kind, image.dtype)
+    batch = predictor((gray, bgra))
+    assert same_detections(batch[0], reference["gray"])
+    assert same_detections(batch[1], reference["bgr"])
+    assert predictor([]) == []
+
+
+# ---- --help states every flag and its default -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("eval.py", ["--top_k TOP_K detections shown per image (default: 5)",
+                     "detections at or below are hidden (default: 0.0)",
+                     "--fast_nms FAST_NMS Fast NMS (False: torchvision NMS) (default: True)",
+                     "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM"]),
+        ("train.py", ["total batch over all processes (default: 8)",
+                      "config name (see yolact/config.py) (default: yolact_base)",
+                      "--save_interval SAVE_INTERVAL iterations between checkpoints "
+                      "(default: 10000)"]),
+    ],
+)  # fmt: skip
+def test_help_shows_defaults(script, expected):
+    proc = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # undo argparse's line wrapping
+    for needle in expected:
+        assert needle in text
+
+
+@pytest.mark.parametrize("script", ["eval", "train"])
+def test_every_flag_has_help_and_states_its_default(script):
+    from yolact.cli import eval_args, train_cli
+
+    parser = eval_args.build_parser() if script == "eval" else train_cli.build_parser()
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        assert action.help, action.option_strings
+        default = action.default
+        if action.nargs == 0 or default is None:
+            continue
+        assert f"(default: {default})" in text or "(default: " in action.help, action.dest
