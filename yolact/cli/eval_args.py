@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--display_fps", action="store_true", help="overlay the processing FPS")
     a("--no_crop", dest="crop", action="store_false", help="do not crop masks to their boxes")
     a("--image", default=None, metavar="IN[:OUT]", help="one image; OUT writes the drawing")
-    a("--images", default=None, metavar="IN_DIR:OUT_DIR", help="every image of a folder")
+    a("--images", default=None, metavar="IN_DIR:OUT_DIR",
+      help="every image of a folder, drawn into OUT_DIR as PNG files: photo.jpg -> "
+      "photo.png; inputs sharing a name (photo.png, photo.bmp) keep photo.png for the "
+      "PNG and add their extension to the others (photo_bmp.png); a name still taken "
+      "gets _2, _3...; no output overwrites another")  # fmt: skip
     a("--video", default=None, metavar="SRC[:OUT]", help="video file, webcam index or stream URL")
     a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
     a("--max_images", default=-1, type=int, help="stop after this many images/frames (-1: all)")

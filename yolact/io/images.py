@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -137,3 +138,37 @@ def list_images(folder: str) -> list:
         for f in os.listdir(folder)
         if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f))
     )
+
+
+def output_names(paths: Sequence[str], ext: str = ".png") -> list[str]:
+    """File names for the drawings of ``paths`` (one folder's images), all distinct.
+
+    The rule, stable for a given set of names: ``photo.jpg`` -> ``photo.png``;
+    where several inputs share a stem (``photo.bmp``, ``photo.png``), the input
+    already of type ``ext`` keeps ``photo.png`` and the others carry their own
+    extension, ``photo_bmp.png``. A name still taken (compared ignoring case,
+    as some file systems do) gets ``_2``, ``_3``... in input order.
+
+    Args:
+        paths: input file paths, in the order names are given out.
+        ext: extension of the outputs.
+
+    Returns:
+        One output file name (no folder) per input, in the same order.
+    """
+    split = [os.path.splitext(os.path.basename(p)) for p in paths]
+    stems: dict[str, int] = {}
+    for stem, _ in split:
+        stems[stem.casefold()] = stems.get(stem.casefold(), 0) + 1
+    taken: set[str] = set()
+    names = []
+    for stem, own_ext in split:
+        shared = stems[stem.casefold()] > 1 and own_ext.casefold() != ext.casefold()
+        base = f"{stem}_{own_ext.lstrip('.')}" if shared else stem
+        name, n = base + ext, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{base}_{n}{ext}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
