@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 EXIT_CODES = (
-    "exit status: 0 done, 1 bad input or flags (one 'error:' line), 130 stopped by "
-    "SIGINT (Ctrl-C), 143 stopped by SIGTERM; a stopped run still writes everything "
-    "processed so far (images, the video file, --output_json)."
+    "exit status: 0 done, 1 bad input (one 'error:' line), 2 unknown or malformed flags, "
+    "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM; a stopped run still writes "
+    "everything processed so far (images, the video file, --output_json)."
 )
 
 
