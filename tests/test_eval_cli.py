@@ -524,6 +524,19 @@ def test_predictor_on_unreadable_path_says_why(predictor, tmp_path):
         predictor(cv2.imread(str(tmp_path / "missing.jpg")))
 
 
+def test_image_conversion_values():
+    """16-bit divides by 257, float [0, 1] scales by 255 and rounds; alpha is dropped."""
+    from yolact.io.images import to_bgr8
+
+    v = np.arange(256, dtype=np.uint8)[None]  # [1, 256] gray
+    bgr = np.repeat(v[..., None], 3, axis=2)
+    assert np.array_equal(to_bgr8(v.astype(np.uint16) * 257), bgr)
+    assert np.array_equal(to_bgr8(v.astype(np.float32) / 255), bgr)
+    assert to_bgr8(np.array([[0.5, 0.499]], np.float32)).tolist() == [[[128] * 3, [127] * 3]]
+    bgra = np.concatenate([bgr, np.zeros_like(bgr[..., :1])], axis=2)
+    assert np.array_equal(to_bgr8(bgra), bgr)
+
+
 def test_predictor_converts_gray_bgra_16bit_and_float(predictor):
     """Other image kinds are converted to 8-bit BGR as eval.py converts files."""
     bgr = scene()

@@ -72,7 +72,7 @@ def to_bgr8(image: np.ndarray, what: str = "image") -> np.ndarray:
         image = (image // 257).astype(np.uint8)
     elif image.dtype.kind == "f":
         scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
-        image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
+        image = np.clip(np.rint(np.nan_to_num(image) * scale), 0, 255).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise InputError(
             f"{what} has unsupported dtype {image.dtype} (use uint8, uint16 or float in [0, 1])"
