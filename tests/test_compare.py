@@ -61,6 +61,8 @@ def test_compare_two_models_writes_table_csv_plot(tmp_path, predictors):
     assert (tmp_path / "comparison.png").stat().st_size > 2000
     printed = result.table()
     assert printed.splitlines()[0].split()[:3] == ["model", "batch", "pre_ms"]
+    assert printed.splitlines()[0].endswith("box AP (0-1)  mask AP (0-1)")
+    assert "| box AP (0-1) | mask AP (0-1) |" in md
 
 
 def test_compare_without_dataset_plots_bars(tmp_path, predictors):

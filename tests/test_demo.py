@@ -53,7 +53,8 @@ def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
     assert tuple(ckpt.config.class_names) == SYNTHETIC_CLASSES
     assert ckpt.meta["iteration"] == 3 and "optimizer" not in ckpt.meta
     assert "python train.py --config=yolact_tiny" in printed
-    assert "box AP" in printed and "mask AP" in printed
+    box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
+    assert f"box AP {box:.4f}, mask AP {mask:.4f} (0-1) on 3 images" in printed
 
 
 def test_demo_reuses_the_cached_model(demo_dirs, capsys) -> None:

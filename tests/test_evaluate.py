@@ -105,7 +105,7 @@ def test_ground_truth_scores_ap_one(data):
     assert isinstance(result.segm_results[0]["segmentation"]["counts"], str)
     assert "Average Precision" in result.summary["segm"]
     table = result.table()
-    for word in ("box", "mask", ".50", ".95", "AP50", "100.00", *present):
+    for word in ("box", "mask", ".50", ".95", "AP50", "1.0000", *present):
         assert word in table
 
 
@@ -222,6 +222,13 @@ def test_eval_py_dataset_mode(data, tmp_path, capsys, synthetic_ckpt):
     assert code == 0, err
     assert "box" in out and "mask" in out and ".95" in out
     saved = json.loads(metrics.read_text())
+    # The printed tables carry the unit and the same 0-1 numbers as --metrics_json.
+    corners = [ln.split("|")[0].strip() for ln in out.splitlines() if "(0-1) |" in ln]
+    assert corners == ["AP (0-1)", "AP (0-1)", "class AP (0-1)"]
+    for row, iou_type in (("box", "bbox"), ("mask", "segm")):
+        printed = next(ln for ln in out.splitlines() if ln.strip().startswith(f"{row} |"))
+        ap = saved[iou_type]["AP"]
+        assert printed.split("|")[1].strip() == (f"{ap:.4f}" if ap > -1 else "-")
     for iou_type in ("bbox", "segm"):
         for name in STAT_NAMES:
             assert saved[iou_type][name] == -1.0 or 0.0 <= saved[iou_type][name] <= 1.0
@@ -322,3 +329,33 @@ def test_two_process_gloo_matches_one_process(data, tmp_path):
     assert saved["bbox"] == single.metrics["bbox"] and saved["segm"] == single.metrics["segm"]
     assert saved["per_class"] == single.per_class and saved["num_images"] == 6
     assert read_json(out + ".segm") == single.segm_results
+
+
+def test_tables_and_summary_line_print_ap_from_0_to_1():
+    """One unit everywhere: the 0-1 fractions of COCOeval and --metrics_json, labelled."""
+    from yolact.engine.evaluate import EvalResult, format_aps
+
+    metrics = {
+        "bbox": dict(zip(STAT_NAMES, [0.5, 1.0, 0.25, -1.0, 0.123456, 0.9])),
+        "segm": dict(zip(STAT_NAMES, [0.4, 0.8, 0.2, -1.0, 0.1, 0.7])),
+    }
+    per_class = {"bbox": {"circle": 0.5, "square": -1.0}, "segm": {"circle": 0.4, "square": -1.0}}
+    per_iou = {"bbox": [0.5] * 10, "segm": [0.4] * 10}
+    result = EvalResult(metrics, per_class, [], [], 2, per_iou)
+    lines = result.table().splitlines()
+    assert lines[:5] == [
+        "AP (0-1) |   AP   |  AP50  |  AP75  |  APs   |  APm   |  APl   |",
+        "---------+--------+--------+--------+--------+--------+--------+",
+        "     box | 0.5000 | 1.0000 | 0.2500 |   -    | 0.1235 | 0.9000 |",
+        "    mask | 0.4000 | 0.8000 | 0.2000 |   -    | 0.1000 | 0.7000 |",
+        "---------+--------+--------+--------+--------+--------+--------+",
+    ]
+    assert lines[6].startswith("AP (0-1) |  all   |  .50   |  .55   |")
+    assert lines[8].startswith("     box | 0.5000 | 0.5000 |")
+    assert lines[12:16] == [
+        "class AP (0-1) |  box   |  mask  |",
+        "---------------+--------+--------+",
+        "        circle | 0.5000 | 0.4000 |",
+        "        square |   -    |   -    |",
+    ]
+    assert format_aps(metrics) == "box AP 0.5000, mask AP 0.4000 (0-1)"

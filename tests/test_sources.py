@@ -423,3 +423,53 @@ def test_open_window_possible(monkeypatch) -> None:
     for platform in ("win32", "darwin"):
         monkeypatch.setattr(video_mod.sys, "platform", platform)
         assert open_window_possible() is True
+
+
+# ---- stopping on SIGINT / SIGTERM ------------------------------------------------------
+
+
+def test_stop_signals_request_a_stop_while_polling_and_interrupt_otherwise() -> None:
+    import signal
+
+    from yolact.io.stop import StopSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        with pytest.raises(KeyboardInterrupt):  # no loop is polling: stop at once
+            signal.raise_signal(signal.SIGINT)
+        assert not stop.requested and stop.exit_code == 130
+    with StopSignals() as stop:
+        with stop.polling():
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.requested and stop.event.is_set()
+            assert (stop.name, stop.exit_code) == ("SIGTERM", 143)
+            with pytest.raises(KeyboardInterrupt):  # a second signal does not wait
+                signal.raise_signal(signal.SIGINT)
+        assert stop.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_cancel_ends_iteration_while_a_live_source_is_silent() -> None:
+    """A stop request ends the wait for a frame that does not come, within half a second."""
+    import threading
+
+    wake = threading.Event()
+
+    class SilentCamera(FakeLiveCapture):
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            if self.next_index == 0:
+                return super().read()
+            wake.wait(10)  # a stream that stopped sending, until its read timeout
+            return False, None
+
+    cancel = threading.Event()
+    source = VideoSource(SilentCamera(None, 0.0), kind="stream", name="http://cam")
+    with FrameReader(source, cancel=cancel) as reader:
+        assert decode_index(next(reader)[1]) == 0
+        threading.Timer(0.2, cancel.set).start()
+        start = time.monotonic()
+        assert next(reader, None) is None
+        waited = time.monotonic() - start
+        assert reader.cancelled
+        wake.set()
+    assert 0.15 < waited < 1.5

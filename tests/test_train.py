@@ -303,11 +303,12 @@ def test_two_process_gloo_ddp(tmp_path, data):
 # ---- train.py ----------------------------------------------------------------------------
 
 
-def test_train_cli_end_to_end_and_plots(tmp_path, data, capsys, monkeypatch):
+def test_train_cli_end_to_end_and_plots(tmp_path, data, capsys, monkeypatch, caplog):
     from yolact.cli.train_cli import main
     from yolact.engine.plots import main as plot_main
 
     monkeypatch.setattr("yolact.cli.train_cli.get_config", lambda name: small_cfg())
+    caplog.set_level("INFO", logger="yolact")
     code = main([
         "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
         f"--train_images={data['train_image_dir']}", f"--val_ann={data['val_ann_file']}",
@@ -321,6 +322,8 @@ def test_train_cli_end_to_end_and_plots(tmp_path, data, capsys, monkeypatch):
     assert (tmp_path / "yolact_tiny_1_4.pth").exists()
     val = (tmp_path / "yolact_tiny_val_log.csv").read_text().splitlines()
     assert len(val) == 3 and val[0].startswith("epoch,iteration,box_AP")
+    logged = [r.getMessage() for r in caplog.records if "validation at" in r.getMessage()]
+    assert len(logged) == 2 and all(m.endswith(" (0-1)") and ": box AP 0." in m for m in logged)
     assert plot_main([str(tmp_path)]) == 0
     assert (tmp_path / "yolact_tiny_loss.png").stat().st_size > 1000
     assert (tmp_path / "yolact_tiny_ap.png").stat().st_size > 1000

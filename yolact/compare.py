@@ -18,6 +18,10 @@ import numpy as np
 import torch
 
 from yolact.benchmark import BenchmarkResult, run_benchmark
+from yolact.engine.evaluate import AP_UNIT
+
+# Printed and markdown column titles where they differ from the CSV keys: AP carries its unit.
+TITLES = {"box_ap": f"box AP ({AP_UNIT})", "mask_ap": f"mask AP ({AP_UNIT})"}
 
 
 @dataclass
@@ -75,7 +79,8 @@ class Comparison:
             f"{W}x{H}, warm-up excluded; ms per frame.\n\n"
         )
         cols = list(rows[0]) if rows else []
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        titles = [TITLES.get(c, c) for c in cols]
+        lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
         notes = "".join(f"\n- {n}" for n in self.notes)
         return head + "\n".join(lines) + ("\n" + notes if notes else "") + "\n"
@@ -84,9 +89,10 @@ class Comparison:
         rows = self.rows()
         cols = ["model", "batch", "pre_ms", "network_ms", "post_ms", "total_ms", "fps",
                 "peak_mem_mb", "box_ap", "mask_ap"]  # fmt: skip
-        widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+        titles = {c: TITLES.get(c, c) for c in cols}
+        widths = {c: max(len(titles[c]), *(len(str(r[c])) for r in rows)) for c in cols}
         fmt = "  ".join(f"{{{c}:>{widths[c]}}}" for c in cols)
-        lines = [fmt.format(**{c: c for c in cols})]
+        lines = [fmt.format(**titles)]
         lines += [fmt.format(**{c: str(r[c]) for c in cols}) for r in rows]
         return "\n".join(lines)
 
@@ -123,7 +129,7 @@ class Comparison:
             else:
                 ax.bar([r.name], [fps])
         if have_ap:
-            ax.set(xlabel="FPS (batch 1)", ylabel="mask AP")
+            ax.set(xlabel="FPS (batch 1)", ylabel=f"mask AP ({AP_UNIT})")
             ax.set_xlim(left=0)
         else:
             ax.set(ylabel="FPS (batch 1)")

@@ -34,7 +34,7 @@ from yolact.config import get_config
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
 from yolact.engine.checkpoints import find_latest
-from yolact.engine.evaluate import evaluate_dataset, write_metrics
+from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
 from yolact.engine.export import slim_checkpoint
 from yolact.predictor import Predictor
 
@@ -159,8 +159,7 @@ def run_demo(
     result = evaluate_dataset(predictor, val_set, progress=progress)
     assert result.metrics is not None
     write_metrics(result, os.path.join(out, "metrics.json"))
-    box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
-    print(f"box AP {box:.3f}, mask AP {mask:.3f} on {len(val_set)} images")
+    print(f"{format_aps(result.metrics)} on {len(val_set)} images")
 
     input_video = os.path.join(out, "demo_input.mp4")
     output_video = os.path.join(out, "demo_masks.mp4")

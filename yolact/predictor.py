@@ -10,7 +10,7 @@ from torch import Tensor
 
 from yolact.checkpoint import load_weights, resolve_config
 from yolact.config import YolactConfig
-from yolact.io.images import to_bgr8
+from yolact.io.images import to_bgr8_batch
 from yolact.model.yolact import Yolact, build_model
 from yolact.postprocess import PostProcessor
 from yolact.preprocess import Preprocessor
@@ -44,14 +44,20 @@ class StagedPredictor:
         """Detect instances.
 
         Args:
-            images: one image [H, W] / [H, W, 3] / [H, W, 4] (BGR, 8 or 16 bit)
-                or a list of them (sizes may differ).
+            images: one image or a list of them (sizes may differ): [H, W] gray,
+                [H, W, 3] BGR or [H, W, 4] BGRA; uint8, uint16 or float in [0, 1].
+                Gray, BGRA, 16-bit and float images are converted to 8-bit BGR
+                as eval.py converts the files it reads.
 
         Returns:
             :class:`Detections` for one image, a list of them for a list.
+
+        Raises:
+            yolact.io.images.InputError: an image that cannot be used (None as
+                ``cv2.imread`` returns for a bad path, a wrong dtype, shape or
+                channel count, an empty array), in one line.
         """
-        single = isinstance(images, np.ndarray)
-        batch = [to_bgr8(images)] if single else [to_bgr8(im) for im in images]
+        batch, single = to_bgr8_batch(images)
         if not batch:
             return []
         dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])

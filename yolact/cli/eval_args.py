@@ -4,6 +4,34 @@ from __future__ import annotations
 
 import argparse
 
+EXIT_CODES = (
+    "exit status: 0 done, 1 bad input (one 'error:' line), 2 unknown or malformed flags, "
+    "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM; a stopped run still writes "
+    "everything processed so far (images, the video file, --output_json)."
+)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help lines end with ``(default: X)`` where a flag has a default worth stating.
+
+    Unlike ``argparse.ArgumentDefaultsHelpFormatter`` it says nothing for on/off
+    switches and ``None`` defaults (their help says what happens when they are
+    omitted) and never repeats a default the help text already states.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or action.nargs == 0
+            or "default" in text
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
 
 def str2bool(value: str) -> bool:
     """Parse the original's boolean flag values (``--cuda=False``)."""
@@ -16,9 +44,12 @@ def str2bool(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of eval.py; ``--help`` states each flag's default."""
     p = argparse.ArgumentParser(
         prog="eval.py",
         description="YOLACT instance segmentation on images, folders, videos, webcams and streams.",
+        epilog=EXIT_CODES,
+        formatter_class=DefaultsHelpFormatter,
     )
     a = p.add_argument
     a("--trained_model", default=None, help="checkpoint (.pth), original YOLACT files included")
@@ -29,18 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", default=None, help="cpu, cuda or cuda:N (overrides --cuda)")
     a("--fast_nms", default=True, type=str2bool, help="Fast NMS (False: torchvision NMS)")
     a("--cross_class_nms", default=False, type=str2bool, help="suppress across classes")
-    a("--display_masks", default=True, type=str2bool)
-    a("--display_bboxes", default=True, type=str2bool)
-    a("--display_text", default=True, type=str2bool)
-    a("--display_scores", default=True, type=str2bool)
+    a("--display_masks", default=True, type=str2bool, help="draw the masks")
+    a("--display_bboxes", default=True, type=str2bool, help="draw the boxes")
+    a("--display_text", default=True, type=str2bool, help="draw the class names")
+    a("--display_scores", default=True, type=str2bool, help="draw the scores next to the names")
     a("--display", action="store_true", help="show results in a window (when a display exists)")
     a("--display_fps", action="store_true", help="overlay the processing FPS")
     a("--no_crop", dest="crop", action="store_false", help="do not crop masks to their boxes")
     a("--image", default=None, metavar="IN[:OUT]", help="one image; OUT writes the drawing")
-    a("--images", default=None, metavar="IN_DIR:OUT_DIR", help="every image of a folder")
+    a("--images", default=None, metavar="IN_DIR:OUT_DIR",
+      help="every image of a folder, drawn into OUT_DIR as PNG files: photo.jpg -> "
+      "photo.png; inputs sharing a name (photo.png, photo.bmp) keep photo.png for the "
+      "PNG and add their extension to the others (photo_bmp.png); a name still taken "
+      "gets _2, _3...; no output overwrites another")  # fmt: skip
     a("--video", default=None, metavar="SRC[:OUT]", help="video file, webcam index or stream URL")
     a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
-    a("--max_images", default=-1, type=int, help="stop after this many images/frames")
+    a("--max_images", default=-1, type=int, help="stop after this many images/frames (-1: all)")
     a("--benchmark", action="store_true", help="time pre-processing, network, post-processing")
     a("--benchmark_warmup", default=3, type=int, help="untimed frames before --benchmark timing")
     a("--compare", default=None, metavar="CONFIG|CHECKPOINT",
@@ -61,4 +96,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """eval.py's flags from ``argv`` (default: the command line)."""
     return build_parser().parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -20,9 +21,10 @@ from yolact.cli.eval_args import parse_args
 from yolact.config import ConfigError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import InputError, list_images, read_image, to_bgr8
+from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
 from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, split_in_out
+from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 from yolact.model.yolact import build_model
 from yolact.predictor import Predictor, select_device
@@ -150,11 +152,28 @@ def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer
         cv2.destroyAllWindows()
 
 
-def eval_images(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+def eval_images(
+    predictor: Predictor,
+    spec: str,
+    args: argparse.Namespace,
+    writer: CocoJsonWriter | None,
+    stop: StopSignals | None = None,
+) -> None:
+    """``--images IN_DIR:OUT_DIR``: draw every image of a folder into another.
+
+    Drawings are PNG files named by :func:`yolact.io.images.output_names`, so two
+    inputs never share an output. With ``--output_json`` the ``image_id`` is the
+    input's place in the sorted folder listing and ``file_name`` its own name.
+    A stop request (SIGINT, SIGTERM) ends the loop after the current image.
+    """
     src, out = split_in_out(spec)
     if not out:
         raise UsageError("--images needs IN_DIR:OUT_DIR")
     files = list_images(src)
+    if os.path.isdir(out) and os.path.samefile(src, out):
+        raise UsageError(f"--images: OUT_DIR must differ from IN_DIR ({out}): drawings would "
+                         "replace the inputs")  # fmt: skip
+    names = output_names(files)
     if args.max_images >= 0:
         files = files[: args.max_images]
     os.makedirs(out, exist_ok=True)
@@ -163,6 +182,8 @@ def eval_images(predictor: Predictor, spec: str, args: argparse.Namespace, write
     done, skipped = 0, []
     ids = category_ids_for(predictor.class_names)
     for i, path in enumerate(tqdm(files, desc="images", unit="img", disable=args.no_bar)):
+        if stop is not None and stop.requested:
+            break
         try:
             image = read_image(path)
         except InputError as e:
@@ -172,8 +193,7 @@ def eval_images(predictor: Predictor, spec: str, args: argparse.Namespace, write
         det = predictor(image)
         if writer is not None:
             writer.add(det, i, os.path.basename(path), ids)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        _write_image(os.path.join(out, stem + ".png"), _draw(image, det, args))
+        _write_image(os.path.join(out, names[i]), _draw(image, det, args))
         done += 1
     print(f"processed {done} images into {out}, skipped {len(skipped)}")
 
@@ -191,7 +211,18 @@ class FPSMeter:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def eval_video(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+def eval_video(
+    predictor: Predictor,
+    spec: str,
+    args: argparse.Namespace,
+    writer: CocoJsonWriter | None,
+    stop: StopSignals | None = None,
+) -> None:
+    """``--video SRC[:OUT]``: a video file, webcam or stream, drawn to OUT or a window.
+
+    A stop request (SIGINT, SIGTERM) ends reading; the frames already read are
+    processed, written and reported, and OUT is closed as a playable file.
+    """
     src, out = split_in_out(spec)
     source = VideoSource.open(src)
     show = open_window_possible() and (args.display or out is None)
@@ -212,7 +243,7 @@ def eval_video(predictor: Predictor, spec: str, args: argparse.Namespace, writer
     fps = None
     processed, detections = 0, 0
     stopped = False
-    reader = FrameReader(source)
+    reader = FrameReader(source, cancel=stop.event if stop is not None else None)
     try:
         with reader:
             pending: list = []
@@ -222,6 +253,8 @@ def eval_video(predictor: Predictor, spec: str, args: argparse.Namespace, writer
                 if item is not None:
                     pending.append((item[0], to_bgr8(item[1])))
                     if args.max_images >= 0 and processed + len(pending) >= args.max_images:
+                        stopped = True
+                    if stop is not None and stop.requested:
                         stopped = True
                     if len(pending) < batch_size and not stopped:
                         continue
@@ -352,7 +385,12 @@ def eval_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
+    """Do what the flags ask; returns the exit code.
+
+    With ``stop``, ``--images`` and ``--video`` end early on SIGINT/SIGTERM and
+    keep what they processed (drawings, video file, ``--output_json``).
+    """
     if args.seed is not None:
         torch.manual_seed(args.seed)
     inputs = [x for x in (args.image, args.images, args.video) if x]
@@ -373,29 +411,37 @@ def run(args: argparse.Namespace) -> int:
         benchmark(predictor, args)
         return 0
     writer = CocoJsonWriter(args.output_json) if args.output_json else None
-    try:
-        if args.image:
-            eval_image(predictor, args.image, args, writer)
-        elif args.images:
-            eval_images(predictor, args.images, args, writer)
-        else:
-            eval_video(predictor, args.video, args, writer)
-    finally:
-        if writer is not None:
-            writer.write()
-            print(f"wrote {len(writer)} detections to {args.output_json}")
+    # One image (which may wait for a key in its window) stops at once instead.
+    long_run = stop is not None and not args.image
+    with stop.polling() if long_run else contextlib.nullcontext():
+        try:
+            if args.image:
+                eval_image(predictor, args.image, args, writer)
+            elif args.images:
+                eval_images(predictor, args.images, args, writer, stop)
+            else:
+                eval_video(predictor, args.video, args, writer, stop)
+        finally:
+            if writer is not None:
+                writer.write()
+                print(f"wrote {len(writer)} detections to {args.output_json}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code (see ``EXIT_CODES`` in eval_args)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = parse_args(list(argv) if argv is not None else None)
-    try:
-        return run(args)
-    except ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with StopSignals() as stop:
+        try:
+            code = run(args, stop)
+        except ERRORS as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"interrupted ({stop.name})", file=sys.stderr)
+            return stop.exit_code
+    if stop.requested:
+        print(f"stopped by {stop.name}; kept what was processed", file=sys.stderr)
+        return stop.exit_code
+    return code

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from yolact.checkpoint import CheckpointError
-from yolact.cli.eval_args import str2bool
+from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.config import ConfigError, get_config
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
@@ -28,7 +28,10 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description="Train YOLACT.")
+    """The parser of train.py; ``--help`` states each flag's default."""
+    p = argparse.ArgumentParser(
+        prog="train.py", description="Train YOLACT.", formatter_class=DefaultsHelpFormatter
+    )
     a = p.add_argument
     a("--config", default="yolact_base", help="config name (see yolact/config.py)")
     a("--batch_size", default=8, type=int, help="total batch over all processes")
@@ -36,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--start_iter", default=-1, type=int, help="iteration to resume at (default: from the file)")
     a("--num_workers", default=4, type=int, help="data loading processes")
     a("--lr", default=None, type=float, help="learning rate (default: the config's, scaled)")
-    a("--momentum", default=None, type=float)
-    a("--decay", default=None, type=float, help="weight decay")
-    a("--gamma", default=None, type=float, help="learning-rate step factor")
+    a("--momentum", default=None, type=float, help="SGD momentum (default: the config's)")
+    a("--decay", default=None, type=float, help="weight decay (default: the config's)")
+    a("--gamma", default=None, type=float,
+      help="learning-rate step factor (default: the config's)")  # fmt: skip
     a("--lr_steps", default=None, type=_int_list, metavar="N,N,...",
       help="iterations at which the lr is multiplied by --gamma, taken as given "
       "(default: the config's, scaled to the batch size)")  # fmt: skip

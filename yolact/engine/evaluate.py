@@ -33,6 +33,8 @@ IOU_TYPES = ("bbox", "segm")
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 _ROW_NAMES = {"bbox": "box", "segm": "mask"}
+# AP is printed, logged and stored as COCOeval gives it: a fraction from 0 to 1.
+AP_UNIT = "0-1"
 # (dataset index, box results, mask results) of each image.
 PerImage = list[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]
 
@@ -71,33 +73,44 @@ class EvalResult:
     class_names: tuple[str, ...] = ()
 
     def table(self) -> str:
-        """AP tables in percent: the summary, AP per IoU threshold (the original's table)
-        and AP per class; "-" marks values COCO leaves undefined."""
+        """AP tables, 0-1 as COCOeval reports them (the corner cell says so): the
+        summary, AP per IoU threshold (the original's table) and AP per class;
+        "-" marks values COCO leaves undefined."""
         if self.metrics is None:
             return f"{self.num_images} images, {len(self.bbox_results)} detections (no metrics)"
         types = list(self.metrics)
-        parts = [
-            _grid(list(STAT_NAMES), {_ROW_NAMES[t]: list(self.metrics[t].values()) for t in types})
-        ]
+        corner = f"AP ({AP_UNIT})"
+        rows = {_ROW_NAMES[t]: list(self.metrics[t].values()) for t in types}
+        parts = [_grid(list(STAT_NAMES), rows, corner)]
         if self.per_iou:
             header = ["all"] + [f"{t:.2f}"[1:] for t in IOU_THRESHOLDS]
             rows = {_ROW_NAMES[t]: [self.metrics[t]["AP"], *self.per_iou[t]] for t in types}
-            parts.append(_grid(header, rows))
+            parts.append(_grid(header, rows, corner))
         if self.per_class:
             names = list(self.per_class[types[0]])
             rows = {n: [self.per_class[t][n] for t in types] for n in names}
-            parts.append(_grid([_ROW_NAMES[t] for t in types], rows, corner="class"))
+            parts.append(_grid([_ROW_NAMES[t] for t in types], rows, f"class {corner}"))
         return "\n\n".join(parts)
 
 
+def format_aps(metrics: dict[str, dict[str, float]]) -> str:
+    """One line of box and mask AP with its unit: ``box AP 0.6870, mask AP 0.7650 (0-1)``.
+
+    Args:
+        metrics: ``{"bbox": {"AP": ...}, "segm": {"AP": ...}}`` as in :class:`EvalResult`.
+    """
+    parts = [f"{_ROW_NAMES[t]} AP {metrics[t]['AP']:.4f}" for t in IOU_TYPES if t in metrics]
+    return ", ".join(parts) + f" ({AP_UNIT})"
+
+
 def _grid(header: list[str], rows: dict[str, list[float]], corner: str = "") -> str:
-    """A text table of percentages; -1 (undefined) shows as "-"."""
+    """A text table of APs (0-1, four decimals); -1 (undefined) shows as "-"."""
     width = max([len(corner), 6, *(len(name) for name in rows)])
     cells = [f" {h:^6} " for h in header]
     line = "+".join(["-" * (width + 1)] + ["-" * len(c) for c in cells]) + "+"
     out = [f"{corner:>{width}} |" + "|".join(cells) + "|", line]
     for name, values in rows.items():
-        shown = [f" {v * 100:6.2f} " if v > -1 else f" {'-':^6} " for v in values]
+        shown = [f" {v:6.4f} " if v > -1 else f" {'-':^6} " for v in values]
         out.append(f"{name:>{width}} |" + "|".join(shown) + "|")
     out.append(line)
     return "\n".join(out)

@@ -497,7 +497,7 @@ class Trainer:
     def validate(self, epoch: int, iteration: int) -> dict | None:
         if self.val_set is None:
             return None
-        from yolact.engine.evaluate import evaluate_dataset
+        from yolact.engine.evaluate import evaluate_dataset, format_aps
         from yolact.predictor import Predictor
 
         if self.rcnn:
@@ -522,8 +522,7 @@ class Trainer:
         if self.info.is_main and result.metrics is not None:
             if self.log is not None:
                 self.log.validation(epoch, iteration, result.metrics)
-            box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
-            log.info("validation at iteration %d: box AP %.4f, mask AP %.4f", iteration, box, mask)
+            log.info("validation at iteration %d: %s", iteration, format_aps(result.metrics))
         return result.metrics
 
     def run(self) -> TrainResult:

@@ -274,14 +274,23 @@ class FrameReader(ClosesOnExit):
     ``ended_early`` / ``end_message`` tell when a live source dropped. An error
     in the thread is raised in the consumer as a one-line ``SourceError`` after
     the frames read before it. The thread closes the source when it exits.
+    Once ``cancel`` is set, iteration ends within half a second, even while a
+    live source sends nothing.
 
     Args:
         source: the source to read (the reader takes ownership).
         live: drop stale frames; defaults to ``source.is_live``.
         max_queue: frames buffered ahead when not live.
+        cancel: an event that ends the iteration when set (a stop request).
     """
 
-    def __init__(self, source: VideoSource, live: bool | None = None, max_queue: int = 16) -> None:
+    def __init__(
+        self,
+        source: VideoSource,
+        live: bool | None = None,
+        max_queue: int = 16,
+        cancel: threading.Event | None = None,
+    ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
         self.source = source
@@ -296,6 +305,7 @@ class FrameReader(ClosesOnExit):
         self._stopping = False
         self._finished = False
         self._error: str | None = None
+        self._cancel = cancel
         self._thread = threading.Thread(target=self._run, name="yolact-frame-reader", daemon=True)
         self._thread.start()
 
@@ -342,9 +352,9 @@ class FrameReader(ClosesOnExit):
     def __next__(self) -> tuple[int, np.ndarray]:
         """The next (index, frame [H, W, 3] BGR uint8); waits for the thread without spinning."""
         with self._cond:
-            while not self._frames and not self._finished and not self._stopping:
+            while not (self._frames or self._finished or self._stopping or self.cancelled):
                 self._cond.wait(0.5)
-            if self._stopping:
+            if self._stopping or self.cancelled:
                 raise StopIteration
             if self._frames:
                 item = self._frames.popleft()
@@ -354,6 +364,11 @@ class FrameReader(ClosesOnExit):
                 message, self._error = self._error, None
                 raise SourceError(message)
             raise StopIteration
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the ``cancel`` event is set."""
+        return self._cancel is not None and self._cancel.is_set()
 
     @property
     def running(self) -> bool:
