@@ -60,6 +60,23 @@ def torchvision_config_name(state: dict[str, Tensor]) -> str | None:
     return "mask_rcnn_r101_fpn" if len(blocks) > 6 else "mask_rcnn_r50_fpn"
 
 
+def rcnn_class_count(cfg: MaskRCNNConfig, state: dict[str, Tensor]) -> int | None:
+    """Foreground classes the box classifier of ``state`` predicts, for ``cfg``'s box
+    head; None without a classifier or when the head does not fit anyway. A
+    torchvision COCO file (91 outputs indexed by category id) counts as COCO's 80."""
+    state = _state_of(state)
+    weight = state.get(_CLS_KEY)
+    if weight is None or weight.ndim != 2 or weight.shape[1] != cfg.box_head_dim:
+        return None
+    outputs = int(weight.shape[0])
+    if outputs < 2:
+        return None
+    coco = is_torchvision_layout(state) and cfg.class_names == COCO_CLASSES
+    if outputs == _TORCHVISION_COCO_OUTPUTS and coco:
+        return len(COCO_CLASSES)
+    return outputs - 1
+
+
 def convert_torchvision_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename a torchvision Mask R-CNN state dict to this project's layout.
 
