@@ -6,7 +6,9 @@ import logging
 import pathlib
 import pickle
 import re
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -166,16 +168,74 @@ def test_truncated_file(saved, tmp_path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
-    assert "truncated" in _one_line(err)
+    assert _one_line(err) == (
+        f"cannot read checkpoint {path}: truncated or corrupt (an incomplete zip archive)"
+    )
 
 
-@pytest.mark.parametrize("content", [b"", b"hello\nthis is not a checkpoint\n", b"\x80\x02}q\x00"])
-def test_unreadable_files(tmp_path, content: bytes) -> None:
+def _npy(path: pathlib.Path) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def _zip_without_torch(path: pathlib.Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("weights/readme.txt", "not a model")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch notes the pickle protocol
+@pytest.mark.parametrize(
+    "write, what",
+    [
+        (lambda p: p.write_bytes(b""), "it is empty"),
+        (lambda p: p.write_text("hello\nthis is not a checkpoint\n"),
+         "it is a text file starting 'hello'"),
+        (lambda p: p.write_text("<!DOCTYPE html><html><title>404 Not Found</title></html>"),
+         "it is a text file starting '<!DOCTYPE html><html><title>404 Not F...'"),
+        (_zip_without_torch, "it is a zip archive not written by torch.save"),
+        (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])),
+         "it is a pickled list, not one written by torch.save"),
+        (lambda p: p.write_bytes(pickle.dumps({"conv.weight": [0.5]}, protocol=2)),
+         "it is a pickled dict, not one written by torch.save"),
+        (_npy, "it is a NumPy .npy array"),
+        (lambda p: p.write_bytes(bytes(range(256))), "it is binary data of an unknown format"),
+    ],
+)  # fmt: skip
+def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path, write, what: str) -> None:
+    path = tmp_path / "x.pth"
+    write(path)
+    with pytest.raises(CheckpointError) as err:
+        resolve_config(str(path), "yolact_tiny")
+    assert _one_line(err) == f"{path} is not a PyTorch checkpoint ({what})"
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [(b"\x80\x02}q\x00", "an incomplete pickle"),  # a dict cut short after two opcodes
+     (b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9", "an incomplete legacy "
+      "PyTorch file")],  # torch's legacy magic number, then a cut-off protocol version
+)  # fmt: skip
+def test_cut_pickles_are_truncated(tmp_path, content: bytes, what: str) -> None:
     path = tmp_path / "yolact_base_1_1.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as err:
         resolve_config(str(path), None)
-    assert str(path) in _one_line(err)
+    assert _one_line(err) == f"cannot read checkpoint {path}: truncated or corrupt ({what})"
+
+
+def test_eval_py_names_a_text_file(tmp_path, capsys) -> None:
+    from yolact.cli.eval_cli import main
+
+    path = tmp_path / "model.pth"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\n")
+    code = main(["--no_bar", "--cuda=False", f"--trained_model={path}", "--config=yolact_tiny",
+                 f"--image={tmp_path / 'a.png'}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: {path} is not a PyTorch checkpoint (it is a Git LFS pointer; 'git lfs pull' "
+        "fetches the file)"
+    ]
 
 
 def test_missing_file(tmp_path) -> None:
@@ -208,15 +268,24 @@ def test_arbitrary_objects_are_refused_without_running_code(tmp_path, writer: st
         path.write_bytes(pickle.dumps(payload))
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
-    assert "refusing" in _one_line(err)
+    msg = _one_line(err)
+    head = f"refusing to load {path}: it holds Python objects other than tensors ("
+    tail = "), and loading those could run arbitrary code"
+    assert msg.startswith(head) and msg.endswith(tail), msg
+    objects = msg[len(head) : -len(tail)].split(", ")
+    assert any(o.startswith("pathlib.") for o in objects), msg  # the objects it would import
     assert not marker.exists()
 
 
 def test_non_tensor_contents_are_refused(tmp_path) -> None:
     path = tmp_path / "x.pth"
     torch.save([torch.zeros(1)], path)
-    with pytest.raises(CheckpointError, match="state dict of tensors"):
+    with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
+    assert (
+        _one_line(err)
+        == f"checkpoint {path} does not hold a state dict of tensors (it holds a list)"
+    )
     torch.save({"a": torch.zeros(1), "b": 3}, path)
     with pytest.raises(CheckpointError, match="state dict of tensors"):
         read_checkpoint(str(path))

@@ -41,8 +41,9 @@ class FileKind:
         verdict: ``"code"`` (a pickle that would import objects other than
             torch's: loading it could run arbitrary code), ``"truncated"`` (a
             checkpoint cut short or damaged), ``"other"`` (some other kind of
-            file) or ``"unknown"``.
-        detail: for "code" the first untrusted object, else what the file is
+            file) or ``"unknown"`` (a torch file in which the scan finds
+            nothing wrong).
+        detail: for "code" up to three of those objects, else what the file is
             ("a text file", "empty", ...).
     """
 
@@ -64,9 +65,12 @@ def classify(path: str) -> FileKind:
     if head[:1] == b"\x80":
         with open(path, "rb") as f:
             return _classify_pickle_stream(f)
+    if head.startswith(b"version https://git-lfs.github.com/spec/"):
+        return FileKind("other", "it is a Git LFS pointer; 'git lfs pull' fetches the file")
     if _looks_like_text(head):
-        first = head.decode("utf-8", "replace").strip().splitlines()
-        start = first[0].strip()[:40] if first else ""
+        lines = head.decode("utf-8", "replace").strip().splitlines()
+        start = lines[0].strip() if lines else ""
+        start = start if len(start) <= 40 else start[:37] + "..."
         what = f"it is a text file starting {start!r}" if start else "it is a text file"
         return FileKind("other", what)
     return FileKind("other", "it is binary data of an unknown format")
@@ -123,12 +127,13 @@ def _scan_pickle(f: io.IOBase) -> tuple[str, str, object] | None:
     """Walk one pickle's opcodes.
 
     Returns:
-        ``(first untrusted global or "", top-level container name or "", the
+        ``(the objects it would import other than torch's, or "", top-level
+        container name or "", the
         value of a pickle that is a single integer or None)``; None when the
         pickle is cut short or malformed.
     """
     strings: list[str] = []
-    top, value, untrusted = "", None, ""
+    top, value, found = "", None, []
     first = True
     try:
         for op, arg, _ in pickletools.genops(f):
@@ -144,12 +149,14 @@ def _scan_pickle(f: io.IOBase) -> tuple[str, str, object] | None:
                 strings.append(str(arg))
             elif name in ("GLOBAL", "INST"):
                 module, _, qualname = str(arg).partition(" ")
-                untrusted = untrusted or _untrusted(module, qualname)
+                found.append(_untrusted(module, qualname))
             elif name == "STACK_GLOBAL" and len(strings) >= 2:
-                untrusted = untrusted or _untrusted(strings[-2], strings[-1])
+                found.append(_untrusted(strings[-2], strings[-1]))
     except (ValueError, EOFError, TypeError):
         return None
-    return untrusted, top, value
+    untrusted = list(dict.fromkeys(n for n in found if n))
+    more = f" and {len(untrusted) - 3} more" if len(untrusted) > 3 else ""
+    return ", ".join(untrusted[:3]) + more, top, value
 
 
 def _untrusted(module: str, qualname: str) -> str:
