@@ -411,3 +411,106 @@ def test_export_bad_input(tmp_path, saved, capsys) -> None:
     assert len(err) == 3 and all(line.startswith("error: ") for line in err), err
     assert "not found" in err[0] and "no stored config" in err[1] and "overwrite" in err[2]
     assert not (tmp_path / "out.pth").exists()
+
+
+# ---- YOLACT++ from an ImageNet ResNet (train.py --init_weights) ---------------------------
+
+
+def _dcn_convs(model: Yolact) -> dict[str, torch.nn.Module]:
+    from yolact.model.backbone import ModulatedDeformConv
+
+    return {n: m for n, m in model.backbone.named_modules() if isinstance(m, ModulatedDeformConv)}
+
+
+@pytest.fixture(scope="module")
+def resnet50_file(tmp_path_factory) -> tuple[pathlib.Path, dict[str, torch.Tensor]]:
+    """torchvision's resnet50 (random weights, torchvision's key layout) saved as a state dict."""
+    import torchvision
+
+    torch.manual_seed(3)
+    state = torchvision.models.resnet50(weights=None).state_dict()
+    path = tmp_path_factory.mktemp("tv") / "resnet50-19c8e357.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
+    from yolact.engine.init import initialise
+
+    path, state = resnet50_file
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_plus_resnet50"))
+    dcn = _dcn_convs(model)
+    assert len(dcn) == 13  # every block of C3..C5
+    with caplog.at_level(logging.INFO, logger="test"):
+        assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+    assert "13 deformable blocks" in caplog.text
+    own = model.backbone.state_dict()
+    for key, value in state.items():
+        if key.startswith("fc."):
+            continue
+        m = re.match(r"layer(\d)\.(.+)", key)
+        ours = f"layers.{int(m[1]) - 1}.{m[2]}" if m else key
+        assert torch.equal(own[ours], value), key  # the deformable convs' 3x3 weights too
+    for name, conv in dcn.items():  # new layers: zero offsets and modulation logits, zero bias
+        assert not conv.conv_offset_mask.weight.any() and not conv.conv_offset_mask.bias.any()
+        assert not conv.bias.any(), name
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [("drop", "layer2.0.conv1.weight"), ("drop", "layer3.1.bn2.running_var"),
+     ("shape", "layer4.0.conv2.weight"), ("shape", "bn1.weight")],
+)  # fmt: skip
+def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_path, change, key):
+    from yolact.engine.init import initialise
+
+    _, state = resnet50_file
+    bad = dict(state)
+    if change == "drop":
+        del bad[key]
+    else:
+        bad[key] = torch.zeros(*bad[key].shape[:-1], bad[key].shape[-1] + 1)
+    path = tmp_path / "resnet50.pth"
+    torch.save(bad, path)
+    with torch.device("meta"):
+        model = Yolact(get_config("yolact_plus_resnet50"))
+    with pytest.raises(CheckpointError) as err:
+        initialise(model, str(path), logging.getLogger("test"))
+    m = re.match(r"layer(\d)\.(.+)", key)
+    ours = f"layers.{int(m[1]) - 1}.{m[2]}" if m else key
+    assert _one_line(err) == (
+        f"{path} is neither a YOLACT checkpoint nor a ResNet-50 backbone file for "
+        f"yolact_plus_resnet50: first mismatching keys {ours}"
+    )
+
+
+def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
+    """The original's resnet101_reducedfc.pth: torchvision keys, a smaller fc, no BatchNorm
+    batch counters (older PyTorch). Expanded constants keep the file small."""
+    import torchvision
+
+    from yolact.engine.init import initialise
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.resnet101().state_dict().items()}
+    state = {
+        k: torch.full((), 0.25).expand(s)
+        for k, s in shapes.items()
+        if not k.endswith("num_batches_tracked") and not k.startswith("fc.")
+    }
+    state["fc.weight"], state["fc.bias"] = torch.zeros(2, 2048), torch.zeros(2)  # reduced fc
+    path = tmp_path / "resnet101_reducedfc.pth"
+    torch.save(state, path)
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_plus_base"))
+    assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+    dcn = _dcn_convs(model)
+    assert sorted(dcn) == [f"layers.1.{i}.conv2" for i in (0, 3)] + [
+        f"layers.2.{i}.conv2" for i in (0, 12, 15, 18, 21, 3, 6, 9)
+    ] + ["layers.3.0.conv2"]  # fmt: skip
+    for name, value in model.backbone.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        new = any(name.startswith(f"{d}.conv_offset_mask") or name == f"{d}.bias" for d in dcn)
+        assert bool((value == 0).all()) if new else bool((value == 0.25).all()), name
