@@ -351,8 +351,8 @@ def fit_classes(
         if class_names is not None and sorted(class_names) != sorted(stored):
             raise CheckpointError(
                 f"{class_source} does not fit {source}: its {len(class_names)} categories "
-                f"({_describe(list(class_names))}) are not the {len(stored)} classes the model "
-                f"was trained on ({_describe(list(stored))})"
+                f"({_describe(list(class_names), 6)}) are not the {len(stored)} classes the "
+                f"model was trained on ({_describe(list(stored), 6)})"
             )
         return cfg
     if stored is not None:
