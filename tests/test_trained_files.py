@@ -152,8 +152,9 @@ def test_another_architecture_is_still_an_error(tmp_path, capsys):
                           "--config=yolact_tiny", f"--image={tmp_path / 'a.png'}"])  # fmt: skip
         lines = _error_lines(capsys.readouterr().err)
         assert code == 1 and len(lines) == 1
+        note = " (the file holds a 'yolact_base' model)" if path == own else ""
         assert lines[0].startswith(
-            f"error: {path} does not fit config 'yolact_tiny': unexpected keys: "
+            f"error: {path} does not fit config 'yolact_tiny'{note}: unexpected keys: "
         ), lines[0]
         assert "shape mismatch (file vs model): backbone.conv1.weight (64, 3, 7, 7) vs " in lines[0]
 

@@ -179,6 +179,14 @@ def key_problems(
     return problems
 
 
+def stored_model_note(checkpoint: Checkpoint | dict[str, Tensor], name: str) -> str:
+    """`` (the file holds a 'NAME' model)`` when the file stores another config's name."""
+    stored = checkpoint.config if isinstance(checkpoint, Checkpoint) else None
+    if stored is None or stored.name == name:
+        return ""
+    return f" (the file holds a '{stored.name}' model)"
+
+
 def _describe(keys: list[str], limit: int = 3) -> str:
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -234,7 +242,10 @@ def load_weights(
                 f"; the file predicts {state[conf].shape[0] // model.anchors_per_cell} classes "
                 f"(with background), the config {own[conf].shape[0] // model.anchors_per_cell}"
             )
-        raise CheckpointError(f"{source} does not fit config '{name}': {'; '.join(problems)}{hint}")
+        raise CheckpointError(
+            f"{source} does not fit config '{name}'{stored_model_note(checkpoint, name)}: "
+            f"{'; '.join(problems)}{hint}"
+        )
     load = {k: v for k, v in state.items() if k not in skipped}
     model.load_state_dict(load, strict=False)
     if skipped:

@@ -24,7 +24,7 @@ import re
 
 from torch import Tensor
 
-from yolact.checkpoint import Checkpoint, CheckpointError, key_problems
+from yolact.checkpoint import Checkpoint, CheckpointError, key_problems, stored_model_note
 from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.model.maskrcnn import MaskRCNN
 from yolact.rcnn_config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
@@ -174,8 +174,9 @@ def load_rcnn_weights(
                 f"; the file predicts {state[_CLS_KEY].shape[0]} classes (with background), "
                 f"the config {own[_CLS_KEY].shape[0]}"
             )
+        note = stored_model_note(checkpoint, model.cfg.name)
         raise CheckpointError(
-            f"{source} does not fit config '{model.cfg.name}': {'; '.join(problems)}{hint}"
+            f"{source} does not fit config '{model.cfg.name}'{note}: {'; '.join(problems)}{hint}"
         )
     model.load_state_dict(state)
 
