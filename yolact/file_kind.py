@@ -127,10 +127,9 @@ def _scan_pickle(f: io.IOBase) -> tuple[str, str, object] | None:
     """Walk one pickle's opcodes.
 
     Returns:
-        ``(the objects it would import other than torch's, or "", top-level
-        container name or "", the
-        value of a pickle that is a single integer or None)``; None when the
-        pickle is cut short or malformed.
+        ``(the objects it would import other than torch's or "", the name of
+        its top-level container or "", its value when it is a single integer
+        or None)``; None when the pickle is cut short or malformed.
     """
     strings: list[str] = []
     top, value, found = "", None, []
