@@ -6,7 +6,9 @@ import logging
 import pathlib
 import pickle
 import re
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -166,16 +168,74 @@ def test_truncated_file(saved, tmp_path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
-    assert "truncated" in _one_line(err)
+    assert _one_line(err) == (
+        f"cannot read checkpoint {path}: truncated or corrupt (an incomplete zip archive)"
+    )
 
 
-@pytest.mark.parametrize("content", [b"", b"hello\nthis is not a checkpoint\n", b"\x80\x02}q\x00"])
-def test_unreadable_files(tmp_path, content: bytes) -> None:
+def _npy(path: pathlib.Path) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def _zip_without_torch(path: pathlib.Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("weights/readme.txt", "not a model")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch notes the pickle protocol
+@pytest.mark.parametrize(
+    "write, what",
+    [
+        (lambda p: p.write_bytes(b""), "it is empty"),
+        (lambda p: p.write_text("hello\nthis is not a checkpoint\n"),
+         "it is a text file starting 'hello'"),
+        (lambda p: p.write_text("<!DOCTYPE html><html><title>404 Not Found</title></html>"),
+         "it is a text file starting '<!DOCTYPE html><html><title>404 Not F...'"),
+        (_zip_without_torch, "it is a zip archive not written by torch.save"),
+        (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])),
+         "it is a pickled list, not one written by torch.save"),
+        (lambda p: p.write_bytes(pickle.dumps({"conv.weight": [0.5]}, protocol=2)),
+         "it is a pickled dict, not one written by torch.save"),
+        (_npy, "it is a NumPy .npy array"),
+        (lambda p: p.write_bytes(bytes(range(256))), "it is binary data of an unknown format"),
+    ],
+)  # fmt: skip
+def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path, write, what: str) -> None:
+    path = tmp_path / "x.pth"
+    write(path)
+    with pytest.raises(CheckpointError) as err:
+        resolve_config(str(path), "yolact_tiny")
+    assert _one_line(err) == f"{path} is not a PyTorch checkpoint ({what})"
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [(b"\x80\x02}q\x00", "an incomplete pickle"),  # a dict cut short after two opcodes
+     (b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9", "an incomplete legacy "
+      "PyTorch file")],  # torch's legacy magic number, then a cut-off protocol version
+)  # fmt: skip
+def test_cut_pickles_are_truncated(tmp_path, content: bytes, what: str) -> None:
     path = tmp_path / "yolact_base_1_1.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as err:
         resolve_config(str(path), None)
-    assert str(path) in _one_line(err)
+    assert _one_line(err) == f"cannot read checkpoint {path}: truncated or corrupt ({what})"
+
+
+def test_eval_py_names_a_text_file(tmp_path, capsys) -> None:
+    from yolact.cli.eval_cli import main
+
+    path = tmp_path / "model.pth"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\n")
+    code = main(["--no_bar", "--cuda=False", f"--trained_model={path}", "--config=yolact_tiny",
+                 f"--image={tmp_path / 'a.png'}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: {path} is not a PyTorch checkpoint (it is a Git LFS pointer; 'git lfs pull' "
+        "fetches the file)"
+    ]
 
 
 def test_missing_file(tmp_path) -> None:
@@ -208,15 +268,24 @@ def test_arbitrary_objects_are_refused_without_running_code(tmp_path, writer: st
         path.write_bytes(pickle.dumps(payload))
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
-    assert "refusing" in _one_line(err)
+    msg = _one_line(err)
+    head = f"refusing to load {path}: it holds Python objects other than tensors ("
+    tail = "), and loading those could run arbitrary code"
+    assert msg.startswith(head) and msg.endswith(tail), msg
+    objects = msg[len(head) : -len(tail)].split(", ")
+    assert any(o.startswith("pathlib.") for o in objects), msg  # the objects it would import
     assert not marker.exists()
 
 
 def test_non_tensor_contents_are_refused(tmp_path) -> None:
     path = tmp_path / "x.pth"
     torch.save([torch.zeros(1)], path)
-    with pytest.raises(CheckpointError, match="state dict of tensors"):
+    with pytest.raises(CheckpointError) as err:
         read_checkpoint(str(path))
+    assert (
+        _one_line(err)
+        == f"checkpoint {path} does not hold a state dict of tensors (it holds a list)"
+    )
     torch.save({"a": torch.zeros(1), "b": 3}, path)
     with pytest.raises(CheckpointError, match="state dict of tensors"):
         read_checkpoint(str(path))
@@ -342,3 +411,106 @@ def test_export_bad_input(tmp_path, saved, capsys) -> None:
     assert len(err) == 3 and all(line.startswith("error: ") for line in err), err
     assert "not found" in err[0] and "no stored config" in err[1] and "overwrite" in err[2]
     assert not (tmp_path / "out.pth").exists()
+
+
+# ---- YOLACT++ from an ImageNet ResNet (train.py --init_weights) ---------------------------
+
+
+def _dcn_convs(model: Yolact) -> dict[str, torch.nn.Module]:
+    from yolact.model.backbone import ModulatedDeformConv
+
+    return {n: m for n, m in model.backbone.named_modules() if isinstance(m, ModulatedDeformConv)}
+
+
+@pytest.fixture(scope="module")
+def resnet50_file(tmp_path_factory) -> tuple[pathlib.Path, dict[str, torch.Tensor]]:
+    """torchvision's resnet50 (random weights, torchvision's key layout) saved as a state dict."""
+    import torchvision
+
+    torch.manual_seed(3)
+    state = torchvision.models.resnet50(weights=None).state_dict()
+    path = tmp_path_factory.mktemp("tv") / "resnet50-19c8e357.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
+    from yolact.engine.init import initialise
+
+    path, state = resnet50_file
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_plus_resnet50"))
+    dcn = _dcn_convs(model)
+    assert len(dcn) == 13  # every block of C3..C5
+    with caplog.at_level(logging.INFO, logger="test"):
+        assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+    assert "13 deformable blocks" in caplog.text
+    own = model.backbone.state_dict()
+    for key, value in state.items():
+        if key.startswith("fc."):
+            continue
+        m = re.match(r"layer(\d)\.(.+)", key)
+        ours = f"layers.{int(m[1]) - 1}.{m[2]}" if m else key
+        assert torch.equal(own[ours], value), key  # the deformable convs' 3x3 weights too
+    for name, conv in dcn.items():  # new layers: zero offsets and modulation logits, zero bias
+        assert not conv.conv_offset_mask.weight.any() and not conv.conv_offset_mask.bias.any()
+        assert not conv.bias.any(), name
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [("drop", "layer2.0.conv1.weight"), ("drop", "layer3.1.bn2.running_var"),
+     ("shape", "layer4.0.conv2.weight"), ("shape", "bn1.weight")],
+)  # fmt: skip
+def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_path, change, key):
+    from yolact.engine.init import initialise
+
+    _, state = resnet50_file
+    bad = dict(state)
+    if change == "drop":
+        del bad[key]
+    else:
+        bad[key] = torch.zeros(*bad[key].shape[:-1], bad[key].shape[-1] + 1)
+    path = tmp_path / "resnet50.pth"
+    torch.save(bad, path)
+    with torch.device("meta"):
+        model = Yolact(get_config("yolact_plus_resnet50"))
+    with pytest.raises(CheckpointError) as err:
+        initialise(model, str(path), logging.getLogger("test"))
+    m = re.match(r"layer(\d)\.(.+)", key)
+    ours = f"layers.{int(m[1]) - 1}.{m[2]}" if m else key
+    assert _one_line(err) == (
+        f"{path} is neither a YOLACT checkpoint nor a ResNet-50 backbone file for "
+        f"yolact_plus_resnet50: first mismatching keys {ours}"
+    )
+
+
+def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
+    """The original's resnet101_reducedfc.pth: torchvision keys, a smaller fc, no BatchNorm
+    batch counters (older PyTorch). Expanded constants keep the file small."""
+    import torchvision
+
+    from yolact.engine.init import initialise
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.resnet101().state_dict().items()}
+    state = {
+        k: torch.full((), 0.25).expand(s)
+        for k, s in shapes.items()
+        if not k.endswith("num_batches_tracked") and not k.startswith("fc.")
+    }
+    state["fc.weight"], state["fc.bias"] = torch.zeros(2, 2048), torch.zeros(2)  # reduced fc
+    path = tmp_path / "resnet101_reducedfc.pth"
+    torch.save(state, path)
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_plus_base"))
+    assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+    dcn = _dcn_convs(model)
+    assert sorted(dcn) == [f"layers.1.{i}.conv2" for i in (0, 3)] + [
+        f"layers.2.{i}.conv2" for i in (0, 12, 15, 18, 21, 3, 6, 9)
+    ] + ["layers.3.0.conv2"]  # fmt: skip
+    for name, value in model.backbone.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        new = any(name.startswith(f"{d}.conv_offset_mask") or name == f"{d}.bias" for d in dcn)
+        assert bool((value == 0).all()) if new else bool((value == 0.25).all()), name

@@ -123,3 +123,29 @@ def test_compare_needs_benchmark_batch(capsys):
     code = main(["--benchmark", "--config=yolact_tiny", "--compare=mask_rcnn_tiny",
                  "--benchmark_batch=0", "--cuda=False"])  # fmt: skip
     assert code == 1 and "--benchmark_batch" in capsys.readouterr().err
+
+
+def test_compare_the_demo_model_named_by_its_config(tmp_path, capsys):
+    """--compare with --config=yolact_tiny on the demo model (a file that stores its own
+    synthetic classes) scores both models on the synthetic shapes."""
+    from pathlib import Path
+
+    from yolact.cli.eval_cli import main
+    from yolact.data.synthetic import write_coco_dataset
+
+    demo = str(Path(__file__).resolve().parent.parent / "weights" / "yolact_tiny_synthetic.pth")
+    paths = write_coco_dataset(str(tmp_path / "d"), num_train=1, num_val=2, size=(96, 96))
+    out_dir = tmp_path / "bench"
+    code = main([
+        "--benchmark", f"--trained_model={demo}", "--config=yolact_tiny", f"--compare={demo}",
+        "--max_images=1", "--benchmark_warmup=0", f"--benchmark_dir={out_dir}",
+        f"--val_ann={paths['val_ann_file']}", f"--val_images={paths['val_image_dir']}",
+        "--cuda=False", "--no_bar",
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with open(out_dir / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    ap = {r["model"]: r["mask_ap"] for r in rows}
+    assert list(ap) == ["yolact_tiny (1)", "yolact_tiny (2)"]
+    assert ap["yolact_tiny (1)"] == ap["yolact_tiny (2)"] and float(ap["yolact_tiny (1)"]) > 0.2

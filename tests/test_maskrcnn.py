@@ -430,6 +430,58 @@ def test_cross_kind_checkpoints_fail_clearly(tiny_rcnn_ckpt, tmp_path, capsys) -
     assert "\n" not in str(e.value) and "mask_rcnn_tiny" in str(e.value)
 
 
+def test_named_config_takes_the_classes_of_the_file(tmp_path, capsys) -> None:
+    """--config=mask_rcnn_tiny with a file that stores other classes, or a plain state
+    dict whose classifier has another size: the architecture from the config, the
+    classes from the file."""
+    from yolact.data.synthetic import SYNTHETIC_CLASSES
+    from yolact.predictor import Predictor
+
+    model = tiny(class_names=SYNTHETIC_CLASSES)
+    own = tmp_path / "shapes_rcnn.pth"
+    torch.save({"model": model.state_dict(), "config": model.cfg.to_dict()}, own)
+    for build in (RCNNPredictor.from_checkpoint, Predictor.from_checkpoint):
+        predictor = build(str(own), config="mask_rcnn_tiny", device="cpu")
+        assert isinstance(predictor, RCNNPredictor)
+        assert tuple(predictor.class_names) == SYNTHETIC_CLASSES
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), scene())
+    code = main(["--no_bar", "--cuda=False", f"--trained_model={own}", "--config=mask_rcnn_tiny",
+                 f"--image={img}:{tmp_path / 'o.png'}"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    plain = tmp_path / "two_classes.pth"
+    torch.save(tiny(class_names=("a", "b")).state_dict(), plain)
+    cfg, _ = resolve_config(str(plain), "mask_rcnn_tiny")
+    assert cfg.name == "mask_rcnn_tiny" and cfg.class_names == ("class_1", "class_2")
+    named = RCNNPredictor.from_checkpoint(str(plain), "mask_rcnn_tiny", class_names=("x", "y"))
+    assert named.class_names == ("x", "y") and named.label_of_output.tolist() == [-1, 0, 1]
+
+
+def test_fine_tuned_torchvision_file_takes_its_classes_from_the_weights(torchvision_file):
+    """A torchvision Mask R-CNN fine-tuned to 2 classes (3 outputs): no category-id layout."""
+    state = dict(torchvision_file["state"])
+    head = "roi_heads.box_predictor."
+    state[f"{head}cls_score.weight"] = state[f"{head}cls_score.weight"][:3]
+    state[f"{head}cls_score.bias"] = state[f"{head}cls_score.bias"][:3]
+    state[f"{head}bbox_pred.weight"] = state[f"{head}bbox_pred.weight"][:12]
+    state[f"{head}bbox_pred.bias"] = state[f"{head}bbox_pred.bias"][:12]
+    logits = "roi_heads.mask_predictor.mask_fcn_logits."
+    state[f"{logits}weight"] = state[f"{logits}weight"][:3]
+    state[f"{logits}bias"] = state[f"{logits}bias"][:3]
+    path = torchvision_file["path"].replace(".pth", "_2cls.pth")
+    torch.save(state, path)
+    cfg, ckpt = resolve_config(path, None, ("cat", "dog"))
+    assert cfg.name == "mask_rcnn_r50_fpn" and cfg.class_names == ("cat", "dog")
+    model = build_rcnn(cfg, ckpt, path)
+    assert model.cfg.output_ids is None and model.cfg.num_classes == 3
+    assert torch.equal(
+        model.state_dict()[f"{head}cls_score.weight"], state[f"{head}cls_score.weight"]
+    )
+    # The COCO file keeps COCO's names and torchvision's category-id outputs.
+    coco_cfg, _ = resolve_config(torchvision_file["path"], None)
+    assert len(coco_cfg.class_names) == 80 and coco_cfg.class_names[0] == "person"
+
+
 # ----------------------------------------------------------------------------- predictor, eval.py
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +25,7 @@ from yolact.config import (
     config_name_from_checkpoint,
     get_config,
 )
+from yolact.file_kind import classify
 from yolact.rcnn_config import KIND as MASK_RCNN_KIND
 from yolact.rcnn_config import MaskRCNNConfig
 
@@ -63,15 +64,7 @@ def read_checkpoint(path: str) -> Checkpoint:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only load failed" in str(e).lower():
-            raise CheckpointError(
-                f"refusing to load {path}: it holds Python objects other than tensors, and "
-                "loading those could run arbitrary code"
-            ) from None
-        raise CheckpointError(_unreadable(path, e)) from None
     except Exception as e:
-        # A text file, for instance, fails inside the legacy unpickler with a KeyError.
         raise CheckpointError(_unreadable(path, e)) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if not all(isinstance(v, Tensor) for v in obj["model"].values()):
@@ -87,7 +80,10 @@ def read_checkpoint(path: str) -> Checkpoint:
         meta = {k: v for k, v in obj.items() if k not in ("model", "config")}
         return Checkpoint(obj["model"], cfg, meta)
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
+        held = "a dict with other values" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+        raise CheckpointError(
+            f"checkpoint {path} does not hold a state dict of tensors (it holds {held})"
+        )
     return Checkpoint(dict(obj))
 
 
@@ -106,7 +102,20 @@ def config_from_dict(d: dict) -> YolactConfig | MaskRCNNConfig:
 
 
 def _unreadable(path: str, error: BaseException) -> str:
-    """A one-line message for a file torch.load could not parse."""
+    """A one-line message for a file torch.load could not parse: what the file is."""
+    try:
+        kind = classify(path)
+    except OSError as e:
+        return f"cannot read checkpoint {path}: {e.strerror or e}"
+    if kind.verdict == "code":
+        return (
+            f"refusing to load {path}: it holds Python objects other than tensors "
+            f"({kind.detail}), and loading those could run arbitrary code"
+        )
+    if kind.verdict == "other":
+        return f"{path} is not a PyTorch checkpoint ({kind.detail})"
+    if kind.verdict == "truncated":
+        return f"cannot read checkpoint {path}: truncated or corrupt ({kind.detail})"
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
     first = text.splitlines()[0] if text else ""
     if len(first) > 120:
@@ -170,6 +179,14 @@ def key_problems(
     return problems
 
 
+def stored_model_note(checkpoint: Checkpoint | dict[str, Tensor], name: str) -> str:
+    """`` (the file holds a 'NAME' model)`` when the file stores another config's name."""
+    stored = checkpoint.config if isinstance(checkpoint, Checkpoint) else None
+    if stored is None or stored.name == name:
+        return ""
+    return f" (the file holds a '{stored.name}' model)"
+
+
 def _describe(keys: list[str], limit: int = 3) -> str:
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -225,7 +242,10 @@ def load_weights(
                 f"; the file predicts {state[conf].shape[0] // model.anchors_per_cell} classes "
                 f"(with background), the config {own[conf].shape[0] // model.anchors_per_cell}"
             )
-        raise CheckpointError(f"{source} does not fit config '{name}': {'; '.join(problems)}{hint}")
+        raise CheckpointError(
+            f"{source} does not fit config '{name}'{stored_model_note(checkpoint, name)}: "
+            f"{'; '.join(problems)}{hint}"
+        )
     load = {k: v for k, v in state.items() if k not in skipped}
     model.load_state_dict(load, strict=False)
     if skipped:
@@ -234,22 +254,38 @@ def load_weights(
 
 
 def resolve_config(
-    trained_model: str | None, config_name: str | None
+    trained_model: str | None,
+    config_name: str | None,
+    class_names: Sequence[str] | None = None,
+    class_source: str = "the dataset",
 ) -> tuple[YolactConfig | MaskRCNNConfig, Checkpoint | None]:
-    """Pick the config for a checkpoint: ``config_name`` if given, else the
-    config stored in the file, else the one its file name implies, else (for a
-    torchvision Mask R-CNN file) the ``mask_rcnn_*`` config its backbone fits.
+    """Pick the config for a checkpoint and give it the file's classes.
+
+    The architecture comes from ``config_name`` if given, else the config stored
+    in the file, else the one its file name implies, else (for a torchvision
+    Mask R-CNN file) the ``mask_rcnn_*`` config its backbone fits. The classes
+    come from the file (see :func:`fit_classes`): a named config takes the class
+    names a file stores, or the class count of a plain state dict's class layer.
+
+    Args:
+        trained_model: the checkpoint path (None: a config alone, random weights).
+        config_name: a registered config name.
+        class_names: the evaluation dataset's class names, if any: they name the
+            classes of a file that stores no names, and must agree with the
+            names of a file that does.
+        class_source: how to call the dataset in messages.
 
     Raises:
         ConfigError: unknown name, or nothing to infer the config from.
-        CheckpointError: the file cannot be read.
+        CheckpointError: the file cannot be read, or its classes disagree with
+            ``class_names``.
     """
     ckpt = read_checkpoint(trained_model) if trained_model else None
     if config_name:
-        return get_config(config_name), ckpt
-    if ckpt is not None and ckpt.config is not None:
-        return ckpt.config, ckpt
-    if trained_model:
+        cfg = get_config(config_name)
+    elif ckpt is not None and ckpt.config is not None:
+        cfg = ckpt.config
+    elif trained_model:
         inferred = config_name_from_checkpoint(trained_model)
         if inferred is None and ckpt is not None:
             from yolact.rcnn_checkpoint import torchvision_config_name  # it imports this module
@@ -260,8 +296,93 @@ def resolve_config(
                 f"cannot infer the config from the file name {os.path.basename(trained_model)}; "
                 "pass --config"
             )
-        return get_config(inferred), ckpt
-    raise ConfigError("give --trained_model or --config")
+        cfg = get_config(inferred)
+    else:
+        raise ConfigError("give --trained_model or --config")
+    if ckpt is not None:
+        cfg = fit_classes(cfg, ckpt, trained_model or "checkpoint", class_names, class_source)
+    return cfg, ckpt
+
+
+def stored_class_names(checkpoint: Checkpoint) -> tuple[str, ...] | None:
+    """The class names a file stores (its config's, or a ``class_names`` entry), else None."""
+    if checkpoint.config is not None:
+        return tuple(checkpoint.config.class_names)
+    names = checkpoint.meta.get("class_names")
+    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return None
+
+
+def weights_class_count(cfg: YolactConfig | MaskRCNNConfig, state: dict[str, Tensor]) -> int | None:
+    """Foreground classes the class layer of ``state`` predicts, for ``cfg``'s
+    architecture; None when ``state`` has no such layer or its head does not
+    fit ``cfg`` anyway (the loader then names the mismatch)."""
+    if isinstance(cfg, MaskRCNNConfig):
+        from yolact.rcnn_checkpoint import rcnn_class_count  # it imports this module
+
+        return rcnn_class_count(cfg, state)
+    head = "prediction_layers.0."
+    conf = state.get(f"{head}conf_layer.weight", state.get(f"module.{head}conf_layer.weight"))
+    box = state.get(f"{head}bbox_layer.bias", state.get(f"module.{head}bbox_layer.bias"))
+    A = cfg.anchors_per_cell
+    if conf is None or box is None or conf.ndim != 4 or tuple(box.shape) != (A * 4,):
+        return None
+    if conf.shape[1] != cfg.head_channels or conf.shape[0] % A or conf.shape[0] // A < 2:
+        return None
+    return conf.shape[0] // A - 1
+
+
+def fit_classes(
+    cfg: YolactConfig | MaskRCNNConfig,
+    checkpoint: Checkpoint,
+    source: str,
+    class_names: Sequence[str] | None = None,
+    class_source: str = "the dataset",
+) -> YolactConfig | MaskRCNNConfig:
+    """``cfg`` with the classes of ``checkpoint``.
+
+    A file that stores class names gives them to ``cfg`` (a named config of
+    the same family; a file of the other family is left to the loader's
+    error). A plain state dict whose class layer predicts another number of
+    classes than ``cfg`` gets ``class_names`` if given, else ``class_1`` ...
+    ``class_N`` with one warning.
+
+    Raises:
+        CheckpointError: ``class_names`` disagree with the file's classes.
+    """
+    stored = stored_class_names(checkpoint)
+    other_family = checkpoint.config is not None and type(checkpoint.config) is not type(cfg)
+    if stored is not None and not other_family:
+        if tuple(cfg.class_names) != stored:
+            changes: dict[str, object] = {"class_names": stored}
+            if isinstance(cfg, MaskRCNNConfig):
+                changes["output_ids"] = getattr(checkpoint.config, "output_ids", None)
+            cfg = cfg.replace(**changes)
+        if class_names is not None and sorted(class_names) != sorted(stored):
+            raise CheckpointError(
+                f"{class_source} does not fit {source}: its {len(class_names)} categories "
+                f"({_describe(list(class_names), 6)}) are not the {len(stored)} classes the "
+                f"model was trained on ({_describe(list(stored), 6)})"
+            )
+        return cfg
+    if stored is not None:
+        return cfg
+    count = weights_class_count(cfg, checkpoint.state_dict)
+    if count is None or count == len(cfg.class_names):
+        return cfg
+    if class_names is not None:
+        if len(class_names) != count:
+            raise CheckpointError(
+                f"{class_source} does not fit {source}: it has {len(class_names)} categories, "
+                f"the model's class layer predicts {count} classes"
+            )
+        return cfg.replace(class_names=tuple(class_names))
+    log.warning(
+        "%s predicts %d classes and stores no class names: calling them class_1..class_%d "
+        "(give --val_ann to name them)", source, count, count,
+    )  # fmt: skip
+    return cfg.replace(class_names=tuple(f"class_{i + 1}" for i in range(count)))
 
 
 def save_weights(model: nn.Module, path: str) -> None:

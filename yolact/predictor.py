@@ -102,15 +102,24 @@ class Predictor(StagedPredictor):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str, config: str | None = None, device: str | None = None, **kwargs
+        cls,
+        path: str,
+        config: str | None = None,
+        device: str | None = None,
+        class_names: Sequence[str] | None = None,
+        **kwargs,
     ) -> Predictor:
         """Build the model for a checkpoint (config inferred from the file when not given).
+
+        A named ``config`` gives the architecture; the classes come from the file
+        (its stored class names, or its class layer's size with ``class_names``
+        or generic names; see :func:`yolact.checkpoint.resolve_config`).
 
         A Mask R-CNN checkpoint or config gives a
         :class:`yolact.rcnn_predictor.RCNNPredictor` (same interface); the
         YOLACT-only options ``nms_method`` and ``crop`` are then ignored.
         """
-        cfg, ckpt = resolve_config(path, config)
+        cfg, ckpt = resolve_config(path, config, class_names)
         if not isinstance(cfg, YolactConfig):
             from yolact.rcnn_predictor import RCNNPredictor  # it imports this module
 

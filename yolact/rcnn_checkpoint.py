@@ -24,7 +24,7 @@ import re
 
 from torch import Tensor
 
-from yolact.checkpoint import Checkpoint, CheckpointError, key_problems
+from yolact.checkpoint import Checkpoint, CheckpointError, key_problems, stored_model_note
 from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.model.maskrcnn import MaskRCNN
 from yolact.rcnn_config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
@@ -58,6 +58,23 @@ def torchvision_config_name(state: dict[str, Tensor]) -> str | None:
         return None
     blocks = {int(m[1]) for k in state if (m := re.match(r"backbone\.body\.layer3\.(\d+)\.", k))}
     return "mask_rcnn_r101_fpn" if len(blocks) > 6 else "mask_rcnn_r50_fpn"
+
+
+def rcnn_class_count(cfg: MaskRCNNConfig, state: dict[str, Tensor]) -> int | None:
+    """Foreground classes the box classifier of ``state`` predicts, for ``cfg``'s box
+    head; None without a classifier or when the head does not fit anyway. A
+    torchvision COCO file (91 outputs indexed by category id) counts as COCO's 80."""
+    state = _state_of(state)
+    weight = state.get(_CLS_KEY)
+    if weight is None or weight.ndim != 2 or weight.shape[1] != cfg.box_head_dim:
+        return None
+    outputs = int(weight.shape[0])
+    if outputs < 2:
+        return None
+    coco = is_torchvision_layout(state) and cfg.class_names == COCO_CLASSES
+    if outputs == _TORCHVISION_COCO_OUTPUTS and coco:
+        return len(COCO_CLASSES)
+    return outputs - 1
 
 
 def convert_torchvision_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -157,8 +174,9 @@ def load_rcnn_weights(
                 f"; the file predicts {state[_CLS_KEY].shape[0]} classes (with background), "
                 f"the config {own[_CLS_KEY].shape[0]}"
             )
+        note = stored_model_note(checkpoint, model.cfg.name)
         raise CheckpointError(
-            f"{source} does not fit config '{model.cfg.name}': {'; '.join(problems)}{hint}"
+            f"{source} does not fit config '{model.cfg.name}'{note}: {'; '.join(problems)}{hint}"
         )
     model.load_state_dict(state)
 

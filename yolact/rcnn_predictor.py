@@ -91,12 +91,14 @@ class RCNNPredictor(StagedPredictor):
         score_threshold: float = 0.0,
         top_k: int | None = None,
         masks: bool = True,
+        class_names: Sequence[str] | None = None,
     ) -> RCNNPredictor:
         """Build the model for a checkpoint (this project's or torchvision's); the
-        config comes from ``config``, the file, its name or its layout."""
+        config comes from ``config``, the file, its name or its layout, the classes
+        from the file (``class_names`` name those of a file that stores none)."""
         from yolact.predictor import select_device
 
-        cfg, ckpt = resolve_config(path, config)
+        cfg, ckpt = resolve_config(path, config, class_names)
         if not isinstance(cfg, MaskRCNNConfig):
             raise ValueError(f"config '{cfg.name}' is YOLACT's; use yolact.predictor.Predictor")
         device_ = select_device(device)

@@ -37,8 +37,11 @@ def run_compare(args: argparse.Namespace) -> int:
         files = named_dataset(args.dataset) if args.dataset else (args.val_ann, args.val_images)
         dataset = CocoDataset(*files)
     # Both models keep every detection, as for AP, so they do the same work.
-    first = build_predictor(args, keep_all=True)
-    second = build_predictor(_other_args(args), keep_all=True)
+    classes = dataset.class_names if dataset is not None else None
+    source = os.path.basename(dataset.ann_file) if dataset is not None else "the dataset"
+    first = build_predictor(args, keep_all=True, class_names=classes, class_source=source)
+    second = build_predictor(_other_args(args), keep_all=True, class_names=classes,
+                             class_source=source)  # fmt: skip
     names = [first.cfg.name, second.cfg.name]
     if names[0] == names[1]:
         names = [f"{names[0]} (1)", f"{names[1]} (2)"]

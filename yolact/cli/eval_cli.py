@@ -51,8 +51,28 @@ def _device_from_args(args: argparse.Namespace) -> str | None:
     return "cuda" if args.cuda else "cpu"
 
 
-def build_predictor(args: argparse.Namespace, keep_all: bool = False) -> Predictor | RCNNPredictor:
+def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, str]:
+    """The class names of ``--val_ann`` (categories in id order) and its file name."""
+    if not args.val_ann or args.trained_model is None:
+        return None, ""
+    from yolact.data.coco import _load_json
+
+    cats = sorted(_load_json(args.val_ann).get("categories", []), key=lambda c: c["id"])
+    names = tuple(str(c["name"]) for c in cats)
+    return names or None, os.path.basename(args.val_ann)
+
+
+def build_predictor(
+    args: argparse.Namespace,
+    keep_all: bool = False,
+    class_names: Sequence[str] | None = None,
+    class_source: str = "the dataset",
+) -> Predictor | RCNNPredictor:
     """Model, weights and post-processing settings from the flags.
+
+    ``--config`` gives the architecture, the file its classes; ``class_names``
+    (default: ``--val_ann``'s categories) name the classes of a file that stores
+    none, and must agree with those of a file that does.
 
     A ``mask_rcnn_*`` config (named, stored in the file or implied by a torchvision
     file) gives an :class:`RCNNPredictor`; ``--fast_nms``, ``--cross_class_nms`` and
@@ -64,7 +84,10 @@ def build_predictor(args: argparse.Namespace, keep_all: bool = False) -> Predict
         device = select_device(_device_from_args(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    cfg, ckpt = resolve_config(args.trained_model, args.config)
+    if class_names is None:
+        class_names, name = _dataset_classes(args)
+        class_source = name or class_source
+    cfg, ckpt = resolve_config(args.trained_model, args.config, class_names, class_source)
     dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
     every_score = keep_all or dataset_mode  # AP needs every detection, whatever its score
     keep_all = keep_all or args.output_json is not None or dataset_mode
@@ -361,7 +384,8 @@ def eval_dataset(args: argparse.Namespace) -> int:
     info = init_distributed(requested.type)
     try:
         args.device = str(device_for(info, str(requested)))
-        predictor = build_predictor(args)
+        predictor = build_predictor(args, class_names=dataset.class_names,
+                                    class_source=os.path.basename(ann_file))  # fmt: skip
         dataset, note = match_classes(dataset, predictor.class_names)
         if note and info.is_main:
             print(note, file=sys.stderr)

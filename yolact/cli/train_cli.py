@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from yolact.checkpoint import CheckpointError
+from yolact.checkpoint import CheckpointError, read_checkpoint
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.config import ConfigError, get_config
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
+from yolact.engine.checkpoints import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, train
 
 log = logging.getLogger("yolact")
@@ -79,14 +80,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_datasets(args: argparse.Namespace) -> tuple[CocoDataset, CocoDataset | None]:
+def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[str, str], str]:
+    """The dataset paths stored in the checkpoint ``--resume`` names, and its path
+    (nothing when not resuming, when ``--train_ann`` is given or the file stores none)."""
+    if not args.resume or args.train_ann:
+        return {}, ""
+    path = resume_path(args.resume, args.save_folder, config_name)
+    if path is None:
+        raise TrainingError(
+            f"--resume {args.resume}: no {config_name} checkpoint in {args.save_folder}"
+        )
+    data = read_checkpoint(path).meta.get("data")
+    if not isinstance(data, dict):
+        return {}, path
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}, path
+
+
+def load_datasets(
+    args: argparse.Namespace, stored: dict[str, str] | None = None, source: str = ""
+) -> tuple[CocoDataset, CocoDataset | None]:
+    """The training and validation sets: the flags', else (on ``--resume``) those
+    ``stored`` in the checkpoint ``source``, else the named dataset.
+
+    Raises:
+        DatasetError: half a pair of flags, an unknown named dataset, or files
+            that cannot be read.
+    """
     if bool(args.train_ann) != bool(args.train_images):
         raise DatasetError("give --train_ann and --train_images together")
     if bool(args.val_ann) != bool(args.val_images):
         raise DatasetError("give --val_ann and --val_images together")
+    stored = stored or {}
+    from_file = not args.train_ann and "train_ann" in stored and "train_images" in stored
     if args.train_ann:
         train_files = (args.train_ann, args.train_images)
         val_files = (args.val_ann, args.val_images) if args.val_ann else None
+    elif from_file:
+        train_files = (stored["train_ann"], stored["train_images"])
+        val_files = (args.val_ann, args.val_images) if args.val_ann else None
+        if val_files is None and "val_ann" in stored and "val_images" in stored:
+            val_files = (stored["val_ann"], stored["val_images"])
+        log.info("datasets from %s: %s", source, ", ".join(f"{k}={v}" for k, v in stored.items()))
     else:
         if args.dataset != "coco2017":
             raise DatasetError(f"unknown dataset '{args.dataset}'; use coco2017 or --train_ann")
@@ -96,8 +130,16 @@ def load_datasets(args: argparse.Namespace) -> tuple[CocoDataset, CocoDataset | 
             if args.val_ann
             else named_dataset("coco2017_val", args.data_root)
         )
-    train_set = CocoDataset(*train_files)
-    val_set = CocoDataset(*val_files, class_names=train_set.class_names) if val_files else None
+    try:
+        train_set = CocoDataset(*train_files)
+        val_set = CocoDataset(*val_files, class_names=train_set.class_names) if val_files else None
+    except DatasetError as e:
+        if not from_file:
+            raise
+        raise DatasetError(
+            f"{e} (a path stored in {source}; give --train_ann/--train_images and "
+            "--val_ann/--val_images)"
+        ) from None
     return train_set, val_set
 
 
@@ -108,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = get_config(args.config)
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
-        train_set, val_set = load_datasets(args)
+        train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
         if tuple(train_set.class_names) != tuple(cfg.class_names):
             cfg = cfg.replace(class_names=tuple(train_set.class_names))
             log.info("%d classes from %s", len(cfg.class_names), args.train_ann or args.dataset)

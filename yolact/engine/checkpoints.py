@@ -77,6 +77,27 @@ def find_latest(folder: str, config: str, interrupt: bool | None = None) -> str 
     return found[-1][1] if found else None
 
 
+def resume_path(spec: str, folder: str, config: str) -> str | None:
+    """The file ``--resume`` names: ``spec`` itself, or for "latest"/"interrupt" the
+    newest (interrupt) checkpoint of ``config`` in ``folder`` (None when there is none)."""
+    if spec in ("latest", "interrupt"):
+        return find_latest(folder, config, interrupt=None if spec == "latest" else True)
+    return spec
+
+
+def dataset_paths(train_set: object, val_set: object | None) -> dict[str, str]:
+    """Absolute annotation and image paths of the training (and validation) set,
+    as checkpoints store them for ``--resume`` (``train_ann``, ``train_images``,
+    ``val_ann``, ``val_images``); sets without files give nothing."""
+    out: dict[str, str] = {}
+    for prefix, dataset in (("train", train_set), ("val", val_set)):
+        ann, images = getattr(dataset, "ann_file", None), getattr(dataset, "image_dir", None)
+        if isinstance(ann, str) and isinstance(images, str):
+            out[f"{prefix}_ann"] = os.path.abspath(ann)
+            out[f"{prefix}_images"] = os.path.abspath(images)
+    return out
+
+
 def prune(folder: str, config: str, keep: str) -> list[str]:
     """Delete regular checkpoints of ``config`` other than ``keep`` (``--keep_latest``)."""
     removed = []

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from torch import nn
+
 from yolact.checkpoint import CheckpointError, load_weights, read_checkpoint
+from yolact.model.backbone import ModulatedDeformConv
 from yolact.model.maskrcnn import MaskRCNN
 from yolact.model.yolact import Yolact
 
@@ -16,7 +19,9 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
     ``layer1``..``layer4``, ``fc`` ignored: torchvision's ImageNet weights or
     the original's ``resnet101_reducedfc.pth``), or a full YOLACT checkpoint
     (original or this project's); a checkpoint of another class count keeps
-    its class-dependent layers freshly initialised.
+    its class-dependent layers freshly initialised. The deformable convs of
+    YOLACT++ take the file's 3x3 conv weights; their offset/modulation convs
+    and bias are new layers and keep their initialisation (zero offsets).
 
     Returns:
         "backbone" or "full", what was loaded.
@@ -45,7 +50,12 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
             key = f"layers.{int(key[5]) - 1}{key[6:]}"
         renamed[key] = value
     own = model.backbone.state_dict()
-    missing = [k for k in own if k not in renamed and not k.endswith("num_batches_tracked")]
+    new_layers = set(deformable_extras(model.backbone))
+    missing = [
+        k
+        for k in own
+        if k not in renamed and not k.endswith("num_batches_tracked") and k not in new_layers
+    ]
     unexpected = [k for k in renamed if k not in own]
     wrong = [k for k in own if k in renamed and renamed[k].shape != own[k].shape]
     if missing or unexpected or wrong:
@@ -54,9 +64,28 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
             f"{path} is neither a YOLACT checkpoint nor a ResNet-{model.cfg.backbone.depth} "
             f"backbone file for {model.cfg.name}: first mismatching keys {', '.join(first)}"
         )
+    kept = [k for k in own if k not in renamed and k in new_layers]
     for key, value in own.items():
         if key not in renamed:
             renamed[key] = value
     model.backbone.load_state_dict(renamed)
     log.info("backbone initialised from %s", path)
+    if kept:
+        blocks = len({k.rsplit(".conv2.", 1)[0] for k in kept})
+        log.info(
+            "%d deformable blocks: their offset/modulation convs and conv bias start from "
+            "their initialisation (zero offsets)", blocks,
+        )  # fmt: skip
     return "backbone"
+
+
+def deformable_extras(backbone: nn.Module) -> list[str]:
+    """Backbone keys that an ImageNet ResNet file lacks by design: each deformable
+    conv's offset/modulation conv (``conv_offset_mask``) and bias. The deformable
+    conv's ``weight`` is the ResNet's 3x3 conv and must be in the file."""
+    keys = []
+    for name, module in backbone.named_modules():
+        if isinstance(module, ModulatedDeformConv):
+            keys += [f"{name}.bias", f"{name}.conv_offset_mask.weight"]
+            keys += [f"{name}.conv_offset_mask.bias"]
+    return keys

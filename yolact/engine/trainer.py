@@ -25,9 +25,10 @@ from yolact.data.transforms import train_transform
 from yolact.engine.checkpoints import (
     CheckpointName,
     atomic_save,
-    find_latest,
+    dataset_paths,
     list_checkpoints,
     prune,
+    resume_path,
 )
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
@@ -390,12 +391,9 @@ class Trainer:
 
     def _load_resume(self, spec: str) -> None:
         folder = self.opts.save_folder
-        if spec in ("latest", "interrupt"):
-            path = find_latest(folder, self.cfg.name, interrupt=None if spec == "latest" else True)
-            if path is None:
-                raise TrainingError(f"--resume {spec}: no {self.cfg.name} checkpoint in {folder}")
-        else:
-            path = spec
+        path = resume_path(spec, folder, self.cfg.name)
+        if path is None:
+            raise TrainingError(f"--resume {spec}: no {self.cfg.name} checkpoint in {folder}")
         ckpt = read_checkpoint(path)
         if self.rcnn:
             from yolact.rcnn_checkpoint import load_rcnn_weights
@@ -429,6 +427,7 @@ class Trainer:
             "iteration": iteration,
             "epoch": epoch,
             "rng": _rng_state(),
+            "data": dataset_paths(self.train_set, self.val_set),
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
