@@ -236,3 +236,18 @@ def test_resume_without_dataset_flags(trained, data, tmp_path, capsys):
         f"{folder / 'yolact_tiny_9_9.pth'}; give --train_ann/--train_images and "
         "--val_ann/--val_images)"
     ]
+
+
+def test_resume_by_path_takes_the_config_stored_in_the_file(trained, tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    start = read_checkpoint(trained)
+    args = ["--resume", str(trained), f"--save_folder={folder}", "--batch_size=2",
+            "--num_workers=0", "--no_bar", "--device=cpu", "--validation_epoch=-1",
+            f"--max_iter={start.meta['iteration'] + 1}"]  # fmt: skip
+    assert train_main(args) == 0
+    (last,) = folder.glob("yolact_tiny_*.pth")
+    resumed = read_checkpoint(str(last))
+    assert resumed.meta["iteration"] == start.meta["iteration"] + 1
+    assert resumed.config.name == "yolact_tiny" and resumed.config.class_names == THREE
+    assert resumed.config.backbone == start.config.backbone

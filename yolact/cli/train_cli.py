@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 from yolact.checkpoint import CheckpointError, read_checkpoint
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.config import ConfigError, get_config
+from yolact.config import ConfigError, YolactConfig, get_config
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.checkpoints import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, train
+from yolact.rcnn_config import MaskRCNNConfig
 
 log = logging.getLogger("yolact")
 
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train.py", description="Train YOLACT.", formatter_class=DefaultsHelpFormatter
     )
     a = p.add_argument
-    a("--config", default="yolact_base", help="config name (see yolact/config.py)")
+    a("--config", default=None,
+      help="config name (see yolact/config.py; default: the config stored in the "
+      "--resume file, else yolact_base)")  # fmt: skip
     a("--batch_size", default=8, type=int, help="total batch over all processes")
     a("--resume", default=None, help="checkpoint path, 'latest' or 'interrupt'")
     a("--start_iter", default=-1, type=int, help="iteration to resume at (default: from the file)")
@@ -78,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     a("--log_interval", default=10, type=int, help="iterations between CSV log rows")
     a("--cuda", default=None, type=str2bool, help="original flag; --device is preferred")
     return p
+
+
+DEFAULT_CONFIG = "yolact_base"
+
+
+def config_for(args: argparse.Namespace) -> YolactConfig | MaskRCNNConfig:
+    """``--config``'s named config; without it, the config stored in the file that
+    ``--resume`` names by path (its classes and training settings), else yolact_base."""
+    if args.config is not None:
+        return get_config(args.config)
+    if args.resume and args.resume not in ("latest", "interrupt"):
+        ckpt = read_checkpoint(args.resume)
+        if ckpt.config is not None:
+            log.info("config %s from %s", ckpt.config.name, args.resume)
+            return ckpt.config
+    return get_config(DEFAULT_CONFIG)
 
 
 def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[str, str], str]:
@@ -147,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
-        cfg = get_config(args.config)
+        cfg = config_for(args)
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
         train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
