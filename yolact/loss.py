@@ -229,7 +229,9 @@ class YolactLoss(nn.Module):
         """Mask loss and mask IoU loss, weighted but not yet divided by the positives."""
         proto, coef = outputs["proto"], outputs["coef"]
         B, h, w, _ = proto.shape
-        loss_m = proto.new_zeros(())
+        # Zero, yet it puts the prototypes and every coefficient in the graph: without
+        # a positive prior in the batch they still take part in the backward pass.
+        loss_m = (proto.sum() + coef.sum()) * 0.0
         iou_inputs: list[Tensor] = []
         iou_targets: list[Tensor] = []
         iou_labels: list[Tensor] = []
@@ -279,8 +281,14 @@ class YolactLoss(nn.Module):
                 iou_labels.append(labels[gt_index])
         loss_m = loss_m * self.weights.mask / h / w
         loss_i = proto.new_zeros(())
-        if self.use_maskiou and iou_inputs:
-            net_input = torch.cat(iou_inputs)
+        if self.use_maskiou:
+            # Without a mask to train it, the net runs on an empty batch: a zero loss
+            # whose backward still reaches (with zeros) every parameter of the net.
+            if not iou_inputs:
+                iou_inputs.append(proto.new_zeros((0, 1, h, w)))
+                iou_targets.append(proto.new_zeros(0))
+                iou_labels.append(torch.zeros(0, dtype=torch.long, device=proto.device))
+            net_input = torch.cat(iou_inputs)  # [n, 1, h, w]
             if self.maskiou_detach_input:
                 net_input = net_input.detach()
             predicted = maskiou_net(net_input)  # [n, C-1]

@@ -329,9 +329,10 @@ class Trainer:
             net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            # The mask IoU net sits idle in steps where no mask is large enough to train it.
-            unused = self.rcnn or self.cfg.use_maskiou
-            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
+            # Both losses reach every trainable parameter whatever the batch holds (zero
+            # terms for what a batch cannot train), so the gradient buckets match on
+            # every rank without searching the graph for unused parameters.
+            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=False)
         self.net = net
         tcfg = self.cfg.train
         self.optimizer = build_optimizer(self.model, tcfg, self.schedule.lr)
