@@ -77,7 +77,9 @@ class YolactLoss(nn.Module):
             box are ignored.
         negpos_ratio: hard negatives per positive (OHEM).
         masks_to_train: at most this many masks per image (random subset).
-        use_focal_loss: sigmoid focal loss instead of OHEM cross entropy.
+        use_focal_loss: sigmoid focal loss over the foreground classes instead of OHEM
+            cross entropy: the loss of a ``classifier="sigmoid"`` model, whose
+            detections score each class by the sigmoid of its logit.
         focal_alpha, focal_gamma: focal loss parameters.
         weights: term multipliers.
         use_maskiou: add the YOLACT++ mask IoU term ``I``.
