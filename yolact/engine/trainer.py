@@ -448,15 +448,26 @@ class Trainer:
         )
 
     def _step(self, batch: dict, lr: float) -> dict[str, float] | None:
-        """One optimisation step; None when the loss was not finite (step skipped)."""
+        """One optimisation step; None when the loss was not finite on some rank (the
+        step is then skipped on every rank).
+
+        Returns:
+            The loss terms and their ``total``, averaged over the ranks.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         images = batch["image"].to(self.device, non_blocking=True)
         targets = targets_to_device(batch, self.device)
         losses = self.net(images, targets)
         total = sum(losses.values())
+        # One collective of the same shape on every rank, every step: the loss terms are
+        # fixed by the config, whatever the batch holds.
+        keys = list(losses)
+        terms = torch.stack([losses[k].detach().float() for k in keys] + [total.detach()])
         finite = torch.isfinite(total.detach()).float().reshape(1)
-        if float(all_reduce_sum(finite).item()) < self.info.world_size:
+        reduced = all_reduce_sum(torch.cat([finite, terms])).cpu()  # [1 + len(keys) + 1]
+        world = self.info.world_size
+        if float(reduced[0]) < world:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.zero_grad(set_to_none=True)
@@ -471,9 +482,8 @@ class Trainer:
             stats = self.model.roi_heads.last_stats
             self.dynamic.record(stats["ious"], stats["errors"])
             self._apply_dynamic()
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out["total"] = float(total.detach())
-        return out
+        means = (reduced[1:] / world).tolist()
+        return dict(zip([*keys, "total"], means))
 
     def _apply_dynamic(self) -> None:
         """Dynamic R-CNN: the RoI head follows the updater's IoU threshold and beta."""
