@@ -20,11 +20,12 @@ from pycocotools import mask as mask_utils
 from test_train import _free_port, opts, small_cfg
 
 from yolact.checkpoint import read_checkpoint
-from yolact.config import get_config
+from yolact.config import YolactConfig, get_config
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES
 from yolact.engine.data import EpochSampler
 from yolact.engine.trainer import Trainer
+from yolact.rcnn_config import MaskRCNNConfig
 
 SIZE = 96
 NUM_IMAGES = 16  # batch 4 over 2 ranks: 4 iterations per epoch, the whole test in epoch 0
@@ -74,7 +75,7 @@ def write_rank_split_set(root: str, iscrowd: int = 1) -> dict[str, str]:
     return {"ann_file": ann_file, "image_dir": image_dir}
 
 
-def family_config(family: str):
+def family_config(family: str) -> YolactConfig | MaskRCNNConfig:
     """The three families under test, small enough for a few CPU iterations."""
     if family == "mask_rcnn_tiny":
         return (
