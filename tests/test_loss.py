@@ -472,3 +472,15 @@ def test_focal_model_trains_and_detects_with_sensible_scores(one_thread: None) -
         assert background.sum() > 100
         assert best[b, background].max().item() < 0.1
         assert best[b, background].mean().item() < 0.01
+
+
+def test_maskiou_net_too_deep_for_the_prototypes_is_a_clear_error(one_thread: None) -> None:
+    """yolact_tiny at 96 px has 24 px prototypes; the five default mask IoU convs need 63."""
+    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=96, use_maskiou=True)
+    model = build_model(cfg).train()
+    assert model.maskiou_net.min_size == 63
+    assert MaskIoUNet(2, (8, 16, 32)).min_size == 15
+    outputs, targets = model(torch.randn(1, 3, 96, 96)), _scene(96)[1][:1]
+    crit = YolactLoss(cfg.num_classes, use_maskiou=True)
+    with pytest.raises(ValueError, match="needs prototypes of at least 63x63 pixels, got 24x24"):
+        crit(outputs, targets, model.maskiou_net)

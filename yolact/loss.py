@@ -284,6 +284,12 @@ class YolactLoss(nn.Module):
         loss_m = loss_m * self.weights.mask / h / w
         loss_i = proto.new_zeros(())
         if self.use_maskiou:
+            need = getattr(maskiou_net, "min_size", 1)
+            if min(h, w) < need:
+                raise ValueError(
+                    f"the mask IoU net needs prototypes of at least {need}x{need} pixels, "
+                    f"got {h}x{w}: use a larger max_size or fewer maskiou_channels"
+                )
             # Without a mask to train it, the net runs on an empty batch: a zero loss
             # whose backward still reaches (with zeros) every parameter of the net.
             if not iou_inputs:
