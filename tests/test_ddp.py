@@ -156,5 +156,7 @@ def test_ddp_survives_batches_without_positives(tmp_path, split_set, mixed_set, 
     name = family_config(family).name
     ckpt = read_checkpoint(str(tmp_path / f"{name}_0_4.pth"))
     assert ckpt.meta["iteration"] == 4
+    # The end-of-epoch validation ran on both ranks' shards and rank 0 logged it.
+    assert len((tmp_path / f"{name}_val_log.csv").read_text().splitlines()) == 2
     for key in params:
         assert torch.equal(ckpt.state_dict[key], r0["state"][key]), key
