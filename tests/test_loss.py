@@ -372,3 +372,115 @@ def test_training_steps_reduce_the_loss(one_thread: None) -> None:
         history.append(loss.item())
     assert all(math.isfinite(v) for v in history)
     assert history[-1] < 0.5 * history[0], history
+
+
+# ----------------------------------------------------------------------------- sigmoid classifier
+
+
+def _focal_cfg(size: int = 64):
+    """A 64 px yolact_tiny with the sigmoid classifier (focal loss)."""
+    return get_config("yolact_tiny").replace(
+        class_names=("a", "b"), max_size=size, classifier="sigmoid", fpn_channels=32,
+        proto_channels=32, head_channels=32, num_prototypes=8,
+        scales=((8,), (16,), (32,), (48,), (64,)),
+    )  # fmt: skip
+
+
+def test_sigmoid_classifier_starts_at_the_prior(one_thread: None) -> None:
+    from yolact.engine.trainer import build_criterion
+    from yolact.postprocess import class_scores
+
+    torch.manual_seed(0)
+    cfg = _focal_cfg()
+    model = build_model(cfg)
+    bias = model.prediction_layers[0].conf_layer.bias
+    assert torch.allclose(bias, torch.full_like(bias, math.log(0.01 / 0.99)))
+    with torch.no_grad():
+        probs = class_scores(model(torch.randn(2, 3, 64, 64))["conf"], cfg.classifier)
+    assert torch.sigmoid(bias).tolist() == pytest.approx([0.01] * bias.numel(), rel=1e-5)
+    # pi from the bias; the N(0, 0.01) weights only spread it a little.
+    assert probs.median().item() == pytest.approx(0.01, abs=2e-3)
+    assert probs.mean().item() == pytest.approx(0.01, abs=2e-3)
+    assert probs.min().item() > 0.003 and probs.max().item() < 0.03
+    assert build_criterion(cfg).use_focal_loss
+    # The softmax classifier (every original config) keeps its zero bias and OHEM loss.
+    plain = build_model(cfg.replace(classifier="softmax"))
+    assert not plain.prediction_layers[0].conf_layer.bias.any()
+    assert not build_criterion(plain.cfg).use_focal_loss
+
+
+def test_focal_model_trains_and_detects_with_sensible_scores(one_thread: None) -> None:
+    """Trained with the focal loss and decoded with sigmoid, a model finds the objects
+    of its small fixed training set with high scores, and scores background low."""
+    from torchvision.ops import box_iou
+
+    from yolact.engine.trainer import build_criterion
+    from yolact.postprocess import PostProcessor, class_scores
+
+    torch.manual_seed(0)
+    size = 64
+    cfg = _focal_cfg(size)
+    model = build_model(cfg).train()
+    # Rectangles brightened in channel 0 (class a) or 1 (class b).
+    objects = [
+        [(8, 12, 36, 48, 0)],
+        [(30, 8, 60, 30, 1)],
+        [(10, 30, 40, 60, 1), (44, 6, 60, 24, 0)],
+        [(20, 20, 50, 44, 0)],
+    ]
+    images = torch.randn(len(objects), 3, size, size) * 0.1
+    targets = []
+    for b, objs in enumerate(objects):
+        masks = torch.zeros(len(objs), size, size, dtype=torch.uint8)
+        for i, (x1, y1, x2, y2, label) in enumerate(objs):
+            masks[i, y1:y2, x1:x2] = 1
+            images[b, label, y1:y2, x1:x2] += 1.5
+        boxes = torch.tensor([o[:4] for o in objs], dtype=torch.float32) / size
+        targets.append(
+            {"boxes": boxes, "labels": torch.tensor([o[4] for o in objs]), "masks": masks}
+        )
+    crit = build_criterion(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    for _ in range(200):
+        loss = total(crit(model(images), targets))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    dets = PostProcessor(cfg.nms, cfg.class_names, classifier=cfg.classifier)(
+        out, [(size, size)] * len(objects)
+    )
+    for det, objs in zip(dets, objects):
+        gt = torch.tensor([o[:4] for o in objs], dtype=torch.float32)
+        found = det.scores > 0.3
+        # Exactly the objects score above 0.3, each with its class and box.
+        assert int(found.sum()) == len(objs), det.scores[:4]
+        iou = box_iou(det.boxes[found].float(), gt)  # [n, G]
+        best, which = iou.max(dim=1)
+        assert (best > 0.5).all() and sorted(which.tolist()) == list(range(len(objs)))
+        assert det.labels[found].tolist() == [objs[j][4] for j in which.tolist()]
+    # Priors whose anchor lies away from every object score low.
+    anchors = out["priors"]
+    corners = torch.cat(
+        [anchors[:, :2] - anchors[:, 2:] / 2, anchors[:, :2] + anchors[:, 2:] / 2], 1
+    )
+    best = class_scores(out["conf"], cfg.classifier).max(dim=-1).values  # [B, P]
+    for b, t in enumerate(targets):
+        background = box_iou(corners, t["boxes"]).max(dim=1).values == 0  # [P]
+        assert background.sum() > 100
+        assert best[b, background].max().item() < 0.1
+        assert best[b, background].mean().item() < 0.01
+
+
+def test_maskiou_net_too_deep_for_the_prototypes_is_a_clear_error(one_thread: None) -> None:
+    """yolact_tiny at 96 px has 24 px prototypes; the five default mask IoU convs need 63."""
+    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=96, use_maskiou=True)
+    model = build_model(cfg).train()
+    assert model.maskiou_net.min_size == 63
+    assert MaskIoUNet(2, (8, 16, 32)).min_size == 15
+    outputs, targets = model(torch.randn(1, 3, 96, 96)), _scene(96)[1][:1]
+    crit = YolactLoss(cfg.num_classes, use_maskiou=True)
+    with pytest.raises(ValueError, match="needs prototypes of at least 63x63 pixels, got 24x24"):
+        crit(outputs, targets, model.maskiou_net)

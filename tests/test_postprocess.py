@@ -213,3 +213,77 @@ def test_predictor_on_a_tiny_model() -> None:
     dets = predictor([image, image[:30]])
     assert [d.image_size for d in dets] == [(50, 70), (30, 70)]
     assert predictor([]) == []
+
+
+# ----------------------------------------------------------------------------- classifier
+
+
+def test_class_scores_softmax_and_sigmoid_by_hand() -> None:
+    from yolact.postprocess import class_scores
+
+    conf = torch.tensor([[[0.0, 2.0, -1.0]]])  # [B, P, C], background first
+    # softmax: e^0 = 1, e^2 = 7.389056, e^-1 = 0.367879, sum 8.756935
+    soft = class_scores(conf, "softmax")
+    assert soft.shape == (1, 1, 2)
+    assert soft[0, 0].tolist() == pytest.approx([0.843795, 0.042010], abs=1e-6)
+    # sigmoid: 1 / (1 + e^-2) = 0.880797, 1 / (1 + e^1) = 0.268941; background unused
+    sig = class_scores(conf, "sigmoid")
+    assert sig[0, 0].tolist() == pytest.approx([0.880797, 0.268941], abs=1e-6)
+    conf[..., 0] = 5.0
+    assert torch.equal(class_scores(conf, "sigmoid"), sig)
+    assert class_scores(conf, "softmax")[0, 0, 0].item() < 0.05
+    with pytest.raises(ValueError, match="unknown classifier 'relu'; use one of softmax, sigmoid"):
+        class_scores(conf, "relu")
+    with pytest.raises(ValueError, match="unknown classifier 'focal'"):
+        PostProcessor(NMSConfig(), NAMES, classifier="focal")
+
+
+def test_sigmoid_classifier_detections() -> None:
+    """Fast NMS on sigmoid scores: p1 (IoU .62 with p0) is suppressed in both classes."""
+    logits = torch.tensor([[0.0, 4.0, -4.0], [0.0, 3.0, -5.0], [-1.0, -3.0, 3.0]])
+    det = PostProcessor(NMSConfig(), NAMES, classifier="sigmoid")(outputs(logits), [(H, W)])[0]
+    # sigmoid(4), sigmoid(3), sigmoid(-3), sigmoid(-4)
+    assert det.scores.tolist() == pytest.approx([0.982014, 0.952574, 0.047426, 0.017986], abs=1e-6)
+    assert det.labels.tolist() == [0, 1, 0, 1]
+    assert det.boxes.tolist() == [PIXEL_BOXES[p] for p in (0, 2, 2, 0)]
+    # The same logits through the default softmax: e.g. p0 "a" is e^4 / (1 + e^4 + e^-4).
+    soft = PostProcessor(NMSConfig(), NAMES)(outputs(logits), [(H, W)])[0]
+    assert soft.scores[0].item() == pytest.approx(0.981690, abs=1e-6)
+
+
+def test_stored_config_decodes_as_trained(tmp_path) -> None:
+    """The classifier is part of the model's config: a checkpoint's stored config
+    brings it to the predictor; configs stored without it decode with softmax."""
+    from yolact.checkpoint import config_from_dict
+    from yolact.config import ConfigError, YolactConfig
+    from yolact.model import build_model
+    from yolact.predictor import Predictor
+
+    base = get_config("yolact_tiny")
+    assert base.classifier == "softmax"
+    assert all(get_config(n).classifier == "softmax" for n in ("yolact_base", "yolact_plus_base"))
+    cfg = base.replace(classifier="sigmoid")
+    path = tmp_path / "focal_0_1.pth"
+    torch.save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict()}, path)
+    predictor = Predictor.from_checkpoint(str(path), device="cpu")
+    assert predictor.cfg.classifier == "sigmoid"
+    assert predictor.postprocess.classifier == "sigmoid"
+    old = base.to_dict()
+    del old["classifier"], old["sigmoid_prior"]
+    old["train"] = {k: v for k, v in old["train"].items() if not k.startswith("focal_")}
+    old["train"]["use_focal_loss"] = False
+    assert config_from_dict(old) == base
+    # A focal-loss run of the old layout trained the sigmoid classifier.
+    old["train"]["use_focal_loss"] = True
+    assert config_from_dict(old).classifier == "sigmoid"
+    with pytest.raises(ConfigError, match="config yolact_tiny: unknown classifier 'focal'"):
+        YolactConfig.from_dict({**base.to_dict(), "classifier": "focal"})
+
+
+def test_mask_rcnn_config_stored_with_use_focal_loss_still_loads() -> None:
+    from yolact.checkpoint import config_from_dict
+
+    cfg = get_config("mask_rcnn_tiny")
+    old = cfg.to_dict()
+    old["train"] = {**old["train"], "use_focal_loss": False}
+    assert config_from_dict(old) == cfg

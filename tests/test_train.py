@@ -268,6 +268,51 @@ def test_init_from_torchvision_backbone(tmp_path, data):
         Trainer(small_cfg(), opts(tmp_path, init_weights=str(path)), train_set)
 
 
+def _no_positive_targets(kind: str, size: int) -> list[dict[str, torch.Tensor]]:
+    """Two images' targets: no annotation, only a crowd region, or one mask too small
+    for the mask IoU net (``discard_mask_area``)."""
+    targets = []
+    for _ in range(2):
+        t = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+             "masks": torch.zeros(0, size, size, dtype=torch.uint8)}  # fmt: skip
+        if kind == "crowd":
+            t["crowd_boxes"] = torch.tensor([[0.1, 0.1, 0.9, 0.9]])
+        elif kind == "tiny_mask":
+            t["boxes"] = torch.tensor([[0.1, 0.1, 0.15, 0.15]])
+            t["labels"] = torch.tensor([0])
+            t["masks"] = torch.zeros(1, size, size, dtype=torch.uint8)
+            t["masks"][0, 10:14, 10:14] = 1
+        targets.append(t)
+    return targets
+
+
+@pytest.mark.parametrize("kind", ["empty", "crowd", "tiny_mask"])
+@pytest.mark.parametrize("family", ["yolact_tiny", "yolact_tiny_maskiou", "mask_rcnn_tiny"])
+def test_every_parameter_gets_a_gradient_without_positives(family, kind):
+    """DDP without unused-parameter search needs every trainable parameter in every
+    backward pass, also for batches that cannot train some of them."""
+    from yolact.engine.trainer import NetWithLoss, RCNNWithLoss, build_criterion, build_train_model
+
+    torch.manual_seed(0)
+    size = 96
+    if family == "mask_rcnn_tiny":
+        cfg = get_config(family).replace(class_names=SYNTHETIC_CLASSES, min_size=size,
+                                         max_size=size, edge_loss_weight=0.5)  # fmt: skip
+        net = RCNNWithLoss(build_train_model(cfg), None)
+    else:
+        cfg = small_cfg()
+        if family == "yolact_tiny_maskiou":
+            cfg = cfg.replace(use_maskiou=True, maskiou_channels=(8, 16, 32))
+        net = NetWithLoss(build_train_model(cfg), build_criterion(cfg), None)
+    net.train()
+    losses = net(torch.randn(2, 3, size, size), _no_positive_targets(kind, size))
+    sum(losses.values()).backward()
+    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    assert len(trainable) > 20
+    assert [n for n, p in trainable if p.grad is None] == []
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,6 +21,9 @@ from yolact.data_names import COCO_CLASSES
 PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
 PIXEL_STD_BGR = (57.38, 57.12, 58.40)
 
+# How class logits become scores (YolactConfig.classifier).
+CLASSIFIERS = ("softmax", "sigmoid")
+
 
 @dataclass(frozen=True)
 class BackboneConfig:
@@ -83,7 +86,8 @@ class TrainConfig:
             sizes scale lr, max_iter and lr_steps (``autoscale``).
         freeze_bn: keep BatchNorm statistics and affine parameters fixed.
         pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
-        use_focal_loss, discard_mask_area: loss settings (see :class:`yolact.loss.YolactLoss`).
+        discard_mask_area: loss settings (see :class:`yolact.loss.YolactLoss`).
+        focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
         bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
     """
@@ -106,7 +110,8 @@ class TrainConfig:
     crowd_iou_thresh: float = 0.7
     negpos_ratio: int = 3
     masks_to_train: int = 100
-    use_focal_loss: bool = False
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
     discard_mask_area: float = 25.0
     bbox_alpha: float = 1.5
     conf_alpha: float = 1.0
@@ -114,6 +119,21 @@ class TrainConfig:
     semantic_alpha: float = 1.0
     maskiou_alpha: float = 25.0
     discard_box_size: float = 4.0
+
+    @staticmethod
+    def from_dict(d: dict) -> TrainConfig:
+        """Inverse of ``dataclasses.asdict`` (lists become tuples).
+
+        ``use_focal_loss``, stored by older versions, is dropped: the classifier is a
+        model setting now (:attr:`YolactConfig.classifier`).
+        """
+        return TrainConfig(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in d.items()
+                if k != "use_focal_loss"
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,13 @@ class YolactConfig:
         use_maskiou: YOLACT++ mask re-scoring network.
         maskiou_channels: widths of its stride-2 3x3 convs.
         use_semantic_seg: keep the training-only semantic segmentation conv.
+        classifier: how class logits become scores, in training and detection alike:
+            ``"softmax"`` (the original's: softmax over background and classes,
+            trained with OHEM cross entropy) or ``"sigmoid"`` (an independent
+            probability per foreground class, trained with the sigmoid focal loss;
+            the background logit is unused).
+        sigmoid_prior: with ``"sigmoid"``, every class starts at this probability
+            (the class logits' bias is initialised to log(pi / (1 - pi))).
         nms: detection settings.
         train: optimisation and loss settings.
         pixel_mean, pixel_std: BGR normalisation.
@@ -157,10 +184,23 @@ class YolactConfig:
     use_maskiou: bool = False
     maskiou_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
     use_semantic_seg: bool = True
+    classifier: str = "softmax"
+    sigmoid_prior: float = 0.01
     nms: NMSConfig = field(default_factory=NMSConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN_BGR
     pixel_std: tuple[float, float, float] = PIXEL_STD_BGR
+
+    def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(
+                f"config {self.name}: unknown classifier '{self.classifier}'; "
+                f"use one of {', '.join(CLASSIFIERS)}"
+            )
+        if not 0.0 < self.sigmoid_prior < 1.0:
+            raise ConfigError(
+                f"config {self.name}: sigmoid_prior must lie in (0, 1), got {self.sigmoid_prior}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -192,9 +232,11 @@ class YolactConfig:
         )
         d["nms"] = NMSConfig(**d["nms"])
         if "train" in d:
-            t = dict(d["train"])
-            t["lr_steps"] = tuple(t.get("lr_steps", ()))
-            d["train"] = TrainConfig(**t)
+            # Stored before the classifier was a model setting: a focal-loss run
+            # trained the sigmoid classifier, so it decodes with sigmoid.
+            if d["train"].get("use_focal_loss", False) and "classifier" not in d:
+                d["classifier"] = "sigmoid"
+            d["train"] = TrainConfig.from_dict({"lr_steps": (), **d["train"]})
         for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std"):
             if key in d:
                 d[key] = tuple(d[key])

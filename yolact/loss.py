@@ -77,7 +77,9 @@ class YolactLoss(nn.Module):
             box are ignored.
         negpos_ratio: hard negatives per positive (OHEM).
         masks_to_train: at most this many masks per image (random subset).
-        use_focal_loss: sigmoid focal loss instead of OHEM cross entropy.
+        use_focal_loss: sigmoid focal loss over the foreground classes instead of OHEM
+            cross entropy: the loss of a ``classifier="sigmoid"`` model, whose
+            detections score each class by the sigmoid of its logit.
         focal_alpha, focal_gamma: focal loss parameters.
         weights: term multipliers.
         use_maskiou: add the YOLACT++ mask IoU term ``I``.
@@ -229,7 +231,9 @@ class YolactLoss(nn.Module):
         """Mask loss and mask IoU loss, weighted but not yet divided by the positives."""
         proto, coef = outputs["proto"], outputs["coef"]
         B, h, w, _ = proto.shape
-        loss_m = proto.new_zeros(())
+        # Zero, yet it puts the prototypes and every coefficient in the graph: without
+        # a positive prior in the batch they still take part in the backward pass.
+        loss_m = (proto.sum() + coef.sum()) * 0.0
         iou_inputs: list[Tensor] = []
         iou_targets: list[Tensor] = []
         iou_labels: list[Tensor] = []
@@ -279,8 +283,20 @@ class YolactLoss(nn.Module):
                 iou_labels.append(labels[gt_index])
         loss_m = loss_m * self.weights.mask / h / w
         loss_i = proto.new_zeros(())
-        if self.use_maskiou and iou_inputs:
-            net_input = torch.cat(iou_inputs)
+        if self.use_maskiou:
+            need = getattr(maskiou_net, "min_size", 1)
+            if min(h, w) < need:
+                raise ValueError(
+                    f"the mask IoU net needs prototypes of at least {need}x{need} pixels, "
+                    f"got {h}x{w}: use a larger max_size or fewer maskiou_channels"
+                )
+            # Without a mask to train it, the net runs on an empty batch: a zero loss
+            # whose backward still reaches (with zeros) every parameter of the net.
+            if not iou_inputs:
+                iou_inputs.append(proto.new_zeros((0, 1, h, w)))
+                iou_targets.append(proto.new_zeros(0))
+                iou_labels.append(torch.zeros(0, dtype=torch.long, device=proto.device))
+            net_input = torch.cat(iou_inputs)  # [n, 1, h, w]
             if self.maskiou_detach_input:
                 net_input = net_input.detach()
             predicted = maskiou_net(net_input)  # [n, C-1]

@@ -1,9 +1,10 @@
 """From raw network outputs to per-image detections at the original image size.
 
 Steps, all on the model's device and without loops over classes or
-detections: softmax -> decode boxes -> candidate filter -> NMS ->
-(score threshold) -> masks = sigmoid(P C^T) -> crop -> (YOLACT++ mask
-re-scoring) -> sort, top-k -> paste to the image size and binarise.
+detections: class scores (softmax, or sigmoid for a sigmoid classifier) ->
+decode boxes -> candidate filter -> NMS -> (score threshold) -> masks =
+sigmoid(P C^T) -> crop -> (YOLACT++ mask re-scoring) -> sort, top-k -> paste to
+the image size and binarise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from yolact.config import NMSConfig
+from yolact.config import CLASSIFIERS, NMSConfig
 from yolact.ops.boxes import boxes_to_pixels, decode
 from yolact.ops.masks import assemble_masks, crop_masks, paste_masks
 from yolact.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
@@ -40,23 +41,44 @@ class RawDetections:
     proto: Tensor
 
 
-def detect(outputs: dict[str, Tensor], nms: NMSConfig) -> list[RawDetections]:
+def class_scores(conf: Tensor, classifier: str = "softmax") -> Tensor:
+    """Foreground class scores from class logits, as the classifier was trained.
+
+    Args:
+        conf: [B, P, C] logits, index 0 background.
+        classifier: ``"softmax"`` (over all C, background included) or
+            ``"sigmoid"`` (each foreground logit alone; the background logit is unused).
+
+    Returns:
+        [B, P, C-1] scores of the foreground classes.
+    """
+    if classifier == "softmax":
+        return F.softmax(conf, dim=-1)[..., 1:]
+    if classifier == "sigmoid":
+        return torch.sigmoid(conf[..., 1:])
+    raise ValueError(f"unknown classifier '{classifier}'; use one of {', '.join(CLASSIFIERS)}")
+
+
+def detect(
+    outputs: dict[str, Tensor], nms: NMSConfig, classifier: str = "softmax"
+) -> list[RawDetections]:
     """Decode and suppress the predictions of a batch.
 
     Args:
         outputs: the model's output dict (``conf`` holds logits).
         nms: detection settings.
+        classifier: the model's ``YolactConfig.classifier`` (see :func:`class_scores`).
 
     Returns:
         One :class:`RawDetections` per image (possibly empty).
     """
     if nms.method not in NMS_METHODS:
         raise ValueError(f"unknown NMS method '{nms.method}'; use one of {NMS_METHODS}")
-    scores_all = F.softmax(outputs["conf"], dim=-1)  # [B, P, C]
+    scores_all = class_scores(outputs["conf"], classifier)  # [B, P, C-1]
     boxes_all = decode(outputs["loc"], outputs["priors"])  # [B, P, 4]
     results = []
     for b in range(scores_all.shape[0]):
-        fg = scores_all[b, :, 1:].t()  # [C-1, P]
+        fg = scores_all[b].t()  # [C-1, P]
         best, _ = fg.max(dim=0)
         keep = best > nms.conf_thresh
         boxes, scores, coef = boxes_all[b][keep], fg[:, keep], outputs["coef"][b][keep]
@@ -89,6 +111,8 @@ class PostProcessor:
         top_k: keep at most this many, by descending final score; None keeps all.
         crop: zero masks outside their boxes before upsampling.
         masks: compute full-resolution masks (False: boxes only).
+        classifier: how the model's class logits become scores (its config's
+            ``classifier``, see :func:`class_scores`).
     """
 
     def __init__(
@@ -99,8 +123,15 @@ class PostProcessor:
         top_k: int | None = None,
         crop: bool = True,
         masks: bool = True,
+        *,
+        classifier: str = "softmax",
     ) -> None:
+        if classifier not in CLASSIFIERS:
+            raise ValueError(
+                f"unknown classifier '{classifier}'; use one of {', '.join(CLASSIFIERS)}"
+            )
         self.nms = nms
+        self.classifier = classifier
         self.class_names = tuple(class_names)
         self.score_threshold = score_threshold
         self.top_k = top_k
@@ -118,7 +149,7 @@ class PostProcessor:
         image_sizes: (H, W) of each original image.
         maskiou_net: the YOLACT++ re-scoring net, or None.
         """
-        raw = detect(outputs, self.nms)
+        raw = detect(outputs, self.nms, self.classifier)
         return [self.finish(r, size, maskiou_net) for r, size in zip(raw, image_sizes)]
 
     def finish(

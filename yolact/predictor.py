@@ -98,7 +98,9 @@ class Predictor(StagedPredictor):
         self.cfg = cfg
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
         self.preprocess = Preprocessor(cfg, self.device)
-        self.postprocess = PostProcessor(nms, cfg.class_names, score_threshold, top_k, crop, masks)
+        self.postprocess = PostProcessor(
+            nms, cfg.class_names, score_threshold, top_k, crop, masks, classifier=cfg.classifier
+        )
 
     @classmethod
     def from_checkpoint(

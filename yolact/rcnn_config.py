@@ -199,7 +199,7 @@ class MaskRCNNConfig:
             raise ValueError(f"not a Mask R-CNN config (kind '{kind}')")
         d["backbone"] = BackboneConfig(**_tuples(d.get("backbone", {})))
         if "train" in d:
-            d["train"] = TrainConfig(**_tuples(d["train"]))
+            d["train"] = TrainConfig.from_dict(d["train"])
         return MaskRCNNConfig(**_tuples(d))
 
 

@@ -176,7 +176,9 @@ def build_criterion(cfg: YolactConfig) -> YolactLoss:
         crowd_iou_thresh=tc.crowd_iou_thresh,
         negpos_ratio=tc.negpos_ratio,
         masks_to_train=tc.masks_to_train,
-        use_focal_loss=tc.use_focal_loss,
+        use_focal_loss=cfg.classifier == "sigmoid",
+        focal_alpha=tc.focal_alpha,
+        focal_gamma=tc.focal_gamma,
         weights=weights,
         use_maskiou=cfg.use_maskiou,
         discard_mask_area=tc.discard_mask_area,
@@ -344,9 +346,10 @@ class Trainer:
             net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            # The mask IoU net sits idle in steps where no mask is large enough to train it.
-            unused = self.rcnn or self.cfg.use_maskiou
-            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
+            # Both losses reach every trainable parameter whatever the batch holds (zero
+            # terms for what a batch cannot train), so the gradient buckets match on
+            # every rank without searching the graph for unused parameters.
+            net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=False)
         self.net = net
         tcfg = self.cfg.train
         self.optimizer = build_optimizer(self.model, tcfg, self.schedule.lr)
@@ -460,15 +463,26 @@ class Trainer:
         )
 
     def _step(self, batch: dict, lr: float) -> dict[str, float] | None:
-        """One optimisation step; None when the loss was not finite (step skipped)."""
+        """One optimisation step; None when the loss was not finite on some rank (the
+        step is then skipped on every rank).
+
+        Returns:
+            The loss terms and their ``total``, averaged over the ranks.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         images = images_to_device(batch["image"], self.device)
         targets = targets_to_device(batch, self.device)
         losses = self.net(images, targets)
         total = sum(losses.values())
+        # One collective of the same shape on every rank, every step: the loss terms are
+        # fixed by the config, whatever the batch holds.
+        keys = list(losses)
+        terms = torch.stack([losses[k].detach().float() for k in keys] + [total.detach()])
         finite = torch.isfinite(total.detach()).float().reshape(1)
-        if float(all_reduce_sum(finite).item()) < self.info.world_size:
+        reduced = all_reduce_sum(torch.cat([finite, terms])).cpu()  # [1 + len(keys) + 1]
+        world = self.info.world_size
+        if float(reduced[0]) < world:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.zero_grad(set_to_none=True)
@@ -483,9 +497,8 @@ class Trainer:
             stats = self.model.roi_heads.last_stats
             self.dynamic.record(stats["ious"], stats["errors"])
             self._apply_dynamic()
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out["total"] = float(total.detach())
-        return out
+        means = (reduced[1:] / world).tolist()
+        return dict(zip([*keys, "total"], means))
 
     def _apply_dynamic(self) -> None:
         """Dynamic R-CNN: the RoI head follows the updater's IoU threshold and beta."""

@@ -26,6 +26,15 @@ class MaskIoUNet(nn.Module):
         layers += [nn.Conv2d(c_in, num_fg_classes, 1), nn.ReLU(inplace=True)]
         self.maskiou_net = nn.Sequential(*layers)
 
+    @property
+    def min_size(self) -> int:
+        """The smallest mask side (pixels) the unpadded strided convs accept."""
+        size = 1
+        for layer in reversed(self.maskiou_net):
+            if isinstance(layer, nn.Conv2d):
+                size = (size - 1) * layer.stride[0] + layer.kernel_size[0]
+        return size
+
     def forward(self, masks: Tensor) -> Tensor:
         """Args: masks [N, 1, H, W] soft masks. Returns [N, num_fg_classes] predicted IoU."""
         x = self.maskiou_net(masks)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -62,13 +64,24 @@ class Yolact(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Xavier-uniform weights and zero biases for everything after the backbone."""
+        """Xavier-uniform weights and zero biases for everything after the backbone.
+
+        A sigmoid classifier starts every class at probability ``cfg.sigmoid_prior``
+        (pi): its class logits' weights are drawn from N(0, 0.01) and their bias is
+        log(pi / (1 - pi)), so the many background priors do not swamp the focal
+        loss at the first steps.
+        """
         for name, module in self.named_modules():
             if name.startswith("backbone") or not isinstance(module, nn.Conv2d):
                 continue
             nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        if self.cfg.classifier == "sigmoid":
+            pi = self.cfg.sigmoid_prior
+            for head in self.prediction_layers:
+                nn.init.normal_(head.conf_layer.weight, std=0.01)
+                nn.init.constant_(head.conf_layer.bias, math.log(pi / (1 - pi)))
 
     def priors(self, level_sizes: list[tuple[int, int]], device: torch.device) -> Tensor:
         """Priors for the given per-level feature sizes, cached.
