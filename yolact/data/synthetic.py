@@ -235,7 +235,7 @@ def write_synthetic_video(
     velocity = np.stack([speed * np.cos(heading), speed * np.sin(heading)], axis=1)  # [K, 2]
     spin = rng.uniform(-0.08, 0.08, size=len(shapes))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*_CODECS[ext]), fps, (W, H))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*_CODECS[ext]), fps, (W, H))
     if not writer.isOpened():
         raise OSError(f"cannot open a video writer for {path}")
     try:

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -220,6 +220,7 @@ class VideoSource(ClosesOnExit):
         Raises:
             SourceError: the backend raised an error while decoding.
         """
+        frame: np.ndarray | None
         with self._lock:
             if self._cap is None:
                 return None
@@ -240,9 +241,11 @@ class VideoSource(ClosesOnExit):
             cap.release()
 
 
-def _capture(target: str | int, *args: object) -> Capture:
+def _capture(target: str | int, api: int | None = None, params: Sequence[int] = ()) -> Capture:
     try:
-        return cv2.VideoCapture(target, *args)
+        if api is None:
+            return cv2.VideoCapture(target)
+        return cv2.VideoCapture(target, api, params)
     except cv2.error:
         return _ClosedCapture()
 
