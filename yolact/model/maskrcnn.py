@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -129,7 +130,7 @@ class MaskRCNN(nn.Module):
             bg_iou_thresh=cfg.roi_bg_iou_thresh,
             batch_size_per_image=cfg.roi_batch_size_per_image,
             positive_fraction=cfg.roi_positive_fraction,
-            bbox_reg_weights=tuple(cfg.box_coder_weights),
+            bbox_reg_weights=cast(tuple[float, float, float, float], tuple(cfg.box_coder_weights)),
             score_thresh=cfg.box_score_thresh,
             nms_thresh=cfg.box_nms_thresh,
             detections_per_img=cfg.detections_per_img,
@@ -148,6 +149,7 @@ class MaskRCNN(nn.Module):
         layers = [*self.fpn.modules(), self.roi_heads.box_head.fc6, self.roi_heads.box_head.fc7]
         for m in layers:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
+                assert m.bias is not None
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.zeros_(m.bias)
         predictor = self.roi_heads.box_predictor
