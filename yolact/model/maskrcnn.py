@@ -25,7 +25,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from yolact.model.backbone import ResNetBackbone
-from yolact.model.fpn import FPN
+from yolact.model.fpn import FPN, ExtraLevels, UpsampleMode
 from yolact.model.maskrcnn_heads import MaskLossExtra, MaskRoIHeads, NmsFn
 from yolact.model.poolers import make_pooler
 from yolact.rcnn_config import MaskRCNNConfig
@@ -37,10 +37,11 @@ def soft_nms_fn(cfg: MaskRCNNConfig) -> NmsFn | None:
     """The config's test-time Soft-NMS as an ``NmsFn`` (None: plain NMS)."""
     if cfg.soft_nms is None:
         return None
-    from yolact.ops.soft_nms import soft_nms  # imported only when asked for
+    from yolact.ops.soft_nms import SoftNMSMethod, soft_nms  # imported only when asked for
 
+    method = cast(SoftNMSMethod, cfg.soft_nms)  # checked by the config
     return partial(
-        soft_nms, method=cfg.soft_nms, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
+        soft_nms, method=method, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
     )
 
 
@@ -79,9 +80,9 @@ class MaskRCNN(nn.Module):
             self.backbone.channels,
             cfg.fpn_channels,
             num_downsample=1,
-            upsample=cfg.fpn_upsample,
+            upsample=cast(UpsampleMode, cfg.fpn_upsample),
             relu_outputs=False,
-            extra_levels=cfg.fpn_extra,
+            extra_levels=cast(ExtraLevels, cfg.fpn_extra),
         )
         self.feature_names = ["0", "1", "2", "3", "pool"]
         if len(cfg.anchor_sizes) != self.fpn.num_levels:
