@@ -13,7 +13,7 @@ import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -190,7 +190,10 @@ def measure_peak_memory(device: torch.device, fn: Callable[[], object]) -> float
     return _rss_peak_mb()
 
 
-def _timed(predictor, frames, warmup: int, batch_size: int) -> tuple[BenchmarkResult, float]:
+def _timed(
+    predictor: Any, frames: Sequence[np.ndarray], warmup: int, batch_size: int
+) -> tuple[BenchmarkResult, float]:
+    """``run_benchmark`` of a predictor of either family, and its peak memory in MiB."""
     out: list[BenchmarkResult] = []
     peak = measure_peak_memory(
         predictor.device, lambda: out.append(run_benchmark(predictor, frames, warmup, batch_size))
