@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from yolact.config import BackboneConfig, get_config
 from yolact.model import Yolact, build_model
 from yolact.model.backbone import ModulatedDeformConv
+from yolact.model.fpn import EXTRA_LEVELS, FPN, UPSAMPLE_MODES, ExtraLevels, UpsampleMode
 
 
 def run_full_size(name: str) -> tuple[Yolact, dict[str, torch.Tensor], list[torch.Size]]:
@@ -305,3 +307,14 @@ def test_narrow_backbone_keeps_the_layout(depth: int, channels: list[int]) -> No
     ]
     with pytest.raises(ValueError, match="width must be positive"):
         ResNetBackbone(BackboneConfig(depth=18, width=0))
+
+
+def test_fpn_string_options_are_checked_when_built() -> None:
+    assert UPSAMPLE_MODES == get_args(UpsampleMode) == ("bilinear", "nearest")
+    assert EXTRA_LEVELS == get_args(ExtraLevels) == ("conv", "maxpool")
+    message = "FPN upsample must be one of ('bilinear', 'nearest'): 'bicubic'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        FPN([8, 16], 8, upsample="bicubic")  # type: ignore[arg-type]
+    message = "FPN extra_levels must be one of ('conv', 'maxpool'): 'pool'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        FPN([8, 16], 8, extra_levels="pool")  # type: ignore[arg-type]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import get_args
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolact.config import NMSConfig, get_config
-from yolact.postprocess import PostProcessor, detect
+from yolact.postprocess import NMS_METHODS, NMSMethod, PostProcessor, check_nms_method, detect
 from yolact.structures import Detections
 
 NAMES = ("a", "b")
@@ -287,3 +290,11 @@ def test_mask_rcnn_config_stored_with_use_focal_loss_still_loads() -> None:
     old = cfg.to_dict()
     old["train"] = {**old["train"], "use_focal_loss": False}
     assert config_from_dict(old) == cfg
+
+
+def test_nms_method_is_checked_when_the_postprocessor_is_built() -> None:
+    assert NMS_METHODS == get_args(NMSMethod) == ("fast", "cross_class", "standard")
+    message = "unknown NMS method 'soft'; use one of ('fast', 'cross_class', 'standard')"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        PostProcessor(NMSConfig(method="soft"), NAMES)
+    assert check_nms_method("cross_class") == "cross_class"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import get_args
 
 import cv2
 import numpy as np
@@ -13,8 +14,10 @@ import pytest
 from yolact.io import video as video_mod
 from yolact.io.images import InputError
 from yolact.io.sources import (
+    KINDS,
     FrameReader,
     SourceError,
+    SourceKind,
     VideoSource,
     parse_source,
     split_in_out,
@@ -473,3 +476,13 @@ def test_cancel_ends_iteration_while_a_live_source_is_silent() -> None:
         assert reader.cancelled
         wake.set()
     assert 0.15 < waited < 1.5
+
+
+def test_source_kind_is_checked_when_built() -> None:
+    assert KINDS == get_args(SourceKind) == ("file", "webcam", "stream")
+    fake = FakeLiveCapture(1, interval=0.0)
+    with pytest.raises(
+        ValueError, match=r"^kind must be one of \('file', 'webcam', 'stream'\), got 'camera'$"
+    ):
+        VideoSource(fake, kind="camera")  # type: ignore[arg-type]
+    assert not fake.released and fake.next_index == 0

@@ -13,6 +13,7 @@ import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +23,16 @@ from yolact.engine.evaluate import AP_UNIT
 
 # Printed and markdown column titles where they differ from the CSV keys: AP carries its unit.
 TITLES = {"box_ap": f"box AP ({AP_UNIT})", "mask_ap": f"mask AP ({AP_UNIT})"}
+
+
+class ComparedPredictor(Protocol):
+    """What the comparison reads of a predictor besides the stages that ``run_benchmark`` times."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def model(self) -> torch.nn.Module: ...
 
 
 @dataclass
@@ -124,8 +135,10 @@ class Comparison:
         for r in self.reports:
             fps = r.timings[0].fps
             if have_ap:
-                ax.scatter([fps], [r.ap("segm")], s=60)
-                ax.annotate(r.name, (fps, r.ap("segm")), textcoords="offset points", xytext=(6, 6))
+                ap = r.ap("segm")
+                assert ap is not None
+                ax.scatter([fps], [ap], s=60)
+                ax.annotate(r.name, (fps, ap), textcoords="offset points", xytext=(6, 6))
             else:
                 ax.bar([r.name], [fps])
         if have_ap:
@@ -177,7 +190,10 @@ def measure_peak_memory(device: torch.device, fn: Callable[[], object]) -> float
     return _rss_peak_mb()
 
 
-def _timed(predictor, frames, warmup: int, batch_size: int) -> tuple[BenchmarkResult, float]:
+def _timed(
+    predictor: Any, frames: Sequence[np.ndarray], warmup: int, batch_size: int
+) -> tuple[BenchmarkResult, float]:
+    """``run_benchmark`` of a predictor of either family, and its peak memory in MiB."""
     out: list[BenchmarkResult] = []
     peak = measure_peak_memory(
         predictor.device, lambda: out.append(run_benchmark(predictor, frames, warmup, batch_size))
@@ -186,12 +202,12 @@ def _timed(predictor, frames, warmup: int, batch_size: int) -> tuple[BenchmarkRe
 
 
 def compare_models(
-    predictors: Sequence[tuple[str, object]],
+    predictors: Sequence[tuple[str, ComparedPredictor]],
     frames: Sequence[np.ndarray],
     *,
     batch_sizes: Sequence[int] = (1, 4),
     warmup: int = 3,
-    evaluate: Callable[[object], dict | None] | None = None,
+    evaluate: Callable[[ComparedPredictor], dict | None] | None = None,
     precision: str = "fp32",
 ) -> Comparison:
     """Benchmark each ``(name, predictor)`` on the same frames and batch sizes.

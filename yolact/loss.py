@@ -284,6 +284,8 @@ class YolactLoss(nn.Module):
         loss_m = loss_m * self.weights.mask / h / w
         loss_i = proto.new_zeros(())
         if self.use_maskiou:
+            if maskiou_net is None:
+                raise ValueError("use_maskiou needs the model's maskiou_net")
             need = getattr(maskiou_net, "min_size", 1)
             if min(h, w) < need:
                 raise ValueError(

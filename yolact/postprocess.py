@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,19 @@ from yolact.ops.masks import assemble_masks, crop_masks, paste_masks
 from yolact.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
 from yolact.structures import Detections
 
-NMS_METHODS = ("fast", "cross_class", "standard")
+NMSMethod = Literal["fast", "cross_class", "standard"]
+NMS_METHODS: tuple[NMSMethod, ...] = get_args(NMSMethod)
+
+
+def check_nms_method(method: str) -> NMSMethod:
+    """``method`` as an :data:`NMSMethod`.
+
+    Raises:
+        ValueError: not one of :data:`NMS_METHODS`.
+    """
+    if method not in NMS_METHODS:
+        raise ValueError(f"unknown NMS method '{method}'; use one of {NMS_METHODS}")
+    return method
 
 
 @dataclass
@@ -72,8 +85,7 @@ def detect(
     Returns:
         One :class:`RawDetections` per image (possibly empty).
     """
-    if nms.method not in NMS_METHODS:
-        raise ValueError(f"unknown NMS method '{nms.method}'; use one of {NMS_METHODS}")
+    method = check_nms_method(nms.method)
     scores_all = class_scores(outputs["conf"], classifier)  # [B, P, C-1]
     boxes_all = decode(outputs["loc"], outputs["priors"])  # [B, P, 4]
     results = []
@@ -82,11 +94,11 @@ def detect(
         best, _ = fg.max(dim=0)
         keep = best > nms.conf_thresh
         boxes, scores, coef = boxes_all[b][keep], fg[:, keep], outputs["coef"][b][keep]
-        if nms.method == "fast":
+        if method == "fast":
             idx, labels, det_scores = fast_nms(
                 boxes, scores, nms.iou_thresh, nms.top_k, nms.max_detections
             )
-        elif nms.method == "cross_class":
+        elif method == "cross_class":
             idx, labels, det_scores = cross_class_fast_nms(
                 boxes, scores, nms.iou_thresh, nms.top_k, nms.max_detections
             )
@@ -113,6 +125,9 @@ class PostProcessor:
         masks: compute full-resolution masks (False: boxes only).
         classifier: how the model's class logits become scores (its config's
             ``classifier``, see :func:`class_scores`).
+
+    Raises:
+        ValueError: an unknown ``classifier`` or ``nms.method``.
     """
 
     def __init__(
@@ -130,6 +145,7 @@ class PostProcessor:
             raise ValueError(
                 f"unknown classifier '{classifier}'; use one of {', '.join(CLASSIFIERS)}"
             )
+        check_nms_method(nms.method)
         self.nms = nms
         self.classifier = classifier
         self.class_names = tuple(class_names)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,8 +58,8 @@ class Detections:
             image_size=image_size, class_names=class_names,
         )  # fmt: skip
 
-    def _map(self, fn) -> Detections:
-        values = {}
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Detections:
+        values: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             values[f.name] = fn(v) if isinstance(v, Tensor) else v

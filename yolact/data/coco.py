@@ -96,7 +96,7 @@ def collate(batch: list[Sample]) -> dict[str, Any]:
         if set(sample) != set(keys):
             raise DatasetError(f"sample {i} of the batch has keys {sorted(sample)}, not {keys}")
     out: dict[str, Any] = {key: [sample[key] for sample in batch] for key in keys}
-    images = out.get("image")
+    images = out.get("image", [])
     tensors = bool(images) and all(isinstance(im, torch.Tensor) for im in images)
     if tensors and len({tuple(im.shape) for im in images}) == 1:
         out["image"] = torch.stack(images)  # [B, ...]
@@ -166,7 +166,7 @@ def _clipped_box(
 def _segmentation_problem(seg: Any, height: int, width: int) -> str | None:
     """Why a segmentation cannot be used (cheap checks, no decoding), or None."""
     if isinstance(seg, list):  # polygons: a ring needs 3 points (6 numbers)
-        problem = NO_SEGMENTATION if not seg else SHORT_POLYGON
+        problem: str | None = NO_SEGMENTATION if not seg else SHORT_POLYGON
         for ring in seg:
             if not isinstance(ring, list):
                 return NO_SEGMENTATION

@@ -248,6 +248,12 @@ def _far_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
     return colour
 
 
+def _bgr(colour: np.ndarray) -> tuple[int, int, int]:
+    """A colour array [3] as a (B, G, R) tuple of ints."""
+    b, g, r = (int(c) for c in colour)
+    return b, g, r
+
+
 def random_shape(
     rng: np.random.Generator,
     size: tuple[int, int],
@@ -268,7 +274,7 @@ def random_shape(
         hole = float(rng.uniform(0.35, 0.6))
     elif options.splits > 0 and rng.random() < options.splits:
         gap = max(float(rng.uniform(0.08, 0.16)), 1.5 / radius)  # at least 3 px wide
-    return Shape(label, center, radius, angle, tuple(int(c) for c in colour), hole, gap)
+    return Shape(label, center, radius, angle, _bgr(colour), hole, gap)
 
 
 def _crowd_shapes(
@@ -287,7 +293,7 @@ def _crowd_shapes(
         tint = np.clip(colour + rng.integers(-25, 26, size=3), 0, 255)
         radius = max(float(rng.uniform(0.05, 0.08)) * side, 4.0)
         angle = float(rng.uniform(0, 2 * math.pi))
-        colour_k = tuple(int(c) for c in tint)
+        colour_k = _bgr(tint)
         shapes.append(Shape(label, (float(x), float(y)), radius, angle, colour_k))
     return shapes
 

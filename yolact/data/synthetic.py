@@ -159,7 +159,8 @@ def write_coco_dataset(
         image_dir = os.path.join(root, split)
         os.makedirs(image_dir, exist_ok=True)
         os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         for image_id in range(1, count + 1):
             H, W = size
             if options.sizes is not None:
@@ -235,7 +236,7 @@ def write_synthetic_video(
     velocity = np.stack([speed * np.cos(heading), speed * np.sin(heading)], axis=1)  # [K, 2]
     spin = rng.uniform(-0.08, 0.08, size=len(shapes))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*_CODECS[ext]), fps, (W, H))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*_CODECS[ext]), fps, (W, H))
     if not writer.isOpened():
         raise OSError(f"cannot open a video writer for {path}")
     try:
@@ -306,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--radius takes LOW HIGH with 0 < LOW <= HIGH")
     if args.sizes is not None and not 8 <= args.sizes[0] <= args.sizes[1]:
         parser.error("--sizes takes LOW HIGH with 8 <= LOW <= HIGH")
-    chosen = {
+    chosen: dict[str, Any] = {
         name: tuple(value) if name == "sizes" else value
         for name in ("sizes", "holes", "splits", "polygons", "empty", "crowd")
         if (value := getattr(args, name)) is not None

@@ -22,7 +22,7 @@ of the same arrays), so they stay aligned with the image.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -488,10 +488,11 @@ class Normalize:
         }
 
 
-AUGMENTATIONS = ("ssd", "light", "none")
+Augmentation = Literal["ssd", "light", "none"]
+AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
 
 
-def _augmentation(augment: str, mean: Sequence[float]) -> list[Transform]:
+def _augmentation(augment: Augmentation, mean: Sequence[float]) -> list[Transform]:
     """The augmentation steps of ``augment`` (see :func:`train_transform`), after
     :class:`ConvertToFloat` and before the resize."""
     if augment not in AUGMENTATIONS:
@@ -508,7 +509,7 @@ def train_transform(
     mean: Sequence[float] = PIXEL_MEAN_BGR,
     std: Sequence[float] = PIXEL_STD_BGR,
     discard_size: float = 4.0,
-    augment: str = "ssd",
+    augment: Augmentation = "ssd",
 ) -> Compose:
     """The training transform; ``augment`` picks how much augmentation.
 
@@ -558,7 +559,7 @@ def val_transform(
 
 
 def rcnn_train_transform(
-    min_size: int, max_size: int, discard_size: float = 4.0, augment: str = "ssd"
+    min_size: int, max_size: int, discard_size: float = 4.0, augment: Augmentation = "ssd"
 ) -> Compose:
     """The training transform of the Mask R-CNN reference: YOLACT's augmentation
     (see :func:`train_transform`), then a resize that keeps the aspect ratio, to the

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sized
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ class AugmentedDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(cast(Sized, self.base))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -42,7 +42,9 @@ def regression_label_errors(box_targets: Tensor) -> Tensor:
     return box_targets[:, :2].abs().mean(dim=1)
 
 
-def smooth_l1(input: Tensor, target: Tensor, beta: float, reduction: str = "none") -> Tensor:
+def smooth_l1(
+    input: Tensor, target: Tensor, beta: float, reduction: Literal["none", "sum", "mean"] = "none"
+) -> Tensor:
     """Smooth L1: ``0.5 * d**2 / beta`` where ``d = |input - target| < beta``, else
     ``d - 0.5 * beta``. ``beta == 0`` is plain L1.
 

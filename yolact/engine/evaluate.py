@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,9 +41,15 @@ PerImage = list[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]
 
 
 class ImagePredictor(Protocol):
-    """What evaluation needs of a predictor: BGR uint8 image -> Detections."""
+    """What evaluation needs of a predictor: BGR uint8 image -> Detections.
 
-    def __call__(self, images: np.ndarray) -> Detections: ...
+    The signature is the predictors' own (one image -> Detections, a list -> a list);
+    evaluation passes one image at a time.
+    """
+
+    def __call__(
+        self, images: np.ndarray | Sequence[np.ndarray]
+    ) -> Detections | list[Detections]: ...
 
 
 @dataclass
@@ -235,6 +242,7 @@ def _predict(
     for index in tqdm(indices, desc="eval", unit="img", disable=not progress):
         sample = dataset[index]
         det = predictor(sample["image"])
+        assert isinstance(det, Detections)
         out.append((index, *detections_to_results(det, int(sample["image_id"]), ids)))
     return out
 
@@ -275,6 +283,7 @@ def evaluate_dataset(
         dist.gather_object(local, gathered, dst=0)
         if rank != 0:
             return _result(local, None, None, None, {}, dataset.class_names)
+        assert gathered is not None
         local = sorted((item for part in gathered for item in part), key=lambda item: item[0])
     if not has_ground_truth(dataset.coco):
         return _result(local, None, None, None, {}, dataset.class_names)
@@ -337,13 +346,13 @@ def write_metrics(result: EvalResult, path: str) -> str:
     """Write ``{"bbox": {...}, "segm": {...}, "per_class": {...}, "per_iou": {...},
     "num_images": n}`` as JSON (metrics null without ground truth); returns the path."""
     metrics = result.metrics or {}
-    out = {t: metrics.get(t) for t in IOU_TYPES}
+    out: dict[str, Any] = {t: metrics.get(t) for t in IOU_TYPES}
     out.update(per_class=result.per_class, per_iou=result.per_iou, num_images=result.num_images)
     return _write_json(out, path)
 
 
 def match_classes(
-    dataset: CocoDataset, class_names: tuple[str, ...] | list[str]
+    dataset: CocoDataset, class_names: Sequence[str]
 ) -> tuple[CocoDataset, str | None]:
     """The dataset to score a model predicting ``class_names`` on.
 

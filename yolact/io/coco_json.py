@@ -105,7 +105,7 @@ def detections_to_coco(
 def _xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     """[N, 4] (x1, y1, x2, y2) -> [N, 4] (x, y, w, h), float64."""
     boxes = boxes.astype(np.float64)
-    out = boxes.copy()
+    out: np.ndarray = boxes.copy()
     out[:, 2:] = boxes[:, 2:] - boxes[:, :2]
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -15,13 +16,16 @@ class InputError(ValueError):
     """An input that cannot be used: missing, unreadable or malformed."""
 
 
+_C = TypeVar("_C", bound="ClosesOnExit")
+
+
 class ClosesOnExit:
     """``with obj:`` calls ``obj.close()`` on the way out."""
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self):
+    def __enter__(self: _C) -> _C:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -33,7 +37,7 @@ IMAGE_IS_NONE = (
 )
 
 
-def to_bgr8(image: np.ndarray, what: str = "image") -> np.ndarray:
+def to_bgr8(image: object, what: str = "image") -> np.ndarray:
     """Any grayscale / BGR / BGRA image of 8 or 16 bits (or float in [0, 1])
     -> contiguous uint8 [H, W, 3] BGR.
 
@@ -125,7 +129,7 @@ def read_image(path: str) -> np.ndarray:
     return to_bgr8(image)
 
 
-def list_images(folder: str) -> list:
+def list_images(folder: str) -> list[str]:
     """Image files directly inside ``folder``, sorted by name.
 
     Raises:

@@ -14,8 +14,8 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -26,7 +26,8 @@ from yolact.io.images import ClosesOnExit, InputError, to_bgr8
 
 DEFAULT_FPS = 30.0
 DEFAULT_STREAM_TIMEOUT_S = 10.0
-KINDS = ("file", "webcam", "stream")
+SourceKind = Literal["file", "webcam", "stream"]
+KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
 
 # "scheme://" then an optional "user[:password]@", a host (bracketed IPv6 or a
 # name) and an optional ":port": no IN/OUT separator can sit inside this prefix.
@@ -97,7 +98,7 @@ def split_in_out(arg: str) -> tuple[str, str | None]:
     return src, out
 
 
-def parse_source(spec: str) -> tuple[str, str | int]:
+def parse_source(spec: str) -> tuple[SourceKind, str | int]:
     """Classify a source spec.
 
     Returns:
@@ -159,7 +160,7 @@ class VideoSource(ClosesOnExit):
         SourceError: the capture is not open or gives no first frame.
     """
 
-    def __init__(self, capture: Capture, kind: str = "file", name: str = "video") -> None:
+    def __init__(self, capture: Capture, kind: SourceKind = "file", name: str = "video") -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
@@ -220,6 +221,7 @@ class VideoSource(ClosesOnExit):
         Raises:
             SourceError: the backend raised an error while decoding.
         """
+        frame: np.ndarray | None
         with self._lock:
             if self._cap is None:
                 return None
@@ -240,9 +242,11 @@ class VideoSource(ClosesOnExit):
             cap.release()
 
 
-def _capture(target: str | int, *args: object) -> Capture:
+def _capture(target: str | int, api: int | None = None, params: Sequence[int] = ()) -> Capture:
     try:
-        return cv2.VideoCapture(target, *args)
+        if api is None:
+            return cv2.VideoCapture(target)
+        return cv2.VideoCapture(target, api, params)
     except cv2.error:
         return _ClosedCapture()
 

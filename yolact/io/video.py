@@ -55,7 +55,7 @@ class VideoWriter(ClosesOnExit):
             os.makedirs(parent, exist_ok=True)
         except OSError as err:
             raise SourceError(f"cannot create folder {parent}: {err.strerror}") from None
-        fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_EXTENSION[ext])
+        fourcc = cv2.VideoWriter.fourcc(*FOURCC_BY_EXTENSION[ext])
         writer = cv2.VideoWriter(path, fourcc, float(fps), (width, height))
         if not writer.isOpened():
             raise SourceError(f"cannot open video for writing: {path}")

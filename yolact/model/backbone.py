@@ -6,6 +6,8 @@ The module layout gives the original YOLACT state-dict keys: ``conv1``,
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torchvision.models import resnet
@@ -69,6 +71,7 @@ class ModulatedDeformConv(nn.Module):
         self.conv_offset_mask = nn.Conv2d(
             in_channels, 27, kernel_size=3, stride=stride, padding=dilation, dilation=dilation
         )
+        assert self.conv_offset_mask.bias is not None
         # Start as a plain conv: zero offsets, modulation 0.5 everywhere.
         nn.init.zeros_(self.conv_offset_mask.weight)
         nn.init.zeros_(self.conv_offset_mask.bias)
@@ -77,7 +80,7 @@ class ModulatedDeformConv(nn.Module):
         out = self.conv_offset_mask(x)  # [B, 27, H', W']
         offset = out[:, :18]
         mask = torch.sigmoid(out[:, 18:])
-        return deform_conv2d(
+        result: Tensor = deform_conv2d(
             x,
             offset,
             self.weight,
@@ -87,6 +90,7 @@ class ModulatedDeformConv(nn.Module):
             dilation=self.dilation,
             mask=mask,
         )
+        return result
 
 
 def _dcn_blocks(num_blocks: int, dcn_layers: int, interval: int) -> list[bool]:
@@ -96,6 +100,13 @@ def _dcn_blocks(num_blocks: int, dcn_layers: int, interval: int) -> list[bool]:
     flags = [dcn_layers >= num_blocks]
     flags += [(i + dcn_layers) >= num_blocks and i % interval == 0 for i in range(1, num_blocks)]
     return flags
+
+
+def _out_channels(stage: nn.Sequential) -> int:
+    """Channels a ResNet stage puts out: those of its last block's last conv."""
+    last = stage[-1]
+    conv = cast(nn.Conv2d, last.conv3 if hasattr(last, "conv3") else last.conv2)
+    return conv.out_channels
 
 
 class ResNetBackbone(nn.Module):
@@ -117,12 +128,10 @@ class ResNetBackbone(nn.Module):
         else:
             net = _narrow_resnet(cfg.depth, cfg.width)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
-        self.channels: list[int] = [
-            (stage[-1].conv3 if hasattr(stage[-1], "conv3") else stage[-1].conv2).out_channels
-            for stage in self.layers
-        ]
-        for stage, dcn_layers in zip(self.layers, cfg.dcn_layers):
+        stages: list[nn.Sequential] = [net.layer1, net.layer2, net.layer3, net.layer4]
+        self.layers = nn.ModuleList(stages)
+        self.channels: list[int] = [_out_channels(stage) for stage in stages]
+        for stage, dcn_layers in zip(stages, cfg.dcn_layers):
             if dcn_layers <= 0:
                 continue
             flags = _dcn_blocks(len(stage), dcn_layers, cfg.dcn_interval)

@@ -10,12 +10,15 @@ ReLU, P6 by a stride-2 max-pool of P5.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-UPSAMPLE_MODES = ("bilinear", "nearest")
-EXTRA_LEVELS = ("conv", "maxpool")
+UpsampleMode = Literal["bilinear", "nearest"]
+ExtraLevels = Literal["conv", "maxpool"]
+UPSAMPLE_MODES: tuple[UpsampleMode, ...] = get_args(UpsampleMode)
+EXTRA_LEVELS: tuple[ExtraLevels, ...] = get_args(ExtraLevels)
 
 
 class FPN(nn.Module):
@@ -49,9 +52,9 @@ class FPN(nn.Module):
         channels: int = 256,
         num_downsample: int = 2,
         *,
-        upsample: str = "bilinear",
+        upsample: UpsampleMode = "bilinear",
         relu_outputs: bool = True,
-        extra_levels: str = "conv",
+        extra_levels: ExtraLevels = "conv",
     ) -> None:
         super().__init__()
         if upsample not in UPSAMPLE_MODES:

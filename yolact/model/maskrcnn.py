@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from yolact.model.backbone import ResNetBackbone
-from yolact.model.fpn import FPN
+from yolact.model.fpn import FPN, ExtraLevels, UpsampleMode
 from yolact.model.maskrcnn_heads import MaskLossExtra, MaskRoIHeads, NmsFn
 from yolact.model.poolers import make_pooler
 from yolact.rcnn_config import MaskRCNNConfig
@@ -36,10 +37,11 @@ def soft_nms_fn(cfg: MaskRCNNConfig) -> NmsFn | None:
     """The config's test-time Soft-NMS as an ``NmsFn`` (None: plain NMS)."""
     if cfg.soft_nms is None:
         return None
-    from yolact.ops.soft_nms import soft_nms  # imported only when asked for
+    from yolact.ops.soft_nms import SoftNMSMethod, soft_nms  # imported only when asked for
 
+    method = cast(SoftNMSMethod, cfg.soft_nms)  # checked by the config
     return partial(
-        soft_nms, method=cfg.soft_nms, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
+        soft_nms, method=method, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
     )
 
 
@@ -78,9 +80,9 @@ class MaskRCNN(nn.Module):
             self.backbone.channels,
             cfg.fpn_channels,
             num_downsample=1,
-            upsample=cfg.fpn_upsample,
+            upsample=cast(UpsampleMode, cfg.fpn_upsample),
             relu_outputs=False,
-            extra_levels=cfg.fpn_extra,
+            extra_levels=cast(ExtraLevels, cfg.fpn_extra),
         )
         self.feature_names = ["0", "1", "2", "3", "pool"]
         if len(cfg.anchor_sizes) != self.fpn.num_levels:
@@ -129,7 +131,7 @@ class MaskRCNN(nn.Module):
             bg_iou_thresh=cfg.roi_bg_iou_thresh,
             batch_size_per_image=cfg.roi_batch_size_per_image,
             positive_fraction=cfg.roi_positive_fraction,
-            bbox_reg_weights=tuple(cfg.box_coder_weights),
+            bbox_reg_weights=cast(tuple[float, float, float, float], tuple(cfg.box_coder_weights)),
             score_thresh=cfg.box_score_thresh,
             nms_thresh=cfg.box_nms_thresh,
             detections_per_img=cfg.detections_per_img,
@@ -148,6 +150,7 @@ class MaskRCNN(nn.Module):
         layers = [*self.fpn.modules(), self.roi_heads.box_head.fc6, self.roi_heads.box_head.fc7]
         for m in layers:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
+                assert m.bias is not None
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.zeros_(m.bias)
         predictor = self.roi_heads.box_predictor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -80,8 +81,10 @@ class Yolact(nn.Module):
         if self.cfg.classifier == "sigmoid":
             pi = self.cfg.sigmoid_prior
             for head in self.prediction_layers:
-                nn.init.normal_(head.conf_layer.weight, std=0.01)
-                nn.init.constant_(head.conf_layer.bias, math.log(pi / (1 - pi)))
+                conf = cast(PredictionHead, head).conf_layer
+                assert conf.bias is not None
+                nn.init.normal_(conf.weight, std=0.01)
+                nn.init.constant_(conf.bias, math.log(pi / (1 - pi)))
 
     def priors(self, level_sizes: list[tuple[int, int]], device: torch.device) -> Tensor:
         """Priors for the given per-level feature sizes, cached.

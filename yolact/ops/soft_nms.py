@@ -12,10 +12,13 @@ With ``max_detections`` the rounds stop as soon as the output can no longer chan
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
-METHODS = ("gaussian", "linear")
+SoftNMSMethod = Literal["gaussian", "linear"]
+METHODS: tuple[SoftNMSMethod, ...] = get_args(SoftNMSMethod)
 
 
 def paired_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
@@ -56,7 +59,7 @@ def soft_nms(
     boxes: Tensor,
     scores: Tensor,
     labels: Tensor,
-    method: str = "gaussian",
+    method: SoftNMSMethod = "gaussian",
     sigma: float = 0.5,
     iou_thresh: float = 0.3,
     score_thresh: float = 0.001,
