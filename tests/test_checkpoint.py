@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from yolact.checkpoint import (
+from yolact.core.weights import (
     Checkpoint,
     CheckpointError,
     adapt_original_keys,
@@ -21,8 +21,13 @@ from yolact.checkpoint import (
     resolve_config,
     save_weights,
 )
-from yolact.config import ConfigError, YolactConfig, config_name_from_checkpoint, get_config
-from yolact.model import Yolact, build_model
+from yolact.models.yolact.config import (
+    ConfigError,
+    YolactConfig,
+    config_name_from_checkpoint,
+    get_config,
+)
+from yolact.models.yolact.model import Yolact, build_model
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +325,7 @@ def test_other_class_count(tiny, caplog) -> None:
     msg = _one_line(err)
     assert "prediction_layers.0.conf_layer" in msg and "81 classes" in msg and "4" in msg
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with caplog.at_level(logging.WARNING, logger="yolact.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="yolact.core.weights"):
         skipped = load_weights(model, state, allow_class_change=True, source="coco.pth")
     assert set(skipped) == {
         "prediction_layers.0.conf_layer.weight",
@@ -375,8 +380,8 @@ def test_checkpoint_dataclass_default_meta() -> None:
 
 
 def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, tmp_path) -> None:
-    from yolact.engine.export import main as export_main
-    from yolact.engine.export import slim_checkpoint
+    from yolact.apps.export import main as export_main
+    from yolact.apps.export import slim_checkpoint
 
     src = tmp_path / "yolact_tiny_0_5.pth"
     big = {name: torch.zeros_like(p) for name, p in tiny.named_parameters()}
@@ -402,7 +407,7 @@ def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, t
 
 
 def test_export_bad_input(tmp_path, saved, capsys) -> None:
-    from yolact.engine.export import main as export_main
+    from yolact.apps.export import main as export_main
 
     assert export_main([str(tmp_path / "none.pth"), str(tmp_path / "out.pth")]) == 1
     assert export_main([str(saved), str(tmp_path / "out.pth")]) == 1  # original file: no config
@@ -417,7 +422,7 @@ def test_export_bad_input(tmp_path, saved, capsys) -> None:
 
 
 def _dcn_convs(model: Yolact) -> dict[str, torch.nn.Module]:
-    from yolact.model.backbone import ModulatedDeformConv
+    from yolact.core.backbone import ModulatedDeformConv
 
     return {n: m for n, m in model.backbone.named_modules() if isinstance(m, ModulatedDeformConv)}
 
@@ -435,7 +440,7 @@ def resnet50_file(tmp_path_factory) -> tuple[pathlib.Path, dict[str, torch.Tenso
 
 
 def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
-    from yolact.engine.init import initialise
+    from yolact.core.init_weights import initialise
 
     path, state = resnet50_file
     torch.manual_seed(0)
@@ -463,7 +468,7 @@ def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
      ("shape", "layer4.0.conv2.weight"), ("shape", "bn1.weight")],
 )  # fmt: skip
 def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_path, change, key):
-    from yolact.engine.init import initialise
+    from yolact.core.init_weights import initialise
 
     _, state = resnet50_file
     bad = dict(state)
@@ -490,7 +495,7 @@ def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
     batch counters (older PyTorch). Expanded constants keep the file small."""
     import torchvision
 
-    from yolact.engine.init import initialise
+    from yolact.core.init_weights import initialise
 
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in torchvision.models.resnet101().state_dict().items()}

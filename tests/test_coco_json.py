@@ -14,14 +14,14 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from yolact.data_names import COCO_CLASSES
+from yolact.core.data_names import COCO_CLASSES
+from yolact.core.structures import Detections
 from yolact.io.coco_json import (
     CocoJsonWriter,
     category_ids_for,
     detections_to_coco,
     encode_masks,
 )
-from yolact.structures import Detections
 
 H, W = 40, 60
 NAMES = ("cat", "dog", "bird")

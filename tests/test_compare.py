@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from yolact.benchmark import synthetic_frames
-from yolact.compare import compare_models
-from yolact.config import get_config
-from yolact.model import build_model
-from yolact.predictor import Predictor
+from yolact.apps.benchmark import synthetic_frames
+from yolact.apps.compare import compare_models
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.model import build_model
+from yolact.models.yolact.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_peak_memory_sees_an_allocation():
     the allocation), touching 64 MiB raises the measured peak by about that."""
     code = (
         "import numpy as np, torch\n"
-        "from yolact.compare import measure_peak_memory\n"
+        "from yolact.apps.compare import measure_peak_memory\n"
         "def allocate():\n"
         "    x = np.ones(64 * 2**20, dtype=np.uint8)\n"
         "    return int(x[::4096].sum())\n"
@@ -98,7 +98,7 @@ def test_eval_benchmark_compare_end_to_end(tmp_path, capsys):
     dataset, writing the table, markdown, CSV and plot."""
     from yolact.cli.eval_cli import main
     from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
-    from yolact.rcnn_checkpoint import build_rcnn
+    from yolact.models.mask_rcnn.weights import build_rcnn
 
     paths = write_coco_dataset(str(tmp_path / "d"), num_train=1, num_val=2, size=(96, 96))
     torch.manual_seed(0)

@@ -9,9 +9,9 @@ import cv2
 import pytest
 import torch
 
-from yolact.checkpoint import read_checkpoint
+from yolact.apps.demo import main, run_demo
+from yolact.core.weights import read_checkpoint
 from yolact.data.synthetic import SYNTHETIC_CLASSES
-from yolact.demo import main, run_demo
 
 
 def frame_count(path: str) -> int:
@@ -73,7 +73,7 @@ def test_demo_reuses_the_cached_model(demo_dirs, capsys) -> None:
 
 
 def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> None:
-    from yolact.demo import prepare_dataset
+    from yolact.apps.demo import prepare_dataset
 
     root = tmp_path / "syn"
     paths = prepare_dataset(str(root), 0, 2, 48)  # evaluation only: no training split
@@ -94,10 +94,10 @@ SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "yolact_tiny_synthet
 
 def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
     """The checkpoint in the repository scores mask AP >= 0.50 on the demo's val split."""
+    from yolact.apps.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
     from yolact.data.coco import CocoDataset
-    from yolact.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
     from yolact.engine.evaluate import evaluate_dataset
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     assert SHIPPED.is_file() and SHIPPED.stat().st_size < 8 * 2**20  # a few MB, float16
     paths = prepare_dataset(str(tmp_path / "syn"), 0, NUM_VAL, IMAGE_SIZE)
@@ -112,7 +112,7 @@ def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
 
 
 def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_path) -> None:
-    import yolact.demo as demo
+    import yolact.apps.demo as demo
 
     calls = []
 
@@ -154,7 +154,7 @@ def test_the_documented_synthetic_command_writes_splits_that_train(tmp_path, cap
 
 
 def test_training_on_a_missing_or_empty_split_is_one_clear_error(tmp_path, capsys) -> None:
-    from yolact.demo import prepare_dataset
+    from yolact.apps.demo import prepare_dataset
 
     root = tmp_path / "syn"
     prepare_dataset(str(root), 0, 2, 48)  # what the demo leaves without --train

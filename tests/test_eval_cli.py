@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from yolact.cli.eval_cli import main
-from yolact.config import get_config
-from yolact.model import build_model
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.model import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -398,7 +398,7 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
     newest one or the one before it, and the run ends cleanly when the camera stops."""
     import yolact.cli.eval_cli as cli
     from yolact.io.sources import VideoSource
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     camera = FastCamera(total=300)
     monkeypatch.setattr(
@@ -433,7 +433,7 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
     half a second, with the frames processed before it written."""
     import threading
 
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     server = mjpeg_server(3, interval=0.02, then="stall", make_frame=lambda i: scene(seed=i))
     dst, js = tmp_path / "live.avi", tmp_path / "live.json"
@@ -470,7 +470,7 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
 
 @pytest.fixture(scope="module")
 def predictor(tiny_ckpt):
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     return Predictor.from_checkpoint(tiny_ckpt, device="cpu")
 
@@ -607,7 +607,7 @@ def test_every_flag_has_help_and_states_its_default(script):
 # the test can signal the process in the middle of a run.
 SLOW_EVAL = """
 import sys, time
-from yolact.predictor import StagedPredictor
+from yolact.models.yolact.predictor import StagedPredictor
 call = StagedPredictor.__call__
 def slow(self, images):
     out = call(self, images)

@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from pycocotools.coco import COCO
 
+from yolact.core.structures import Detections
 from yolact.data.coco import CocoDataset, DatasetError
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
 from yolact.engine.evaluate import (
@@ -24,7 +25,6 @@ from yolact.engine.evaluate import (
     write_metrics,
     write_results,
 )
-from yolact.structures import Detections
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +192,8 @@ def main(argv: list[str]) -> int:
 
 def save_tiny(path, class_names: tuple[str, ...] | None = None, plain: bool = False) -> str:
     """A yolact_tiny checkpoint: this project's format, or a plain state dict."""
-    from yolact.config import get_config
-    from yolact.model import build_model
+    from yolact.models.yolact.config import get_config
+    from yolact.models.yolact.model import build_model
 
     torch.manual_seed(0)
     cfg = get_config("yolact_tiny")

@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolact.config import get_config
-from yolact.loss import LossWeights, YolactLoss, total
-from yolact.model.maskiou import MaskIoUNet
-from yolact.model.priors import make_priors
-from yolact.model.yolact import build_model
-from yolact.ops.boxes import encode
-from yolact.ops.match import match
+from yolact.core.ops.boxes import encode
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.loss import LossWeights, YolactLoss, total
+from yolact.models.yolact.maskiou import MaskIoUNet
+from yolact.models.yolact.match import match
+from yolact.models.yolact.model import build_model
+from yolact.models.yolact.priors import make_priors
 
 
 @pytest.fixture
@@ -388,7 +388,7 @@ def _focal_cfg(size: int = 64):
 
 def test_sigmoid_classifier_starts_at_the_prior(one_thread: None) -> None:
     from yolact.engine.trainer import build_criterion
-    from yolact.postprocess import class_scores
+    from yolact.models.yolact.postprocess import class_scores
 
     torch.manual_seed(0)
     cfg = _focal_cfg()
@@ -415,7 +415,7 @@ def test_focal_model_trains_and_detects_with_sensible_scores(one_thread: None) -
     from torchvision.ops import box_iou
 
     from yolact.engine.trainer import build_criterion
-    from yolact.postprocess import PostProcessor, class_scores
+    from yolact.models.yolact.postprocess import PostProcessor, class_scores
 
     torch.manual_seed(0)
     size = 64

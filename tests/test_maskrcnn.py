@@ -15,28 +15,28 @@ import torchvision
 from pycocotools import mask as mask_utils
 from torchvision.ops import roi_align
 
-from yolact.checkpoint import (
+from yolact.cli.eval_cli import main
+from yolact.core.data_names import COCO_CATEGORY_IDS
+from yolact.core.weights import (
     CheckpointError,
     config_from_dict,
     load_weights,
     read_checkpoint,
     resolve_config,
 )
-from yolact.cli.eval_cli import main
-from yolact.config import get_config
-from yolact.data_names import COCO_CATEGORY_IDS
-from yolact.model import build_model
-from yolact.model.maskrcnn import MaskRCNN
-from yolact.model.maskrcnn_heads import batched_nms_fn
-from yolact.model.poolers import MultiScaleRoIAlignV2
-from yolact.rcnn_checkpoint import (
+from yolact.models.mask_rcnn.config import RCNN_CONFIGS, MaskRCNNConfig
+from yolact.models.mask_rcnn.heads import batched_nms_fn
+from yolact.models.mask_rcnn.model import MaskRCNN
+from yolact.models.mask_rcnn.poolers import MultiScaleRoIAlignV2
+from yolact.models.mask_rcnn.predictor import RCNNPredictor
+from yolact.models.mask_rcnn.weights import (
     build_rcnn,
     convert_torchvision_state,
     load_rcnn_weights,
     torchvision_config_name,
 )
-from yolact.rcnn_config import RCNN_CONFIGS, MaskRCNNConfig
-from yolact.rcnn_predictor import RCNNPredictor
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.model import build_model
 
 TV_SIZE = 256  # torchvision's transform sizes on both sides, scaled down for speed
 
@@ -435,7 +435,7 @@ def test_named_config_takes_the_classes_of_the_file(tmp_path, capsys) -> None:
     dict whose classifier has another size: the architecture from the config, the
     classes from the file."""
     from yolact.data.synthetic import SYNTHETIC_CLASSES
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     model = tiny(class_names=SYNTHETIC_CLASSES)
     own = tmp_path / "shapes_rcnn.pth"
@@ -486,7 +486,7 @@ def test_fine_tuned_torchvision_file_takes_its_classes_from_the_weights(torchvis
 
 
 def test_predictor_detections(tiny_rcnn_ckpt) -> None:
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(tiny_rcnn_ckpt, device="cpu", crop=False)
     assert isinstance(predictor, RCNNPredictor)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from yolact.ops.masks import assemble_masks, crop_masks, mask_to_polygons, paste_masks
+from yolact.core.ops.masks import assemble_masks, crop_masks, mask_to_polygons, paste_masks
 
 
 def sigmoid(v: float) -> float:

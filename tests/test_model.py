@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolact.config import BackboneConfig, get_config
-from yolact.model import Yolact, build_model
-from yolact.model.backbone import ModulatedDeformConv
+from yolact.core.backbone import ModulatedDeformConv
+from yolact.models.yolact.config import BackboneConfig, get_config
+from yolact.models.yolact.model import Yolact, build_model
 
 
 def run_full_size(name: str) -> tuple[Yolact, dict[str, torch.Tensor], list[torch.Size]]:
@@ -288,7 +288,7 @@ def test_invalid_configs_are_rejected() -> None:
 @pytest.mark.parametrize("depth, channels", [(18, [32, 64, 128, 256]), (50, [128, 256, 512, 1024])])
 def test_narrow_backbone_keeps_the_layout(depth: int, channels: list[int]) -> None:
     """width=32 halves every stage and keeps torchvision's module names and strides."""
-    from yolact.model.backbone import ResNetBackbone
+    from yolact.core.backbone import ResNetBackbone
 
     narrow = ResNetBackbone(BackboneConfig(depth=depth, width=32))
     full = ResNetBackbone(BackboneConfig(depth=depth))

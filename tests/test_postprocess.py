@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yolact.config import NMSConfig, get_config
-from yolact.postprocess import PostProcessor, detect
-from yolact.structures import Detections
+from yolact.core.structures import Detections
+from yolact.models.yolact.config import NMSConfig, get_config
+from yolact.models.yolact.postprocess import PostProcessor, detect
 
 NAMES = ("a", "b")
 H, W = 32, 64  # image size
@@ -200,8 +200,8 @@ def test_detections_helpers() -> None:
 
 
 def test_predictor_on_a_tiny_model() -> None:
-    from yolact.model import build_model
-    from yolact.predictor import Predictor
+    from yolact.models.yolact.model import build_model
+    from yolact.models.yolact.predictor import Predictor
 
     torch.manual_seed(0)
     predictor = Predictor(build_model(get_config("yolact_tiny")), device="cpu", top_k=5)
@@ -219,7 +219,7 @@ def test_predictor_on_a_tiny_model() -> None:
 
 
 def test_class_scores_softmax_and_sigmoid_by_hand() -> None:
-    from yolact.postprocess import class_scores
+    from yolact.models.yolact.postprocess import class_scores
 
     conf = torch.tensor([[[0.0, 2.0, -1.0]]])  # [B, P, C], background first
     # softmax: e^0 = 1, e^2 = 7.389056, e^-1 = 0.367879, sum 8.756935
@@ -254,10 +254,10 @@ def test_sigmoid_classifier_detections() -> None:
 def test_stored_config_decodes_as_trained(tmp_path) -> None:
     """The classifier is part of the model's config: a checkpoint's stored config
     brings it to the predictor; configs stored without it decode with softmax."""
-    from yolact.checkpoint import config_from_dict
-    from yolact.config import ConfigError, YolactConfig
-    from yolact.model import build_model
-    from yolact.predictor import Predictor
+    from yolact.core.weights import config_from_dict
+    from yolact.models.yolact.config import ConfigError, YolactConfig
+    from yolact.models.yolact.model import build_model
+    from yolact.models.yolact.predictor import Predictor
 
     base = get_config("yolact_tiny")
     assert base.classifier == "softmax"
@@ -281,7 +281,7 @@ def test_stored_config_decodes_as_trained(tmp_path) -> None:
 
 
 def test_mask_rcnn_config_stored_with_use_focal_loss_still_loads() -> None:
-    from yolact.checkpoint import config_from_dict
+    from yolact.core.weights import config_from_dict
 
     cfg = get_config("mask_rcnn_tiny")
     old = cfg.to_dict()

@@ -8,9 +8,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from yolact.config import get_config
-from yolact.model.priors import make_priors
-from yolact.ops.boxes import (
+from yolact.core.ops.boxes import (
     batched_iou,
     boxes_to_pixels,
     center_size,
@@ -18,6 +16,8 @@ from yolact.ops.boxes import (
     encode,
     sanitize_coordinates,
 )
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.priors import make_priors
 
 # Feature map sides of P3..P7 for a 550 x 550 input.
 LEVELS_550 = (69, 35, 18, 9, 5)

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolact.engine.dynamic_rcnn import DynamicRCNN, regression_label_errors, smooth_l1
-from yolact.ops.edge_loss import edge_loss, sobel_edges
-from yolact.ops.soft_nms import soft_nms
+from yolact.models.mask_rcnn.dynamic_rcnn import DynamicRCNN, regression_label_errors, smooth_l1
+from yolact.models.mask_rcnn.edge_loss import edge_loss, sobel_edges
+from yolact.models.mask_rcnn.soft_nms import soft_nms
 
 Box = list[float]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from yolact.core.structures import Detections
 from yolact.io.render import PALETTE, blend_masks, color_for, draw_detections
-from yolact.structures import Detections
 
 H, W = 40, 60
 NAMES = ("cat", "dog", "bird")

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from yolact.checkpoint import CheckpointError, read_checkpoint
-from yolact.config import BackboneConfig, TrainConfig, get_config
+from yolact.core.checkpoint_names import CheckpointName, atomic_save, find_latest, prune
+from yolact.core.weights import CheckpointError, read_checkpoint
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
-from yolact.engine.checkpoints import CheckpointName, atomic_save, find_latest, prune
 from yolact.engine.data import EpochSampler
 from yolact.engine.schedule import make_schedule
 from yolact.engine.trainer import Trainer, TrainingError, TrainOptions, train
+from yolact.models.yolact.config import BackboneConfig, TrainConfig, get_config
 
 
 def small_cfg():
@@ -216,7 +216,7 @@ def test_sigterm_saves_interrupt_checkpoint_and_resume_interrupt(tmp_path, data)
 
 def test_non_finite_losses_are_skipped_then_stop(tmp_path, data, monkeypatch, caplog):
     train_set, _ = datasets(data)
-    from yolact.loss import YolactLoss
+    from yolact.models.yolact.loss import YolactLoss
 
     real = YolactLoss.forward
     calls = {"n": 0}
@@ -240,7 +240,7 @@ def test_non_finite_losses_are_skipped_then_stop(tmp_path, data, monkeypatch, ca
 
 def test_init_from_another_checkpoint_with_other_classes(tmp_path, data, caplog):
     train_set, _ = datasets(data)
-    from yolact.model import build_model
+    from yolact.models.yolact.model import build_model
 
     other = small_cfg().replace(class_names=("a", "b"))
     src = tmp_path / "src_1_1.pth"
@@ -420,7 +420,7 @@ def test_sync_bn_needs_cuda(tmp_path, data, monkeypatch):
 def test_mask_rcnn_reference_trains_with_dynamic_rcnn_and_edge_loss(tmp_path, data):
     """train.py's loop drives the reference too: torchvision's loss terms are logged,
     Dynamic R-CNN moves the RoI head's threshold and beta, and the edge loss is added."""
-    from yolact.rcnn_predictor import RCNNPredictor
+    from yolact.models.mask_rcnn.predictor import RCNNPredictor
 
     train_set, val_set = datasets(data)
     cfg = get_config("mask_rcnn_tiny").replace(

@@ -14,13 +14,13 @@ import cv2
 import pytest
 import torch
 
-from yolact.checkpoint import CheckpointError, read_checkpoint, resolve_config
 from yolact.cli.eval_cli import main as eval_main
 from yolact.cli.train_cli import main as train_main
-from yolact.config import get_config
+from yolact.core.weights import CheckpointError, read_checkpoint, resolve_config
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
-from yolact.model import Yolact, build_model
-from yolact.predictor import Predictor
+from yolact.models.yolact.config import get_config
+from yolact.models.yolact.model import Yolact, build_model
+from yolact.models.yolact.predictor import Predictor
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")

@@ -514,9 +514,9 @@ def _write_rcnn_data(root) -> tuple[str, str]:
 def _rcnn_inputs(tmp_path, augment: str, epochs: int) -> list[tuple]:
     """(image [3, H, W], target) pairs the Mask R-CNN's own transform receives in
     training steps and the (image, target) it makes of them, over ``epochs`` epochs."""
-    from yolact.config import get_config
     from yolact.data.coco import CocoDataset
     from yolact.engine.trainer import Trainer, TrainOptions
+    from yolact.models.yolact.config import get_config
 
     cfg = get_config("mask_rcnn_tiny").replace(class_names=("disc", "square"))
     train_set = CocoDataset(*_write_rcnn_data(tmp_path))

@@ -1,6 +1,6 @@
 """YOLACT: real-time instance segmentation."""
 
-from yolact.config import CONFIGS, YolactConfig, get_config
+from yolact.models.yolact.config import CONFIGS, YolactConfig, get_config
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ import copy
 import os
 import sys
 
-from yolact.compare import compare_models
+from yolact.apps.compare import compare_models
 
 
 def _other_args(args: argparse.Namespace) -> argparse.Namespace:

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.benchmark import run_benchmark, synthetic_frames
-from yolact.checkpoint import CheckpointError, load_weights, resolve_config
+from yolact.apps.benchmark import run_benchmark, synthetic_frames
 from yolact.cli.eval_args import parse_args
-from yolact.config import ConfigError
+from yolact.core.structures import Detections
+from yolact.core.weights import CheckpointError, load_weights, resolve_config
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
@@ -26,11 +26,11 @@ from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
-from yolact.model.yolact import build_model
-from yolact.predictor import Predictor, select_device
-from yolact.rcnn_config import MaskRCNNConfig
-from yolact.rcnn_predictor import RCNNPredictor
-from yolact.structures import Detections
+from yolact.models.mask_rcnn.config import MaskRCNNConfig
+from yolact.models.mask_rcnn.predictor import RCNNPredictor
+from yolact.models.yolact.config import ConfigError
+from yolact.models.yolact.model import build_model
+from yolact.models.yolact.predictor import Predictor, select_device
 
 log = logging.getLogger("yolact")
 

@@ -7,13 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from yolact.checkpoint import CheckpointError, read_checkpoint
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.config import ConfigError, YolactConfig, get_config
+from yolact.core.checkpoint_names import resume_path
+from yolact.core.weights import CheckpointError, read_checkpoint
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
-from yolact.engine.checkpoints import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, train
-from yolact.rcnn_config import MaskRCNNConfig
+from yolact.models.mask_rcnn.config import MaskRCNNConfig
+from yolact.models.yolact.config import ConfigError, YolactConfig, get_config
 
 log = logging.getLogger("yolact")
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.config import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+from yolact.models.yolact.config import PIXEL_MEAN_BGR, PIXEL_STD_BGR
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, np.random.Generator], Sample]

@@ -44,7 +44,7 @@ def init_distributed(device_type: str) -> DistInfo:
 
 def device_for(info: DistInfo, requested: str | None) -> torch.device:
     """The device of this process: ``cuda:<local_rank>`` under torchrun with CUDA."""
-    from yolact.predictor import select_device
+    from yolact.models.yolact.predictor import select_device
 
     device = select_device(requested)
     if device.type == "cuda" and info.enabled:

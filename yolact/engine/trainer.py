@@ -18,11 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from yolact.checkpoint import Checkpoint, load_weights, read_checkpoint
-from yolact.config import YolactConfig
-from yolact.data.coco import CocoDataset
-from yolact.data.transforms import train_transform
-from yolact.engine.checkpoints import (
+from yolact.core.checkpoint_names import (
     CheckpointName,
     atomic_save,
     dataset_paths,
@@ -30,6 +26,10 @@ from yolact.engine.checkpoints import (
     prune,
     resume_path,
 )
+from yolact.core.init_weights import initialise
+from yolact.core.weights import Checkpoint, load_weights, read_checkpoint
+from yolact.data.coco import CocoDataset
+from yolact.data.transforms import train_transform
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
@@ -45,10 +45,10 @@ from yolact.engine.distributed import (
     device_for,
     init_distributed,
 )
-from yolact.engine.init import initialise
 from yolact.engine.schedule import Schedule, make_schedule
-from yolact.loss import LossWeights, YolactLoss
-from yolact.model.yolact import Yolact
+from yolact.models.yolact.config import YolactConfig
+from yolact.models.yolact.loss import LossWeights, YolactLoss
+from yolact.models.yolact.model import Yolact
 
 log = logging.getLogger("yolact.train")
 
@@ -140,7 +140,7 @@ class RCNNWithLoss(nn.Module):
 
 
 def is_rcnn(cfg: object) -> bool:
-    from yolact.rcnn_config import MaskRCNNConfig
+    from yolact.models.mask_rcnn.config import MaskRCNNConfig
 
     return isinstance(cfg, MaskRCNNConfig)
 
@@ -149,11 +149,11 @@ def build_train_model(cfg) -> nn.Module:
     """The network to train: YOLACT, or the Mask R-CNN reference with its options."""
     if not is_rcnn(cfg):
         return Yolact(cfg)
-    from yolact.model.maskrcnn import MaskRCNN
+    from yolact.models.mask_rcnn.model import MaskRCNN
 
     extra = None
     if cfg.edge_loss_weight > 0:
-        from yolact.ops.edge_loss import edge_loss
+        from yolact.models.mask_rcnn.edge_loss import edge_loss
 
         weight = cfg.edge_loss_weight
 
@@ -317,7 +317,7 @@ class Trainer:
         self.model = build_train_model(self.cfg).to(self.device)
         self.dynamic = None
         if self.rcnn and self.cfg.dynamic_rcnn:
-            from yolact.engine.dynamic_rcnn import DynamicRCNN
+            from yolact.models.mask_rcnn.dynamic_rcnn import DynamicRCNN
 
             c = self.cfg
             self.dynamic = DynamicRCNN(
@@ -399,7 +399,7 @@ class Trainer:
             raise TrainingError(f"--resume {spec}: no {self.cfg.name} checkpoint in {folder}")
         ckpt = read_checkpoint(path)
         if self.rcnn:
-            from yolact.rcnn_checkpoint import load_rcnn_weights
+            from yolact.models.mask_rcnn.weights import load_rcnn_weights
 
             load_rcnn_weights(self.model, ckpt, path)
         else:
@@ -510,10 +510,10 @@ class Trainer:
         if self.val_set is None:
             return None
         from yolact.engine.evaluate import evaluate_dataset, format_aps
-        from yolact.predictor import Predictor
+        from yolact.models.yolact.predictor import Predictor
 
         if self.rcnn:
-            from yolact.rcnn_predictor import RCNNPredictor
+            from yolact.models.mask_rcnn.predictor import RCNNPredictor
 
             predictor = RCNNPredictor(self.model, self.device)
         else:

@@ -1,4 +1,5 @@
-"""Second stage of the Mask R-CNN reference: the RoI heads (pooling: :mod:`yolact.model.poolers`).
+"""Second stage of the Mask R-CNN reference: the RoI heads
+(pooling: :mod:`yolact.models.mask_rcnn.poolers`).
 
 The heads are torchvision's (``RoIHeads`` with ``TwoMLPHead``, ``FastRCNNPredictor``,
 ``MaskRCNNHeads``, ``MaskRCNNPredictor``); :class:`MaskRoIHeads` only replaces the

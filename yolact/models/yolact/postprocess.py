@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from yolact.config import CLASSIFIERS, NMSConfig
-from yolact.ops.boxes import boxes_to_pixels, decode
-from yolact.ops.masks import assemble_masks, crop_masks, paste_masks
-from yolact.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
-from yolact.structures import Detections
+from yolact.core.ops.boxes import boxes_to_pixels, decode
+from yolact.core.ops.masks import assemble_masks, crop_masks, paste_masks
+from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact.core.structures import Detections
+from yolact.models.yolact.config import CLASSIFIERS, NMSConfig
 
 NMS_METHODS = ("fast", "cross_class", "standard")
 

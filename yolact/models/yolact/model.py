@@ -7,20 +7,21 @@ import math
 import torch
 from torch import Tensor, nn
 
-from yolact.config import YolactConfig
-from yolact.model.backbone import ResNetBackbone
-from yolact.model.fpn import FPN
-from yolact.model.head import PredictionHead
-from yolact.model.maskiou import MaskIoUNet
-from yolact.model.priors import make_priors
-from yolact.model.protonet import ProtoNet
+from yolact.core.backbone import ResNetBackbone
+from yolact.core.fpn import FPN
+from yolact.models.yolact.config import YolactConfig
+from yolact.models.yolact.head import PredictionHead
+from yolact.models.yolact.maskiou import MaskIoUNet
+from yolact.models.yolact.priors import make_priors
+from yolact.models.yolact.protonet import ProtoNet
 
 
 class Yolact(nn.Module):
     """YOLACT / YOLACT++.
 
     The network stops at raw predictions: pre-processing
-    (:mod:`yolact.preprocess`) and detection (:mod:`yolact.postprocess`) are
+    (:mod:`yolact.models.yolact.preprocess`) and detection
+    (:mod:`yolact.models.yolact.postprocess`) are
     separate so the network alone can be timed, traced and exported.
 
     Attributes:
@@ -105,7 +106,8 @@ class Yolact(nn.Module):
         """Run the network.
 
         Args:
-            images: [B, 3, S, S] normalised RGB (see :class:`yolact.preprocess.Preprocessor`).
+            images: [B, 3, S, S] normalised RGB
+                (see :class:`yolact.models.yolact.preprocess.Preprocessor`).
 
         Returns:
             A dict with ``loc`` [B, P, 4] box offsets, ``conf`` [B, P, C] class

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from yolact.data_names import COCO_CLASSES
+from yolact.core.data_names import COCO_CLASSES
 
 # BGR order, as the original models were trained with.
 PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
@@ -86,7 +86,7 @@ class TrainConfig:
             sizes scale lr, max_iter and lr_steps (``autoscale``).
         freeze_bn: keep BatchNorm statistics and affine parameters fixed.
         pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
-        discard_mask_area: loss settings (see :class:`yolact.loss.YolactLoss`).
+        discard_mask_area: loss settings (see :class:`yolact.models.yolact.loss.YolactLoss`).
         focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
         bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
@@ -347,7 +347,7 @@ class ConfigError(ValueError):
 
 def all_configs() -> dict[str, Callable[[], object]]:
     """Every named config: YOLACT's and the Mask R-CNN reference's."""
-    from yolact.rcnn_config import RCNN_CONFIGS  # imported here: it imports this module
+    from yolact.models.mask_rcnn.config import RCNN_CONFIGS  # imported here: it imports this module
 
     return {**CONFIGS, **RCNN_CONFIGS}
 

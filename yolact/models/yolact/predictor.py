@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolact.checkpoint import load_weights, resolve_config
-from yolact.config import YolactConfig
+from yolact.core.structures import Detections
+from yolact.core.weights import load_weights, resolve_config
 from yolact.io.images import to_bgr8_batch
-from yolact.model.yolact import Yolact, build_model
-from yolact.postprocess import PostProcessor
-from yolact.preprocess import Preprocessor
-from yolact.structures import Detections
+from yolact.models.yolact.config import YolactConfig
+from yolact.models.yolact.model import Yolact, build_model
+from yolact.models.yolact.postprocess import PostProcessor
+from yolact.models.yolact.preprocess import Preprocessor
 
 
 def select_device(device: str | None = None) -> torch.device:
@@ -115,15 +115,15 @@ class Predictor(StagedPredictor):
 
         A named ``config`` gives the architecture; the classes come from the file
         (its stored class names, or its class layer's size with ``class_names``
-        or generic names; see :func:`yolact.checkpoint.resolve_config`).
+        or generic names; see :func:`yolact.core.weights.resolve_config`).
 
         A Mask R-CNN checkpoint or config gives a
-        :class:`yolact.rcnn_predictor.RCNNPredictor` (same interface); the
+        :class:`yolact.models.mask_rcnn.predictor.RCNNPredictor` (same interface); the
         YOLACT-only options ``nms_method`` and ``crop`` are then ignored.
         """
         cfg, ckpt = resolve_config(path, config, class_names)
         if not isinstance(cfg, YolactConfig):
-            from yolact.rcnn_predictor import RCNNPredictor  # it imports this module
+            from yolact.models.mask_rcnn.predictor import RCNNPredictor  # it imports this module
 
             options = {k: v for k, v in kwargs.items() if k not in ("nms_method", "crop")}
             return RCNNPredictor.from_config(cfg, ckpt, select_device(device), path, **options)
@@ -136,7 +136,7 @@ class Predictor(StagedPredictor):
         return self.cfg.class_names
 
     # The three stages, separately callable so that they can be timed one by one
-    # (yolact.benchmark); any predictor with these methods can be benchmarked.
+    # (yolact.apps.benchmark); any predictor with these methods can be benchmarked.
 
     def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
         """BGR uint8 images -> the network's input batch."""

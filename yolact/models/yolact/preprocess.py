@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from yolact.config import YolactConfig
+from yolact.models.yolact.config import YolactConfig
 
 ImageLike = np.ndarray | Tensor
 

@@ -6,7 +6,7 @@ RoIs per image at 25 % positives, a two-FC box head on 7x7 features and a
 four-conv mask head on 14x14 features, RoIAlignV2 (``aligned=True``, adaptive
 sampling). A file written by torchvision's ``maskrcnn_resnet50_fpn`` switches a
 config to torchvision's own settings when it is loaded
-(:func:`yolact.rcnn_checkpoint.torchvision_compatible`).
+(:func:`yolact.models.mask_rcnn.weights.torchvision_compatible`).
 
 A config is marked ``"kind": "mask_rcnn"`` in :meth:`MaskRCNNConfig.to_dict` so a
 checkpoint tells which model family it holds; a dict without ``kind`` is YOLACT.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yolact.config import TINY_TRAIN, BackboneConfig, TrainConfig
-from yolact.data_names import COCO_CLASSES
+from yolact.core.data_names import COCO_CLASSES
+from yolact.models.yolact.config import TINY_TRAIN, BackboneConfig, TrainConfig
 
 KIND = "mask_rcnn"
 SOFT_NMS_METHODS = ("gaussian", "linear")

@@ -6,10 +6,10 @@ import logging
 
 from torch import nn
 
-from yolact.checkpoint import CheckpointError, load_weights, read_checkpoint
-from yolact.model.backbone import ModulatedDeformConv
-from yolact.model.maskrcnn import MaskRCNN
-from yolact.model.yolact import Yolact
+from yolact.core.backbone import ModulatedDeformConv
+from yolact.core.weights import CheckpointError, load_weights, read_checkpoint
+from yolact.models.mask_rcnn.model import MaskRCNN
+from yolact.models.yolact.model import Yolact
 
 
 def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
@@ -32,7 +32,7 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
     ckpt = read_checkpoint(path)
     state = ckpt.state_dict
     if hasattr(model, "roi_heads") and any(k.startswith(("roi_heads.", "fpn.")) for k in state):
-        from yolact.rcnn_checkpoint import load_rcnn_weights
+        from yolact.models.mask_rcnn.weights import load_rcnn_weights
 
         load_rcnn_weights(model, ckpt, path)
         return "full"

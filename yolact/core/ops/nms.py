@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from yolact.ops.boxes import batched_iou
+from yolact.core.ops.boxes import batched_iou
 
 NMSResult = tuple[Tensor, Tensor, Tensor]
 

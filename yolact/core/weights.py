@@ -5,7 +5,7 @@ module loads them as they are (never executing code from the file: torch.load
 runs with ``weights_only=True``) and reports clearly when a file does not fit.
 The config stored in this project's own files is read by its ``"kind"``
 (``"mask_rcnn"`` or YOLACT, the default); the Mask R-CNN reference's weights
-are loaded by :mod:`yolact.rcnn_checkpoint`.
+are loaded by :mod:`yolact.models.mask_rcnn.weights`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from yolact.config import (
+from yolact.core.file_kind import classify
+from yolact.models.mask_rcnn.config import KIND as MASK_RCNN_KIND
+from yolact.models.mask_rcnn.config import MaskRCNNConfig
+from yolact.models.yolact.config import (
     ConfigError,
     YolactConfig,
     config_name_from_checkpoint,
     get_config,
 )
-from yolact.file_kind import classify
-from yolact.rcnn_config import KIND as MASK_RCNN_KIND
-from yolact.rcnn_config import MaskRCNNConfig
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,9 @@ def resolve_config(
     elif trained_model:
         inferred = config_name_from_checkpoint(trained_model)
         if inferred is None and ckpt is not None:
-            from yolact.rcnn_checkpoint import torchvision_config_name  # it imports this module
+            from yolact.models.mask_rcnn.weights import (
+                torchvision_config_name,  # it imports this module
+            )
 
             inferred = torchvision_config_name(ckpt.state_dict)
         if inferred is None:
@@ -319,7 +321,7 @@ def weights_class_count(cfg: YolactConfig | MaskRCNNConfig, state: dict[str, Ten
     architecture; None when ``state`` has no such layer or its head does not
     fit ``cfg`` anyway (the loader then names the mismatch)."""
     if isinstance(cfg, MaskRCNNConfig):
-        from yolact.rcnn_checkpoint import rcnn_class_count  # it imports this module
+        from yolact.models.mask_rcnn.weights import rcnn_class_count  # it imports this module
 
         return rcnn_class_count(cfg, state)
     head = "prediction_layers.0."

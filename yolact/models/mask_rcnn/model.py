@@ -1,8 +1,8 @@
 """The two-stage Mask R-CNN reference on the same backbone and FPN classes as YOLACT.
 
-backbone (:class:`~yolact.model.backbone.ResNetBackbone`, C2..C5) -> FPN
-(:class:`~yolact.model.fpn.FPN` in its torchvision/detectron2 form, P2..P6) ->
-torchvision's RPN -> RoI heads (:class:`~yolact.model.maskrcnn_heads.MaskRoIHeads`
+backbone (:class:`~yolact.core.backbone.ResNetBackbone`, C2..C5) -> FPN
+(:class:`~yolact.core.fpn.FPN` in its torchvision/detectron2 form, P2..P6) ->
+torchvision's RPN -> RoI heads (:class:`~yolact.models.mask_rcnn.heads.MaskRoIHeads`
 on torchvision's box and mask heads). Pre-processing is torchvision's
 ``GeneralizedRCNNTransform`` (resize, normalise, pad to a multiple of 32), so a
 comparison with YOLACT measures the heads, and torchvision's
@@ -23,11 +23,11 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from yolact.model.backbone import ResNetBackbone
-from yolact.model.fpn import FPN
-from yolact.model.maskrcnn_heads import MaskLossExtra, MaskRoIHeads, NmsFn
-from yolact.model.poolers import make_pooler
-from yolact.rcnn_config import MaskRCNNConfig
+from yolact.core.backbone import ResNetBackbone
+from yolact.core.fpn import FPN
+from yolact.models.mask_rcnn.config import MaskRCNNConfig
+from yolact.models.mask_rcnn.heads import MaskLossExtra, MaskRoIHeads, NmsFn
+from yolact.models.mask_rcnn.poolers import make_pooler
 
 Targets = list[dict[str, Tensor]]
 
@@ -36,7 +36,7 @@ def soft_nms_fn(cfg: MaskRCNNConfig) -> NmsFn | None:
     """The config's test-time Soft-NMS as an ``NmsFn`` (None: plain NMS)."""
     if cfg.soft_nms is None:
         return None
-    from yolact.ops.soft_nms import soft_nms  # imported only when asked for
+    from yolact.models.mask_rcnn.soft_nms import soft_nms  # imported only when asked for
 
     return partial(
         soft_nms, method=cfg.soft_nms, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score

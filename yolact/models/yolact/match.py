@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from yolact.ops.boxes import batched_iou, encode
+from yolact.core.ops.boxes import batched_iou, encode
 
 # Class target of priors the loss ignores.
 NEUTRAL = -1

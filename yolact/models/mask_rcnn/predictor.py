@@ -1,7 +1,7 @@
 """High-level inference for the Mask R-CNN reference, with YOLACT's Predictor interface.
 
-:class:`RCNNPredictor` takes BGR uint8 images like :class:`yolact.predictor.Predictor`
-and returns the same :class:`~yolact.structures.Detections`, so eval.py, the
+:class:`RCNNPredictor` takes BGR uint8 images like :class:`yolact.models.yolact.predictor.Predictor`
+and returns the same :class:`~yolact.core.structures.Detections`, so eval.py, the
 benchmark and dataset evaluation run either model unchanged.
 """
 
@@ -15,12 +15,12 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from yolact.checkpoint import Checkpoint, resolve_config
-from yolact.model.maskrcnn import MaskRCNN
-from yolact.predictor import StagedPredictor
-from yolact.rcnn_checkpoint import build_rcnn
-from yolact.rcnn_config import MaskRCNNConfig
-from yolact.structures import Detections
+from yolact.core.structures import Detections
+from yolact.core.weights import Checkpoint, resolve_config
+from yolact.models.mask_rcnn.config import MaskRCNNConfig
+from yolact.models.mask_rcnn.model import MaskRCNN
+from yolact.models.mask_rcnn.weights import build_rcnn
+from yolact.models.yolact.predictor import StagedPredictor
 
 
 @dataclass
@@ -96,11 +96,13 @@ class RCNNPredictor(StagedPredictor):
         """Build the model for a checkpoint (this project's or torchvision's); the
         config comes from ``config``, the file, its name or its layout, the classes
         from the file (``class_names`` name those of a file that stores none)."""
-        from yolact.predictor import select_device
+        from yolact.models.yolact.predictor import select_device
 
         cfg, ckpt = resolve_config(path, config, class_names)
         if not isinstance(cfg, MaskRCNNConfig):
-            raise ValueError(f"config '{cfg.name}' is YOLACT's; use yolact.predictor.Predictor")
+            raise ValueError(
+                f"config '{cfg.name}' is YOLACT's; use yolact.models.yolact.predictor.Predictor"
+            )
         device_ = select_device(device)
         return cls.from_config(cfg, ckpt, device_, path, score_threshold, top_k, masks)
 

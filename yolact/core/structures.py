@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolact.ops.masks import mask_to_polygons
+from yolact.core.ops.masks import mask_to_polygons
 
 
 @dataclass

@@ -6,7 +6,7 @@ none is needed to run the model. ``--half`` stores the floating-point weights as
 float16, halving the file again; they are cast back to the model's dtype when
 loaded, so the model still runs in float32::
 
-    python -m yolact.engine.export weights/yolact_tiny_79_10000.pth small.pth --half
+    python -m yolact.apps.export weights/yolact_tiny_79_10000.pth small.pth --half
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from yolact.checkpoint import CheckpointError, read_checkpoint
-from yolact.engine.checkpoints import atomic_save
+from yolact.core.checkpoint_names import atomic_save
+from yolact.core.weights import CheckpointError, read_checkpoint
 
 
 def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
@@ -53,7 +53,7 @@ def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m yolact.engine.export", description=__doc__.split("\n")[0]
+        prog="python -m yolact.apps.export", description=__doc__.split("\n")[0]
     )
     p.add_argument("src", help="a train.py checkpoint")
     p.add_argument("dst", help="the slim checkpoint to write")

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import sigmoid_focal_loss
 
-from yolact.ops.boxes import center_size
-from yolact.ops.masks import crop_masks
-from yolact.ops.match import Matches, match
+from yolact.core.ops.boxes import center_size
+from yolact.core.ops.masks import crop_masks
+from yolact.models.yolact.match import Matches, match
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def downsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class YolactLoss(nn.Module):
-    """Computes the training loss of :class:`yolact.model.yolact.Yolact`.
+    """Computes the training loss of :class:`yolact.models.yolact.model.Yolact`.
 
     Args:
         num_classes: classes including background.
@@ -123,7 +123,7 @@ class YolactLoss(nn.Module):
         self.maskiou_detach_input = maskiou_detach_input
 
     def match(self, priors: Tensor, targets: list[dict[str, Tensor]]) -> Matches:
-        """Per-prior targets for a batch (see :func:`yolact.ops.match.match`)."""
+        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`)."""
         device = priors.device
         boxes = [torch.as_tensor(t["boxes"], device=device) for t in targets]
         labels = [torch.as_tensor(t["labels"], device=device).long() for t in targets]

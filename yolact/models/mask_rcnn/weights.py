@@ -2,7 +2,7 @@
 
 A torchvision ``maskrcnn_resnet50_fpn`` state dict (``backbone.body.*``,
 ``backbone.fpn.inner_blocks/layer_blocks``, ``rpn.*``, ``roi_heads.*``, old or
-new torchvision key names) is renamed onto :class:`~yolact.model.maskrcnn.MaskRCNN`:
+new torchvision key names) is renamed onto :class:`~yolact.models.mask_rcnn.model.MaskRCNN`:
 
 - ``backbone.body.layerN.*`` -> ``backbone.layers.{N-1}.*``, the stem as is;
 - ``backbone.fpn.inner_blocks.i`` -> ``fpn.lat_layers.{3-i}`` and
@@ -14,7 +14,7 @@ new torchvision key names) is renamed onto :class:`~yolact.model.maskrcnn.MaskRC
 
 Loading such a file also switches the config to torchvision's settings
 (:func:`torchvision_compatible`), with one line saying so; everywhere else the
-detectron2 defaults of :class:`~yolact.rcnn_config.MaskRCNNConfig` apply.
+detectron2 defaults of :class:`~yolact.models.mask_rcnn.config.MaskRCNNConfig` apply.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import re
 
 from torch import Tensor
 
-from yolact.checkpoint import Checkpoint, CheckpointError, key_problems, stored_model_note
-from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
-from yolact.model.maskrcnn import MaskRCNN
-from yolact.rcnn_config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
+from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.core.weights import Checkpoint, CheckpointError, key_problems, stored_model_note
+from yolact.models.mask_rcnn.config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
+from yolact.models.mask_rcnn.model import MaskRCNN
 
 log = logging.getLogger(__name__)
 

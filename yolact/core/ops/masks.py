@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from yolact.ops.boxes import sanitize_coordinates
+from yolact.core.ops.boxes import sanitize_coordinates
 
 
 def assemble_masks(prototypes: Tensor, coefficients: Tensor) -> Tensor:
