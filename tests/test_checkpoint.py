@@ -12,22 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from yolact.core.weights import (
-    Checkpoint,
-    CheckpointError,
-    adapt_original_keys,
-    load_weights,
-    read_checkpoint,
-    resolve_config,
-    save_weights,
-)
-from yolact.models.yolact.config import (
-    ConfigError,
-    YolactConfig,
-    config_name_from_checkpoint,
-    get_config,
-)
+from yolact.core.config import ConfigError
+from yolact.core.weights import Checkpoint, CheckpointError
+from yolact.models.yolact.config import YolactConfig
 from yolact.models.yolact.model import Yolact, build_model
+from yolact.models.yolact.weights import adapt_original_keys, load_weights, save_weights
+from yolact.registry import config_name_from_checkpoint, get_config, read_checkpoint, resolve_config
 
 
 @pytest.fixture(scope="module")
@@ -441,6 +431,7 @@ def resnet50_file(tmp_path_factory) -> tuple[pathlib.Path, dict[str, torch.Tenso
 
 def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
     from yolact.core.init_weights import initialise
+    from yolact.models.yolact.family import YOLACT
 
     path, state = resnet50_file
     torch.manual_seed(0)
@@ -448,7 +439,12 @@ def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
     dcn = _dcn_convs(model)
     assert len(dcn) == 13  # every block of C3..C5
     with caplog.at_level(logging.INFO, logger="test"):
-        assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+        assert (
+            initialise(
+                model, read_checkpoint(str(path)), str(path), logging.getLogger("test"), YOLACT
+            )
+            == "backbone"
+        )
     assert "13 deformable blocks" in caplog.text
     own = model.backbone.state_dict()
     for key, value in state.items():
@@ -469,6 +465,7 @@ def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
 )  # fmt: skip
 def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_path, change, key):
     from yolact.core.init_weights import initialise
+    from yolact.models.yolact.family import YOLACT
 
     _, state = resnet50_file
     bad = dict(state)
@@ -481,7 +478,7 @@ def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_pat
     with torch.device("meta"):
         model = Yolact(get_config("yolact_plus_resnet50"))
     with pytest.raises(CheckpointError) as err:
-        initialise(model, str(path), logging.getLogger("test"))
+        initialise(model, read_checkpoint(str(path)), str(path), logging.getLogger("test"), YOLACT)
     m = re.match(r"layer(\d)\.(.+)", key)
     ours = f"layers.{int(m[1]) - 1}.{m[2]}" if m else key
     assert _one_line(err) == (
@@ -496,6 +493,7 @@ def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
     import torchvision
 
     from yolact.core.init_weights import initialise
+    from yolact.models.yolact.family import YOLACT
 
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in torchvision.models.resnet101().state_dict().items()}
@@ -509,7 +507,10 @@ def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
     torch.save(state, path)
     torch.manual_seed(0)
     model = build_model(get_config("yolact_plus_base"))
-    assert initialise(model, str(path), logging.getLogger("test")) == "backbone"
+    assert (
+        initialise(model, read_checkpoint(str(path)), str(path), logging.getLogger("test"), YOLACT)
+        == "backbone"
+    )
     dcn = _dcn_convs(model)
     assert sorted(dcn) == [f"layers.1.{i}.conv2" for i in (0, 3)] + [
         f"layers.2.{i}.conv2" for i in (0, 12, 15, 18, 21, 3, 6, 9)

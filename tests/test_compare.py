@@ -11,9 +11,9 @@ import torch
 
 from yolact.apps.benchmark import synthetic_frames
 from yolact.apps.compare import compare_models
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.model import build_model
-from yolact.models.yolact.predictor import Predictor
+from yolact.models.yolact.predictor import YolactPredictor
+from yolact.registry import get_config
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,9 @@ def predictors():
     torch.manual_seed(0)
     small = get_config("yolact_tiny").replace(class_names=("a", "b", "c"), max_size=160)
     smaller = small.replace(name="yolact_tiny_96", max_size=96)
-    return [(c.name, Predictor(build_model(c), "cpu", top_k=5)) for c in (small, smaller)]
+    return [
+        (c.name, YolactPredictor(build_model(c), device="cpu", top_k=5)) for c in (small, smaller)
+    ]
 
 
 def fake_metrics(ap_box: float, ap_mask: float) -> dict:

@@ -19,13 +19,13 @@ import torch.multiprocessing as mp
 from pycocotools import mask as mask_utils
 from test_train import _free_port, opts, small_cfg
 
-from yolact.core.weights import read_checkpoint
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES
 from yolact.engine.data import EpochSampler
 from yolact.engine.trainer import Trainer
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
-from yolact.models.yolact.config import YolactConfig, get_config
+from yolact.models.yolact.config import YolactConfig
+from yolact.registry import get_config, read_checkpoint
 
 SIZE = 96
 NUM_IMAGES = 16  # batch 4 over 2 ranks: 4 iterations per epoch, the whole test in epoch 0

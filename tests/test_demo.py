@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from yolact.apps.demo import main, run_demo
-from yolact.core.weights import read_checkpoint
 from yolact.data.synthetic import SYNTHETIC_CLASSES
+from yolact.registry import read_checkpoint
 
 
 def frame_count(path: str) -> int:
@@ -97,7 +97,7 @@ def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
     from yolact.apps.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
     from yolact.data.coco import CocoDataset
     from yolact.engine.evaluate import evaluate_dataset
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.predictor import Predictor
 
     assert SHIPPED.is_file() and SHIPPED.stat().st_size < 8 * 2**20  # a few MB, float16
     paths = prepare_dataset(str(tmp_path / "syn"), 0, NUM_VAL, IMAGE_SIZE)

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from yolact.cli.eval_cli import main
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.model import build_model
+from yolact.registry import get_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -397,8 +397,8 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
     """Frames come every 2 ms, the model takes far longer: each processed frame is the
     newest one or the one before it, and the run ends cleanly when the camera stops."""
     import yolact.cli.eval_cli as cli
+    from yolact.core.predictor import Predictor
     from yolact.io.sources import VideoSource
-    from yolact.models.yolact.predictor import Predictor
 
     camera = FastCamera(total=300)
     monkeypatch.setattr(
@@ -433,7 +433,7 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
     half a second, with the frames processed before it written."""
     import threading
 
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.core.predictor import Predictor
 
     server = mjpeg_server(3, interval=0.02, then="stall", make_frame=lambda i: scene(seed=i))
     dst, js = tmp_path / "live.avi", tmp_path / "live.json"
@@ -470,7 +470,7 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
 
 @pytest.fixture(scope="module")
 def predictor(tiny_ckpt):
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.predictor import Predictor
 
     return Predictor.from_checkpoint(tiny_ckpt, device="cpu")
 
@@ -607,14 +607,14 @@ def test_every_flag_has_help_and_states_its_default(script):
 # the test can signal the process in the middle of a run.
 SLOW_EVAL = """
 import sys, time
-from yolact.models.yolact.predictor import StagedPredictor
-call = StagedPredictor.__call__
+from yolact.core.predictor import Predictor
+call = Predictor.__call__
 def slow(self, images):
     out = call(self, images)
     time.sleep(0.05)
     print("predicted", flush=True)
     return out
-StagedPredictor.__call__ = slow
+Predictor.__call__ = slow
 from yolact.cli.eval_cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -192,8 +192,8 @@ def main(argv: list[str]) -> int:
 
 def save_tiny(path, class_names: tuple[str, ...] | None = None, plain: bool = False) -> str:
     """A yolact_tiny checkpoint: this project's format, or a plain state dict."""
-    from yolact.models.yolact.config import get_config
     from yolact.models.yolact.model import build_model
+    from yolact.registry import get_config
 
     torch.manual_seed(0)
     cfg = get_config("yolact_tiny")

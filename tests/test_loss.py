@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from yolact.core.ops.boxes import encode
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.loss import LossWeights, YolactLoss, total
 from yolact.models.yolact.maskiou import MaskIoUNet
 from yolact.models.yolact.match import match
 from yolact.models.yolact.model import build_model
 from yolact.models.yolact.priors import make_priors
+from yolact.registry import get_config
 
 
 @pytest.fixture
@@ -387,8 +387,8 @@ def _focal_cfg(size: int = 64):
 
 
 def test_sigmoid_classifier_starts_at_the_prior(one_thread: None) -> None:
-    from yolact.engine.trainer import build_criterion
     from yolact.models.yolact.postprocess import class_scores
+    from yolact.models.yolact.training import build_criterion
 
     torch.manual_seed(0)
     cfg = _focal_cfg()
@@ -414,8 +414,8 @@ def test_focal_model_trains_and_detects_with_sensible_scores(one_thread: None) -
     of its small fixed training set with high scores, and scores background low."""
     from torchvision.ops import box_iou
 
-    from yolact.engine.trainer import build_criterion
     from yolact.models.yolact.postprocess import PostProcessor, class_scores
+    from yolact.models.yolact.training import build_criterion
 
     torch.manual_seed(0)
     size = 64

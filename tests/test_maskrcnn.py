@@ -17,13 +17,7 @@ from torchvision.ops import roi_align
 
 from yolact.cli.eval_cli import main
 from yolact.core.data_names import COCO_CATEGORY_IDS
-from yolact.core.weights import (
-    CheckpointError,
-    config_from_dict,
-    load_weights,
-    read_checkpoint,
-    resolve_config,
-)
+from yolact.core.weights import CheckpointError
 from yolact.models.mask_rcnn.config import RCNN_CONFIGS, MaskRCNNConfig
 from yolact.models.mask_rcnn.heads import batched_nms_fn
 from yolact.models.mask_rcnn.model import MaskRCNN
@@ -35,8 +29,9 @@ from yolact.models.mask_rcnn.weights import (
     load_rcnn_weights,
     torchvision_config_name,
 )
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.model import build_model
+from yolact.models.yolact.weights import load_weights
+from yolact.registry import config_from_dict, get_config, read_checkpoint, resolve_config
 
 TV_SIZE = 256  # torchvision's transform sizes on both sides, scaled down for speed
 
@@ -435,7 +430,7 @@ def test_named_config_takes_the_classes_of_the_file(tmp_path, capsys) -> None:
     dict whose classifier has another size: the architecture from the config, the
     classes from the file."""
     from yolact.data.synthetic import SYNTHETIC_CLASSES
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.predictor import Predictor
 
     model = tiny(class_names=SYNTHETIC_CLASSES)
     own = tmp_path / "shapes_rcnn.pth"
@@ -453,7 +448,9 @@ def test_named_config_takes_the_classes_of_the_file(tmp_path, capsys) -> None:
     torch.save(tiny(class_names=("a", "b")).state_dict(), plain)
     cfg, _ = resolve_config(str(plain), "mask_rcnn_tiny")
     assert cfg.name == "mask_rcnn_tiny" and cfg.class_names == ("class_1", "class_2")
-    named = RCNNPredictor.from_checkpoint(str(plain), "mask_rcnn_tiny", class_names=("x", "y"))
+    named = RCNNPredictor.from_checkpoint(
+        str(plain), config="mask_rcnn_tiny", class_names=("x", "y")
+    )
     assert named.class_names == ("x", "y") and named.label_of_output.tolist() == [-1, 0, 1]
 
 
@@ -486,7 +483,7 @@ def test_fine_tuned_torchvision_file_takes_its_classes_from_the_weights(torchvis
 
 
 def test_predictor_detections(tiny_rcnn_ckpt) -> None:
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(tiny_rcnn_ckpt, device="cpu", crop=False)
     assert isinstance(predictor, RCNNPredictor)

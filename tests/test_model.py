@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from yolact.core.backbone import ModulatedDeformConv
-from yolact.models.yolact.config import BackboneConfig, get_config
+from yolact.core.config import BackboneConfig
 from yolact.models.yolact.model import Yolact, build_model
+from yolact.registry import get_config
 
 
 def run_full_size(name: str) -> tuple[Yolact, dict[str, torch.Tensor], list[torch.Size]]:

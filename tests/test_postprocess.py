@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolact.core.structures import Detections
-from yolact.models.yolact.config import NMSConfig, get_config
+from yolact.models.yolact.config import NMSConfig
 from yolact.models.yolact.postprocess import PostProcessor, detect
+from yolact.registry import get_config
 
 NAMES = ("a", "b")
 H, W = 32, 64  # image size
@@ -201,10 +202,10 @@ def test_detections_helpers() -> None:
 
 def test_predictor_on_a_tiny_model() -> None:
     from yolact.models.yolact.model import build_model
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.models.yolact.predictor import YolactPredictor
 
     torch.manual_seed(0)
-    predictor = Predictor(build_model(get_config("yolact_tiny")), device="cpu", top_k=5)
+    predictor = YolactPredictor(build_model(get_config("yolact_tiny")), device="cpu", top_k=5)
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
     det = predictor(image)
     assert isinstance(det, Detections) and det.image_size == (50, 70)
@@ -254,10 +255,11 @@ def test_sigmoid_classifier_detections() -> None:
 def test_stored_config_decodes_as_trained(tmp_path) -> None:
     """The classifier is part of the model's config: a checkpoint's stored config
     brings it to the predictor; configs stored without it decode with softmax."""
-    from yolact.core.weights import config_from_dict
-    from yolact.models.yolact.config import ConfigError, YolactConfig
+    from yolact.core.config import ConfigError
+    from yolact.models.yolact.config import YolactConfig
     from yolact.models.yolact.model import build_model
-    from yolact.models.yolact.predictor import Predictor
+    from yolact.predictor import Predictor
+    from yolact.registry import config_from_dict
 
     base = get_config("yolact_tiny")
     assert base.classifier == "softmax"
@@ -281,7 +283,7 @@ def test_stored_config_decodes_as_trained(tmp_path) -> None:
 
 
 def test_mask_rcnn_config_stored_with_use_focal_loss_still_loads() -> None:
-    from yolact.core.weights import config_from_dict
+    from yolact.registry import config_from_dict
 
     cfg = get_config("mask_rcnn_tiny")
     old = cfg.to_dict()

@@ -16,8 +16,8 @@ from yolact.core.ops.boxes import (
     encode,
     sanitize_coordinates,
 )
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.priors import make_priors
+from yolact.registry import get_config
 
 # Feature map sides of P3..P7 for a 550 x 550 input.
 LEVELS_550 = (69, 35, 18, 9, 5)

@@ -12,13 +12,14 @@ import torch
 import torch.multiprocessing as mp
 
 from yolact.core.checkpoint_names import CheckpointName, atomic_save, find_latest, prune
-from yolact.core.weights import CheckpointError, read_checkpoint
+from yolact.core.config import BackboneConfig, TrainConfig
+from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
 from yolact.engine.data import EpochSampler
 from yolact.engine.schedule import make_schedule
 from yolact.engine.trainer import Trainer, TrainingError, TrainOptions, train
-from yolact.models.yolact.config import BackboneConfig, TrainConfig, get_config
+from yolact.registry import get_config, read_checkpoint
 
 
 def small_cfg():
@@ -291,19 +292,21 @@ def _no_positive_targets(kind: str, size: int) -> list[dict[str, torch.Tensor]]:
 def test_every_parameter_gets_a_gradient_without_positives(family, kind):
     """DDP without unused-parameter search needs every trainable parameter in every
     backward pass, also for batches that cannot train some of them."""
-    from yolact.engine.trainer import NetWithLoss, RCNNWithLoss, build_criterion, build_train_model
+    from yolact.models.mask_rcnn.training import RCNNWithLoss
+    from yolact.models.yolact.training import NetWithLoss, build_criterion
+    from yolact.registry import family_of
 
     torch.manual_seed(0)
     size = 96
     if family == "mask_rcnn_tiny":
         cfg = get_config(family).replace(class_names=SYNTHETIC_CLASSES, min_size=size,
                                          max_size=size, edge_loss_weight=0.5)  # fmt: skip
-        net = RCNNWithLoss(build_train_model(cfg), None)
+        net = RCNNWithLoss(family_of(cfg).build_train_model(cfg), None)
     else:
         cfg = small_cfg()
         if family == "yolact_tiny_maskiou":
             cfg = cfg.replace(use_maskiou=True, maskiou_channels=(8, 16, 32))
-        net = NetWithLoss(build_train_model(cfg), build_criterion(cfg), None)
+        net = NetWithLoss(family_of(cfg).build_train_model(cfg), build_criterion(cfg), None)
     net.train()
     losses = net(torch.randn(2, 3, size, size), _no_positive_targets(kind, size))
     sum(losses.values()).backward()
@@ -435,13 +438,13 @@ def test_mask_rcnn_reference_trains_with_dynamic_rcnn_and_edge_loss(tmp_path, da
     assert result.iteration == 2 and np.isfinite(result.losses["total"])
     assert set(result.losses) >= {"loss_classifier", "loss_box_reg", "loss_mask"}
     # interval 1: updated after every step, and the head follows the updater
-    assert heads.fg_iou_thresh == heads.bg_iou_thresh == pytest.approx(t.dynamic.iou_thresh)
-    assert heads.box_loss_beta == pytest.approx(t.dynamic.beta) and t.dynamic.beta < 1.0
+    assert heads.fg_iou_thresh == heads.bg_iou_thresh == pytest.approx(t.hooks.dynamic.iou_thresh)
+    assert heads.box_loss_beta == pytest.approx(t.hooks.dynamic.beta) and t.hooks.dynamic.beta < 1.0
     ckpt = read_checkpoint(result.last_checkpoint)
     assert "dynamic_rcnn" in ckpt.meta and ckpt.config.name == "mask_rcnn_tiny"
     header = (tmp_path / "mask_rcnn_tiny_train_log.csv").read_text().splitlines()[0]
     assert header.startswith("epoch,iteration,lr,loss_classifier")
-    predictor = RCNNPredictor(t.model, "cpu")
+    predictor = RCNNPredictor(t.model, device="cpu")
     det = predictor(val_set[0]["image"])
     assert det.masks is not None and det.masks.shape[1:] == (96, 96)
 

@@ -16,11 +16,11 @@ import torch
 
 from yolact.cli.eval_cli import main as eval_main
 from yolact.cli.train_cli import main as train_main
-from yolact.core.weights import CheckpointError, read_checkpoint, resolve_config
+from yolact.core.weights import CheckpointError
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
-from yolact.models.yolact.config import get_config
 from yolact.models.yolact.model import Yolact, build_model
-from yolact.models.yolact.predictor import Predictor
+from yolact.predictor import Predictor
+from yolact.registry import get_config, read_checkpoint, resolve_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")

@@ -516,7 +516,7 @@ def _rcnn_inputs(tmp_path, augment: str, epochs: int) -> list[tuple]:
     training steps and the (image, target) it makes of them, over ``epochs`` epochs."""
     from yolact.data.coco import CocoDataset
     from yolact.engine.trainer import Trainer, TrainOptions
-    from yolact.models.yolact.config import get_config
+    from yolact.registry import get_config
 
     cfg = get_config("mask_rcnn_tiny").replace(class_names=("disc", "square"))
     train_set = CocoDataset(*_write_rcnn_data(tmp_path))

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from yolact.models.yolact.predictor import Predictor
+from yolact.core.predictor import Predictor
 
 
 @dataclass

@@ -35,8 +35,8 @@ from yolact.core.checkpoint_names import find_latest
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
 from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
-from yolact.models.yolact.config import get_config
-from yolact.models.yolact.predictor import Predictor
+from yolact.predictor import Predictor
+from yolact.registry import get_config
 
 CONFIG = "yolact_tiny"
 DATA_DIR = "data/synthetic"

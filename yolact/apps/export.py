@@ -17,7 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from yolact.core.checkpoint_names import atomic_save
-from yolact.core.weights import CheckpointError, read_checkpoint
+from yolact.core.weights import CheckpointError
+from yolact.registry import read_checkpoint
 
 
 def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:

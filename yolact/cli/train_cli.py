@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.core.checkpoint_names import resume_path
-from yolact.core.weights import CheckpointError, read_checkpoint
+from yolact.core.config import ConfigError, ModelConfig
+from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
-from yolact.models.mask_rcnn.config import MaskRCNNConfig
-from yolact.models.yolact.config import ConfigError, YolactConfig, get_config
+from yolact.registry import get_config, read_checkpoint
 
 log = logging.getLogger("yolact")
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_CONFIG = "yolact_base"
 
 
-def config_for(args: argparse.Namespace) -> YolactConfig | MaskRCNNConfig:
+def config_for(args: argparse.Namespace) -> ModelConfig:
     """``--config``'s named config; without it, the config stored in the file that
     ``--resume`` names by path (its classes and training settings), else yolact_base."""
     if args.config is not None:

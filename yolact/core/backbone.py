@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.ops import deform_conv2d
 
-from yolact.models.yolact.config import BackboneConfig
+from yolact.core.config import BackboneConfig
 
 # Block type and blocks per stage of each depth, as torchvision's resnet18..152 build them.
 _LAYOUTS = {

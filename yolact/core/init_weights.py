@@ -1,4 +1,4 @@
-"""Initial weights for training: an ImageNet ResNet or a whole YOLACT checkpoint."""
+"""Initial weights for training: an ImageNet ResNet or a whole checkpoint of the model's family."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ import logging
 from torch import nn
 
 from yolact.core.backbone import ModulatedDeformConv
-from yolact.core.weights import CheckpointError, load_weights, read_checkpoint
-from yolact.models.mask_rcnn.model import MaskRCNN
-from yolact.models.yolact.model import Yolact
+from yolact.core.family import Family
+from yolact.core.weights import Checkpoint, CheckpointError
 
 
-def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
+def initialise(
+    model: nn.Module, ckpt: Checkpoint, path: str, log: logging.Logger, family: Family
+) -> str:
     """Load ``path`` into ``model`` before training.
 
     Accepts a backbone file with torchvision ResNet keys (``conv1``, ``bn1``,
     ``layer1``..``layer4``, ``fc`` ignored: torchvision's ImageNet weights or
-    the original's ``resnet101_reducedfc.pth``), or a full YOLACT checkpoint
-    (original or this project's); a checkpoint of another class count keeps
-    its class-dependent layers freshly initialised. The deformable convs of
+    the original's ``resnet101_reducedfc.pth``), or a whole checkpoint that
+    ``family`` recognises (for YOLACT the original's or this project's); a
+    checkpoint of another class count keeps its class-dependent layers freshly
+    initialised. The deformable convs of
     YOLACT++ take the file's 3x3 conv weights; their offset/modulation convs
     and bias are new layers and keep their initialisation (zero offsets).
 
@@ -29,18 +31,9 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
     Raises:
         CheckpointError: the file fits neither.
     """
-    ckpt = read_checkpoint(path)
+    if family.init_from_checkpoint(model, ckpt, path, log):
+        return "full"
     state = ckpt.state_dict
-    if hasattr(model, "roi_heads") and any(k.startswith(("roi_heads.", "fpn.")) for k in state):
-        from yolact.models.mask_rcnn.weights import load_rcnn_weights
-
-        load_rcnn_weights(model, ckpt, path)
-        return "full"
-    if any(k.startswith(("prediction_layers.", "fpn.")) for k in state):
-        skipped = load_weights(model, ckpt, allow_class_change=True, source=path)
-        if skipped:
-            log.warning("re-initialised for the new classes: %s", ", ".join(skipped))
-        return "full"
     renamed = {}
     for key, value in state.items():
         if key.startswith("fc.") or key.startswith("module.fc."):
@@ -61,7 +54,8 @@ def initialise(model: Yolact | MaskRCNN, path: str, log: logging.Logger) -> str:
     if missing or unexpected or wrong:
         first = (missing + unexpected + wrong)[:3]
         raise CheckpointError(
-            f"{path} is neither a YOLACT checkpoint nor a ResNet-{model.cfg.backbone.depth} "
+            f"{path} is neither a {family.title} checkpoint nor a "
+            f"ResNet-{model.cfg.backbone.depth} "
             f"backbone file for {model.cfg.name}: first mismatching keys {', '.join(first)}"
         )
     kept = [k for k in own if k not in renamed and k in new_layers]

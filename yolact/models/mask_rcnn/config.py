@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from yolact.core.config import TINY_TRAIN, BackboneConfig, TrainConfig
 from yolact.core.data_names import COCO_CLASSES
-from yolact.models.yolact.config import TINY_TRAIN, BackboneConfig, TrainConfig
 
 KIND = "mask_rcnn"
 SOFT_NMS_METHODS = ("gaussian", "linear")

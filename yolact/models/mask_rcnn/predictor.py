@@ -1,8 +1,8 @@
-"""High-level inference for the Mask R-CNN reference, with YOLACT's Predictor interface.
+"""The Mask R-CNN reference's predictor (the interface of :class:`yolact.core.predictor.Predictor`).
 
-:class:`RCNNPredictor` takes BGR uint8 images like :class:`yolact.models.yolact.predictor.Predictor`
-and returns the same :class:`~yolact.core.structures.Detections`, so eval.py, the
-benchmark and dataset evaluation run either model unchanged.
+:class:`RCNNPredictor` takes BGR uint8 images like every predictor and returns the
+same :class:`~yolact.core.structures.Detections`, so eval.py, the benchmark and
+dataset evaluation run either family unchanged.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
+from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
-from yolact.core.weights import Checkpoint, resolve_config
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
 from yolact.models.mask_rcnn.model import MaskRCNN
-from yolact.models.mask_rcnn.weights import build_rcnn
-from yolact.models.yolact.predictor import StagedPredictor
 
 
 @dataclass
@@ -39,8 +37,9 @@ class RCNNOutput:
     image_sizes: list[tuple[int, int]]
 
 
-class RCNNPredictor(StagedPredictor):
-    """Runs a Mask R-CNN model on BGR images.
+class RCNNPredictor(Predictor):
+    """Runs a Mask R-CNN model on BGR images (the stages of
+    :class:`~yolact.core.predictor.Predictor`).
 
     Example::
 
@@ -54,6 +53,8 @@ class RCNNPredictor(StagedPredictor):
             the model returns; the model itself keeps scores above ``box_score_thresh``).
         top_k: keep at most this many per image; None keeps all (at most
             ``detections_per_img``).
+        nms_method, crop: YOLACT's options; the reference's NMS is its config's, and
+            its masks are its mask head's, so these have no effect.
         masks: paste masks at the image size; False leaves ``Detections.masks`` None.
 
     Attributes:
@@ -64,66 +65,23 @@ class RCNNPredictor(StagedPredictor):
     def __init__(
         self,
         model: MaskRCNN,
+        *,
         device: str | torch.device | None = None,
         score_threshold: float = 0.0,
         top_k: int | None = None,
+        nms_method: str | None = None,
+        crop: bool = True,
         masks: bool = True,
     ) -> None:
-        self.device = (
-            torch.device(device) if device is not None else next(model.parameters()).device
-        )
-        self.model = model.to(self.device).eval()
+        super().__init__(
+            model, device=device, score_threshold=score_threshold, top_k=top_k,
+            nms_method=nms_method, crop=crop, masks=masks,
+        )  # fmt: skip
         self.cfg: MaskRCNNConfig = model.cfg
-        self.score_threshold = score_threshold
-        self.top_k = top_k
-        self.masks = masks
         ids = self.cfg.output_ids or tuple(range(1, len(self.cfg.class_names) + 1))
         table = torch.full((self.cfg.num_classes,), -1, dtype=torch.long)
         table[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
         self.label_of_output = table.to(self.device)
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str,
-        config: str | None = None,
-        device: str | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        masks: bool = True,
-        class_names: Sequence[str] | None = None,
-    ) -> RCNNPredictor:
-        """Build the model for a checkpoint (this project's or torchvision's); the
-        config comes from ``config``, the file, its name or its layout, the classes
-        from the file (``class_names`` name those of a file that stores none)."""
-        from yolact.models.yolact.predictor import select_device
-
-        cfg, ckpt = resolve_config(path, config, class_names)
-        if not isinstance(cfg, MaskRCNNConfig):
-            raise ValueError(
-                f"config '{cfg.name}' is YOLACT's; use yolact.models.yolact.predictor.Predictor"
-            )
-        device_ = select_device(device)
-        return cls.from_config(cfg, ckpt, device_, path, score_threshold, top_k, masks)
-
-    @classmethod
-    def from_config(
-        cls,
-        cfg: MaskRCNNConfig,
-        checkpoint: Checkpoint | None,
-        device: torch.device | str | None = None,
-        source: str = "checkpoint",
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        masks: bool = True,
-    ) -> RCNNPredictor:
-        """The model for ``cfg`` with ``checkpoint``'s weights (random without one)."""
-        model = build_rcnn(cfg, checkpoint, source)
-        return cls(model, device, score_threshold, top_k, masks)
-
-    @property
-    def class_names(self) -> Sequence[str]:
-        return self.cfg.class_names
 
     # The three stages, separately callable so that they can be timed one by one.
 
@@ -138,11 +96,13 @@ class RCNNPredictor(StagedPredictor):
 
     @torch.no_grad()
     def network(self, batch: RCNNBatch) -> RCNNOutput:
-        """The network alone: backbone, FPN, RPN and RoI heads."""
+        """The network alone: backbone, FPN, RPN (with its NMS) and RoI heads (box NMS,
+        28x28 mask probabilities), in the resized frame."""
         detections, _ = self.model.network(batch.images)
         return RCNNOutput(detections, list(batch.images.image_sizes))
 
     def run_network(self, batch: RCNNBatch) -> RCNNOutput:
+        """Raw detections at the model's resolution: :meth:`network`."""
         return self.network(batch)
 
     @torch.no_grad()

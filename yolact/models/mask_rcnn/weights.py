@@ -52,6 +52,11 @@ def holds_yolact(state: dict[str, Tensor]) -> bool:
     return any(k.startswith(_YOLACT_PREFIXES) for k in state)
 
 
+def holds_rcnn(state: dict[str, Tensor]) -> bool:
+    """Whether a state dict holds a Mask R-CNN (its RPN or RoI heads, any layout)."""
+    return any(k.removeprefix("module.").startswith(("roi_heads.", "rpn.")) for k in state)
+
+
 def torchvision_config_name(state: dict[str, Tensor]) -> str | None:
     """The config a torchvision-layout Mask R-CNN file fits (by its ResNet depth), else None."""
     if not is_torchvision_layout(state) or not any(k.startswith("roi_heads.") for k in state):

@@ -41,6 +41,23 @@ class RawDetections:
     proto: Tensor
 
 
+@dataclass
+class ProtoDetections:
+    """Detections of one image at prototype resolution, before pasting.
+
+    Attributes:
+        boxes: [D, 4] relative (x1, y1, x2, y2); labels: [D] 0-based;
+        box_scores: [D] class scores; mask_scores: [D] after mask re-scoring
+            (the final scores); masks: [D, h, w] soft masks in [0, 1].
+    """
+
+    boxes: Tensor
+    labels: Tensor
+    box_scores: Tensor
+    mask_scores: Tensor
+    masks: Tensor
+
+
 def class_scores(conf: Tensor, classifier: str = "softmax") -> Tensor:
     """Foreground class scores from class logits, as the classifier was trained.
 
@@ -149,14 +166,19 @@ class PostProcessor:
         image_sizes: (H, W) of each original image.
         maskiou_net: the YOLACT++ re-scoring net, or None.
         """
-        raw = detect(outputs, self.nms, self.classifier)
-        return [self.finish(r, size, maskiou_net) for r, size in zip(raw, image_sizes)]
+        raw = self.to_prototypes(outputs, maskiou_net)
+        return [self.to_image(r, size) for r, size in zip(raw, image_sizes)]
 
-    def finish(
-        self, raw: RawDetections, image_size: tuple[int, int], maskiou_net: nn.Module | None
-    ) -> Detections:
-        """Masks, re-scoring, ordering and pasting for one image."""
-        H, W = image_size
+    def to_prototypes(
+        self, outputs: dict[str, Tensor], maskiou_net: nn.Module | None = None
+    ) -> list[ProtoDetections]:
+        """Decoding, NMS and masks at prototype resolution for a batch (the
+        predictor's network stage ends here)."""
+        raw = detect(outputs, self.nms, self.classifier)
+        return [self.assemble(r, maskiou_net) for r in raw]
+
+    def assemble(self, raw: RawDetections, maskiou_net: nn.Module | None) -> ProtoDetections:
+        """Score threshold, masks at prototype resolution, crop and mask re-scoring."""
         if self.score_threshold > 0:
             keep = raw.scores > self.score_threshold
             raw = RawDetections(
@@ -173,19 +195,24 @@ class PostProcessor:
                 iou = maskiou_net(soft[:, None])  # [D, C-1]
             iou = iou.gather(1, raw.labels[:, None]).squeeze(1)
             mask_scores = raw.scores * iou
-        scores = mask_scores
+        return ProtoDetections(raw.boxes, raw.labels, box_scores, mask_scores, soft)
+
+    def to_image(self, det: ProtoDetections, image_size: tuple[int, int]) -> Detections:
+        """Ordering, ``top_k``, boxes in pixels and masks pasted at the image size."""
+        H, W = image_size
+        scores = det.mask_scores
         order = torch.sort(scores, descending=True, stable=True).indices
         if self.top_k is not None:
             order = order[: self.top_k]
         if self.score_threshold > 0:
             order = order[scores[order] >= self.score_threshold]
-        masks = paste_masks(soft[order], H, W) if self.masks else None
+        masks = paste_masks(det.masks[order], H, W) if self.masks else None
         return Detections(
-            boxes=boxes_to_pixels(raw.boxes[order], W, H),
-            labels=raw.labels[order],
+            boxes=boxes_to_pixels(det.boxes[order], W, H),
+            labels=det.labels[order],
             scores=scores[order],
-            box_scores=box_scores[order],
-            mask_scores=mask_scores[order],
+            box_scores=det.box_scores[order],
+            mask_scores=det.mask_scores[order],
             masks=masks,
             image_size=(H, W),
             class_names=self.class_names,
