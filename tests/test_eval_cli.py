@@ -572,7 +572,7 @@ def test_predictor_converts_gray_bgra_16bit_and_float(predictor):
                      "--fast_nms FAST_NMS Fast NMS (False: torchvision NMS) (default: True)",
                      "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM"]),
         ("train.py", ["total batch over all processes (default: 8)",
-                      "config name (see yolact/config.py; default: the config stored in "
+                      "config name (see yolact/models/*/config.py; default: the config stored in "
                       "the --resume file, else yolact_base)",
                       "--save_interval SAVE_INTERVAL iterations between checkpoints "
                       "(default: 10000)"]),

@@ -6,7 +6,7 @@ weights/README.md). Where that file is missing, or with ``--train``, the demo
 trains the model on this machine with the config's short schedule (under 10
 minutes on a 2-core CPU) and writes it to ``<out>/yolact_tiny_synthetic.pth``::
 
-    python -m yolact.apps.demo [--out runs/demo] [--train [--iterations N]]
+    python -m yolact.demo [--out runs/demo] [--train [--iterations N]]
 
 Writes ``<out>/demo_masks.mp4`` (the synthetic input video with masks drawn) and
 ``<out>/metrics.json``; a window shows the video where a display exists.
@@ -181,9 +181,7 @@ def run_demo(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m yolact.apps.demo", description=__doc__.split("\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m yolact.demo", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/demo", help="output folder (video, metrics, train logs)")
     p.add_argument("--iterations", type=int, default=None,
                    help="training iterations (default: the config's schedule, 2400 at "

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--config", default=None,
-      help="config name (see yolact/config.py; default: the config stored in the "
+      help="config name (see yolact/models/*/config.py; default: the config stored in the "
       "--resume file, else yolact_base)")  # fmt: skip
     a("--batch_size", default=8, type=int, help="total batch over all processes")
     a("--resume", default=None, help="checkpoint path, 'latest' or 'interrupt'")
