@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 from yolact.apps.benchmark import synthetic_frames
 from yolact.apps.compare import compare_models
@@ -140,12 +141,11 @@ def test_compare_needs_benchmark_batch(capsys):
 def test_compare_the_demo_model_named_by_its_config(tmp_path, capsys):
     """--compare with --config=yolact_tiny on the demo model (a file that stores its own
     synthetic classes) scores both models on the synthetic shapes."""
-    from pathlib import Path
 
     from yolact.cli.eval_cli import main
     from yolact.data.synthetic import write_coco_dataset
 
-    demo = str(Path(__file__).resolve().parent.parent / "weights" / "yolact_tiny_synthetic.pth")
+    demo = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
     paths = write_coco_dataset(str(tmp_path / "d"), num_train=1, num_val=2, size=(96, 96))
     out_dir = tmp_path / "bench"
     code = main([

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from conftest import REPO
 
 from yolact.apps.demo import main, run_demo
 from yolact.data.synthetic import SYNTHETIC_CLASSES
@@ -89,7 +90,7 @@ def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> Non
     assert paths["train_image_dir"] == str(root / "train")
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "yolact_tiny_synthetic.pth"
+SHIPPED = REPO / "weights" / "yolact_tiny_synthetic.pth"
 
 
 def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:

@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO as REPO_PATH
 
 from yolact.cli.eval_cli import main
 from yolact.models.yolact.model import build_model
 from yolact.registry import get_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(REPO_PATH)
 
 
 @pytest.fixture(scope="module")

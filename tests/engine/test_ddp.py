@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import free_port
 from pycocotools import mask as mask_utils
-from test_train import _free_port, opts, small_cfg
+from test_train import opts, small_cfg
 
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES
@@ -144,7 +145,7 @@ def test_ddp_survives_batches_without_positives(tmp_path, split_set, mixed_set, 
     """Rank 0 sees only empty images, rank 1 only crowds (or objects): the run and its
     resume end, and both ranks hold the same weights."""
     paths = split_set if rank1 == "crowd" else mixed_set
-    mp.spawn(_worker, args=(_free_port(), family, paths, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), family, paths, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["iterations"] == r1["iterations"] == (2, 4)

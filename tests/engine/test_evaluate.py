@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import free_port
 from pycocotools.coco import COCO
 
 from yolact.core.structures import Detections
@@ -293,12 +293,6 @@ def test_match_classes(data, tmp_path):
         match_classes(dataset, ("a", "b", "c"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, data: dict[str, str], out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -324,7 +318,7 @@ def test_two_process_gloo_matches_one_process(data, tmp_path):
         GroundTruthPredictor(dataset, keep=lambda i: i % 2 == 0), dataset, progress=False
     )
     out = str(tmp_path / "dist_metrics.json")
-    mp.spawn(_worker, args=(2, _free_port(), data, out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), data, out), nprocs=2, join=True)
     saved = read_json(out)
     assert saved["bbox"] == single.metrics["bbox"] and saved["segm"] == single.metrics["segm"]
     assert saved["per_class"] == single.per_class and saved["num_images"] == 6

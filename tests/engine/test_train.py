@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import free_port
 
 from yolact.core.checkpoint_names import CheckpointName, atomic_save, find_latest, prune
 from yolact.core.config import BackboneConfig, TrainConfig
@@ -59,12 +59,7 @@ def opts(tmp_path, **kw) -> TrainOptions:
     return TrainOptions(**base)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- pieces ------------------------------------------------------------------------------
@@ -316,12 +311,6 @@ def test_every_parameter_gets_a_gradient_without_positives(family, kind):
     assert all(torch.isfinite(v) for v in losses.values())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, paths: dict, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
@@ -338,7 +327,7 @@ def _ddp_worker(rank: int, world: int, port: int, paths: dict, out: str) -> None
 
 
 def test_two_process_gloo_ddp(tmp_path, data):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), data, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), data, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     params = [k for k in r0 if "running" not in k]

@@ -9,6 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import free_port
 
 from yolact.io import video as video_mod
 from yolact.io.images import InputError
@@ -328,12 +329,6 @@ def test_http_stream_that_goes_silent_ends_after_read_timeout(mjpeg_server) -> N
 
 
 # ---------------------------------------------------------------- bad input
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_fails_fast(spec: str, pattern: str, timeout_s: float = 10.0) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -36,14 +35,7 @@ from yolact.registry import config_from_dict, get_config, read_checkpoint, resol
 TV_SIZE = 256  # torchvision's transform sizes on both sides, scaled down for speed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Run this module's small CPU convolutions on one thread: on a 2-core machine
-    shared with other processes, two OpenMP threads are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**changes: object) -> MaskRCNN:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,15 +15,6 @@ from yolact.models.yolact.match import match
 from yolact.models.yolact.model import build_model
 from yolact.models.yolact.priors import make_priors
 from yolact.registry import get_config
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Model tests run single-threaded: on a loaded 2-core machine that is faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _prior(x1: float, y1: float, x2: float, y2: float) -> list[float]:

@@ -8,11 +8,11 @@ import json
 import logging
 import os
 import shutil
-from pathlib import Path
 
 import cv2
 import pytest
 import torch
+from conftest import REPO
 
 from yolact.cli.eval_cli import main as eval_main
 from yolact.cli.train_cli import main as train_main
@@ -22,17 +22,11 @@ from yolact.models.yolact.model import Yolact, build_model
 from yolact.predictor import Predictor
 from yolact.registry import get_config, read_checkpoint, resolve_config
 
-REPO = Path(__file__).resolve().parent.parent
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 THREE = SYNTHETIC_CLASSES[:3]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _keep_classes(ann_file: str, count: int, out_file: str) -> None:
