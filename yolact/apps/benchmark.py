@@ -1,4 +1,10 @@
-"""Stage-by-stage timing of a predictor: pre-processing, network, post-processing."""
+"""Stage-by-stage timing of a predictor: pre-processing, network, post-processing.
+
+The stages are the predictor interface's (:class:`yolact.core.predictor.Predictor`),
+the same for every family: images to the input batch on the device; the network
+to raw detections after every NMS, masks at the model's resolution; those to
+:class:`~yolact.core.structures.Detections` at the image size.
+"""
 
 from __future__ import annotations
 
