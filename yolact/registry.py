@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from yolact.core import resolve
@@ -117,7 +118,7 @@ def build_predictor(
     cfg: ModelConfig,
     checkpoint: Checkpoint | None = None,
     *,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     source: str = "checkpoint",
     **options: Any,
 ) -> Predictor:

@@ -75,7 +75,8 @@ class Predictor(ABC):
             torch.device(device) if device is not None else next(model.parameters()).device
         )
         self.model = model.to(self.device).eval()
-        self.cfg: ModelConfig = model.cfg
+        cfg: ModelConfig = getattr(model, "cfg")  # noqa: B009
+        self.cfg = cfg
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_method = nms_method

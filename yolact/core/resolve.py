@@ -149,8 +149,9 @@ def resolve_config(
         cfg = ckpt.config
     elif trained_model:
         inferred = name_from_file(trained_model, families)
-        for family in families if inferred is None and ckpt is not None else ():
-            inferred = inferred or family.config_name_for_state(ckpt.state_dict)
+        state = ckpt.state_dict if ckpt is not None else {}
+        for family in families if inferred is None else ():
+            inferred = inferred or family.config_name_for_state(state)
         if inferred is None:
             raise ConfigError(
                 f"cannot infer the config from the file name {os.path.basename(trained_model)}; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -81,7 +81,7 @@ class DynamicRCNNHooks(TrainingHooks):
 
     def after_step(self) -> None:
         stats = self.model.roi_heads.last_stats
-        self.dynamic.record(stats["ious"], stats["errors"])
+        self.dynamic.record(cast("list[Tensor]", stats["ious"]), cast(Tensor, stats["errors"]))
         self.apply()
 
     def state_dict(self) -> dict[str, Any] | None:

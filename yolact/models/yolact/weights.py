@@ -108,9 +108,10 @@ def load_weights(
         hint = ""
         conf = "prediction_layers.0.conf_layer.bias"
         if conf in wrong_shape:
+            A = int(getattr(model, "anchors_per_cell"))  # noqa: B009
             hint = (
-                f"; the file predicts {state[conf].shape[0] // model.anchors_per_cell} classes "
-                f"(with background), the config {own[conf].shape[0] // model.anchors_per_cell}"
+                f"; the file predicts {state[conf].shape[0] // A} classes "
+                f"(with background), the config {own[conf].shape[0] // A}"
             )
         raise CheckpointError(
             f"{source} does not fit config '{name}'{stored_model_note(checkpoint, name)}: "
