@@ -500,3 +500,24 @@ def test_resume_with_another_optimizer_is_a_clear_error(tmp_path, data):
     cfg = small_cfg().with_train(max_iter=2, optimizer="adamw")
     with pytest.raises(TrainingError, match="resume with the optimizer it was trained with"):
         train(cfg, opts(tmp_path, resume=first.last_checkpoint), train_set)
+
+
+def test_single_process_step_takes_one_reduction_and_no_stop_flag_collective(
+    tmp_path, data, monkeypatch
+):
+    """Alone, each step hands the host one tensor (finiteness and loss values
+    together); the stop flag is read on the host without a device round trip."""
+    from yolact.engine import trainer as trainer_mod
+
+    calls: list[int] = []
+    real = trainer_mod.all_reduce_sum
+
+    def counting(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.numel())
+        return real(t)
+
+    monkeypatch.setattr(trainer_mod, "all_reduce_sum", counting)
+    train_set, _ = datasets(data)
+    result = Trainer(small_cfg(), opts(tmp_path, max_iter=3), train_set).run()
+    assert result.iteration == 3
+    assert calls == [1 + len(result.losses)] * 3  # flag, the loss terms and their total
