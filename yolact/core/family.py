@@ -21,7 +21,8 @@ from yolact.core.weights import Checkpoint
 if TYPE_CHECKING:
     from yolact.core.predictor import Predictor
 
-# One training sample after augmentation: the image and its targets (see yolact.data).
+# A training augmentation: ``(sample, rng) -> sample``, a sample being the dict of an
+# image and its targets (see yolact.data.transforms.Compose).
 TrainTransform = Callable[..., Any]
 
 
@@ -151,7 +152,8 @@ class Family(ABC):
 
     @abstractmethod
     def train_transform(self, cfg: ModelConfig) -> TrainTransform:
-        """The training augmentation of ``cfg``: ``(image, target, rng) -> (image, target)``."""
+        """The training augmentation of ``cfg`` (the images it gives are what
+        :meth:`training_module` takes)."""
 
     def training_hooks(self, model: nn.Module, cfg: ModelConfig) -> TrainingHooks | None:
         """Per-step training state of ``cfg`` (None: none)."""
