@@ -1,7 +1,18 @@
-"""YOLACT: real-time instance segmentation."""
+"""YOLACT: real-time instance segmentation, with a Mask R-CNN reference."""
 
-from yolact.config import CONFIGS, YolactConfig, get_config
+from yolact.core.config import ConfigError
+from yolact.core.structures import Detections
+from yolact.predictor import Predictor
+from yolact.registry import all_configs, get_config, load_predictor
 
 __version__ = "0.1.0"
 
-__all__ = ["CONFIGS", "YolactConfig", "get_config", "__version__"]
+__all__ = [
+    "ConfigError",
+    "Detections",
+    "Predictor",
+    "all_configs",
+    "get_config",
+    "load_predictor",
+    "__version__",
+]

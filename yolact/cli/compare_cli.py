@@ -7,7 +7,10 @@ import copy
 import os
 import sys
 
-from yolact.compare import compare_models
+from yolact.apps.compare import compare_models
+from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
+from yolact.data.coco import CocoDataset, named_dataset
+from yolact.engine.evaluate import evaluate_dataset, match_classes
 
 
 def _other_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -24,14 +27,10 @@ def _other_args(args: argparse.Namespace) -> argparse.Namespace:
 def run_compare(args: argparse.Namespace) -> int:
     """Time both models at batch 1 and ``--benchmark_batch``; with a dataset
     (``--dataset`` or ``--val_ann/--val_images``) also measure their AP."""
-    from yolact.cli.eval_cli import UsageError, _benchmark_frames, build_predictor
-
     if args.benchmark_batch < 1:
         raise UsageError("--benchmark_batch must be at least 1")
     dataset = None
     if args.dataset or args.val_ann or args.val_images:
-        from yolact.data.coco import CocoDataset, named_dataset
-
         if not args.dataset and not (args.val_ann and args.val_images):
             raise UsageError("--val_ann and --val_images go together")
         files = named_dataset(args.dataset) if args.dataset else (args.val_ann, args.val_images)
@@ -47,10 +46,9 @@ def run_compare(args: argparse.Namespace) -> int:
         names = [f"{names[0]} (1)", f"{names[1]} (2)"]
     default = 50 if first.device.type == "cuda" else 8
     count = args.max_images if args.max_images > 0 else default
-    frames = _benchmark_frames(args, count)
+    frames = benchmark_frames(args, count)
     evaluate = None
     if dataset is not None:
-        from yolact.engine.evaluate import evaluate_dataset, match_classes
 
         def evaluate(predictor):
             matched, note = match_classes(dataset, predictor.class_names)

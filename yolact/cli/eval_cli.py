@@ -15,107 +15,36 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.benchmark import run_benchmark, synthetic_frames
-from yolact.checkpoint import CheckpointError, load_weights, resolve_config
+from yolact.apps.benchmark import run_benchmark
+from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
-from yolact.config import ConfigError
+from yolact.cli.predictors import (
+    UsageError,
+    benchmark_frames,
+    build_predictor,
+    dataset_mode,
+    device_from_args,
+)
+from yolact.core.config import ConfigError
+from yolact.core.device import select_device
+from yolact.core.predictor import Predictor
+from yolact.core.structures import Detections
+from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
+from yolact.engine.distributed import cleanup, device_for, init_distributed
+from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
 from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
-from yolact.model.yolact import build_model
-from yolact.predictor import Predictor, select_device
-from yolact.rcnn_config import MaskRCNNConfig
-from yolact.rcnn_predictor import RCNNPredictor
-from yolact.structures import Detections
 
 log = logging.getLogger("yolact")
 
 
-class UsageError(ValueError):
-    """Flags that do not make sense together."""
-
-
 ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError)
 QUIT_KEYS = (27, ord("q"), ord("Q"))
-
-
-def _device_from_args(args: argparse.Namespace) -> str | None:
-    if args.device:
-        return args.device
-    if args.cuda is None:
-        return None
-    return "cuda" if args.cuda else "cpu"
-
-
-def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, str]:
-    """The class names of ``--val_ann`` (categories in id order) and its file name."""
-    if not args.val_ann or args.trained_model is None:
-        return None, ""
-    from yolact.data.coco import _load_json
-
-    cats = sorted(_load_json(args.val_ann).get("categories", []), key=lambda c: c["id"])
-    names = tuple(str(c["name"]) for c in cats)
-    return names or None, os.path.basename(args.val_ann)
-
-
-def build_predictor(
-    args: argparse.Namespace,
-    keep_all: bool = False,
-    class_names: Sequence[str] | None = None,
-    class_source: str = "the dataset",
-) -> Predictor | RCNNPredictor:
-    """Model, weights and post-processing settings from the flags.
-
-    ``--config`` gives the architecture, the file its classes; ``class_names``
-    (default: ``--val_ann``'s categories) name the classes of a file that stores
-    none, and must agree with those of a file that does.
-
-    A ``mask_rcnn_*`` config (named, stored in the file or implied by a torchvision
-    file) gives an :class:`RCNNPredictor`; ``--fast_nms``, ``--cross_class_nms`` and
-    ``--no_crop`` concern YOLACT only and are ignored for it.
-    """
-    if args.trained_model is None and not (args.benchmark and args.config):
-        raise UsageError("give --trained_model (or --config with --benchmark for random weights)")
-    try:
-        device = select_device(_device_from_args(args))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if class_names is None:
-        class_names, name = _dataset_classes(args)
-        class_source = name or class_source
-    cfg, ckpt = resolve_config(args.trained_model, args.config, class_names, class_source)
-    dataset_mode = _dataset_mode(args)  # COCO evaluation keeps every detection
-    every_score = keep_all or dataset_mode  # AP needs every detection, whatever its score
-    keep_all = keep_all or args.output_json is not None or dataset_mode
-    if isinstance(cfg, MaskRCNNConfig):
-        if ckpt is None:
-            print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
-        return RCNNPredictor.from_config(
-            cfg, ckpt, device, args.trained_model or "checkpoint",
-            score_threshold=0.0 if every_score else args.score_threshold,
-            top_k=None if keep_all else max(args.top_k, 0),
-            masks=args.display_masks or keep_all,
-        )  # fmt: skip
-    model = build_model(cfg)
-    if ckpt is not None:
-        load_weights(model, ckpt, source=args.trained_model)
-    else:
-        print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
-    methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
-    method = methods[bool(args.cross_class_nms)]
-    return Predictor(
-        model,
-        device,
-        score_threshold=0.0 if every_score else args.score_threshold,
-        top_k=None if keep_all else max(args.top_k, 0),
-        nms_method=method,
-        crop=args.crop,
-        masks=args.display_masks or keep_all,
-    )
 
 
 def _shown(det: Detections, top_k: int) -> Detections:
@@ -320,56 +249,17 @@ def eval_video(
         print(f"wrote {out} ({video_out.frames_written} frames)")
 
 
-def _benchmark_frames(args: argparse.Namespace, count: int) -> list:
-    if args.image:
-        return [read_image(split_in_out(args.image)[0])] * count
-    if args.images:
-        files = list_images(split_in_out(args.images)[0])[:count]
-        frames = []
-        for f in files:
-            try:
-                frames.append(read_image(f))
-            except InputError as e:
-                print(f"skipping: {e}", file=sys.stderr)
-        if not frames:
-            raise InputError("no readable images to benchmark in the folder")
-        return (frames * (count // len(frames) + 1))[:count]
-    if args.video:
-        source = VideoSource.open(split_in_out(args.video)[0])
-        frames = []
-        try:
-            while len(frames) < count:
-                frame = source.read()
-                if frame is None:
-                    break
-                frames.append(to_bgr8(frame))
-        finally:
-            source.close()
-        if not frames:
-            raise InputError(f"no frames could be read from {args.video}")
-        return frames
-    return synthetic_frames(count, seed=args.seed or 0)
-
-
 def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
     default = 200 if predictor.device.type == "cuda" else 20
     count = args.max_images if args.max_images > 0 else default
-    frames = _benchmark_frames(args, count)
+    frames = benchmark_frames(args, count)
     batch = max(1, args.video_multiframe)
     result = run_benchmark(predictor, frames, warmup=args.benchmark_warmup, batch_size=batch)
     print(result.table())
 
 
-def _dataset_mode(args: argparse.Namespace) -> bool:
-    no_input = not (args.image or args.images or args.video or args.benchmark)
-    return no_input and bool(args.dataset or args.val_ann or args.val_images)
-
-
 def eval_dataset(args: argparse.Namespace) -> int:
     """COCO box and mask AP over a dataset; under torchrun the images are sharded."""
-    from yolact.engine.distributed import cleanup, device_for, init_distributed
-    from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
-
     if args.dataset and (args.val_ann or args.val_images):
         raise UsageError("give --dataset or --val_ann/--val_images, not both")
     if not args.dataset and not (args.val_ann and args.val_images):
@@ -378,7 +268,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
         args.val_ann, args.val_images)  # fmt: skip
     dataset = CocoDataset(ann_file, image_dir)  # fails before the model is built
     try:
-        requested = select_device(_device_from_args(args))
+        requested = select_device(device_from_args(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
     info = init_distributed(requested.type)
@@ -421,14 +311,12 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if len(inputs) > 1:
         raise UsageError("give only one of --image, --images, --video")
     if not inputs and not args.benchmark:
-        if _dataset_mode(args):
+        if dataset_mode(args):
             return eval_dataset(args)
         raise UsageError("give --image, --images or --video (or --dataset, --val_ann, --benchmark)")
     if args.video_multiframe < 1:
         raise UsageError("--video_multiframe must be at least 1")
     if args.benchmark and args.compare:
-        from yolact.cli.compare_cli import run_compare
-
         return run_compare(args)
     predictor = build_predictor(args)
     if args.benchmark:

@@ -7,13 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from yolact.checkpoint import CheckpointError, read_checkpoint
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.config import ConfigError, YolactConfig, get_config
+from yolact.core.checkpoint_names import resume_path
+from yolact.core.config import ConfigError, ModelConfig
+from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
-from yolact.engine.checkpoints import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, train
-from yolact.rcnn_config import MaskRCNNConfig
+from yolact.registry import get_config, read_checkpoint
 
 log = logging.getLogger("yolact")
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--config", default=None,
-      help="config name (see yolact/config.py; default: the config stored in the "
+      help="config name (see yolact/models/*/config.py; default: the config stored in the "
       "--resume file, else yolact_base)")  # fmt: skip
     a("--batch_size", default=8, type=int, help="total batch over all processes")
     a("--resume", default=None, help="checkpoint path, 'latest' or 'interrupt'")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_CONFIG = "yolact_base"
 
 
-def config_for(args: argparse.Namespace) -> YolactConfig | MaskRCNNConfig:
+def config_for(args: argparse.Namespace) -> ModelConfig:
     """``--config``'s named config; without it, the config stored in the file that
     ``--resume`` names by path (its classes and training settings), else yolact_base."""
     if args.config is not None:

@@ -30,7 +30,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 
 Sample = dict[str, Any]
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.config import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+from yolact.core.config import PIXEL_MEAN_BGR, PIXEL_STD_BGR
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, np.random.Generator], Sample]
@@ -558,10 +558,11 @@ def val_transform(
     )
 
 
-def rcnn_train_transform(
+def keep_aspect_train_transform(
     min_size: int, max_size: int, discard_size: float = 4.0, augment: Augmentation = "ssd"
 ) -> Compose:
-    """The training transform of the Mask R-CNN reference: YOLACT's augmentation
+    """The training transform of models that keep the aspect ratio (the Mask R-CNN
+    reference): the same augmentation
     (see :func:`train_transform`), then a resize that keeps the aspect ratio, to the
     size the model's own transform predicts at (:func:`keep_aspect_size`).
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from yolact.core.device import select_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -44,8 +46,6 @@ def init_distributed(device_type: str) -> DistInfo:
 
 def device_for(info: DistInfo, requested: str | None) -> torch.device:
     """The device of this process: ``cuda:<local_rank>`` under torchrun with CUDA."""
-    from yolact.predictor import select_device
-
     device = select_device(requested)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)

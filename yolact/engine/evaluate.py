@@ -26,9 +26,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from yolact.core.structures import Detections
 from yolact.data.coco import CocoDataset, DatasetError
 from yolact.io.coco_json import encode_masks
-from yolact.structures import Detections
 
 IOU_TYPES = ("bbox", "segm")
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")

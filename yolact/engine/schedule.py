@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from yolact.config import TrainConfig
+from yolact.core.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from yolact.checkpoint import Checkpoint, load_weights, read_checkpoint
-from yolact.config import YolactConfig
-from yolact.data.coco import CocoDataset
-from yolact.data.transforms import train_transform
-from yolact.engine.checkpoints import (
+from yolact.core.checkpoint_names import (
     CheckpointName,
     atomic_save,
     dataset_paths,
@@ -30,6 +26,10 @@ from yolact.engine.checkpoints import (
     prune,
     resume_path,
 )
+from yolact.core.config import ModelConfig, TrainConfig
+from yolact.core.family import Family, TrainingHooks
+from yolact.core.init_weights import initialise
+from yolact.data.coco import CocoDataset
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
@@ -45,10 +45,9 @@ from yolact.engine.distributed import (
     device_for,
     init_distributed,
 )
-from yolact.engine.init import initialise
+from yolact.engine.evaluate import evaluate_dataset, format_aps
 from yolact.engine.schedule import Schedule, make_schedule
-from yolact.loss import LossWeights, YolactLoss
-from yolact.model.yolact import Yolact
+from yolact.registry import family_of, read_checkpoint
 
 log = logging.getLogger("yolact.train")
 
@@ -90,105 +89,10 @@ class TrainOptions:
     log_interval: int = 10
 
 
-class NetWithLoss(nn.Module):
-    """Model and criterion in one module, so DDP sees every parameter the loss uses
-    (the YOLACT++ mask IoU net runs inside the criterion)."""
-
-    def __init__(self, model: Yolact, criterion: YolactLoss, amp_dtype: torch.dtype | None) -> None:
-        super().__init__()
-        self.model = model
-        self.criterion = criterion
-        self.amp_dtype = amp_dtype
-
-    def forward(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        device_type = images.device.type
-        with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):  # fmt: skip
-            outputs = self.model(images)
-        outputs = {k: v.float() for k, v in outputs.items()}
-        return self.criterion(outputs, targets, getattr(self.model, "maskiou_net", None))
-
-
-class RCNNWithLoss(nn.Module):
-    """The Mask R-CNN reference in training mode: torchvision's loss dict.
-
-    Images come at the aspect ratio and scale the model predicts at (see
-    :func:`~yolact.data.transforms.rcnn_train_transform`), so their sizes may differ;
-    the model's own transform normalises and pads them. Labels are shifted past
-    the background class.
-    """
-
-    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None) -> None:
-        super().__init__()
-        self.model = model
-        self.amp_dtype = amp_dtype
-
-    def forward(
-        self, images: Tensor | list[Tensor], targets: list[dict[str, Tensor]]
-    ) -> dict[str, Tensor]:
-        """Args: ``images`` RGB in [0, 1], a list of [3, H_i, W_i] or a [B, 3, H, W]
-        tensor; per image ``boxes`` [N, 4] xyxy pixels, ``labels`` [N] 0-based,
-        ``masks`` [N, H_i, W_i]. Returns the named losses (float32 scalars)."""
-        rcnn_targets = [
-            {"boxes": t["boxes"], "labels": t["labels"] + 1, "masks": t["masks"]} for t in targets
-        ]
-        device_type = images[0].device.type
-        with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):  # fmt: skip
-            losses = self.model(list(images), rcnn_targets)
-        return {k: v.float() for k, v in losses.items()}
-
-
-def is_rcnn(cfg: object) -> bool:
-    from yolact.rcnn_config import MaskRCNNConfig
-
-    return isinstance(cfg, MaskRCNNConfig)
-
-
-def build_train_model(cfg) -> nn.Module:
-    """The network to train: YOLACT, or the Mask R-CNN reference with its options."""
-    if not is_rcnn(cfg):
-        return Yolact(cfg)
-    from yolact.model.maskrcnn import MaskRCNN
-
-    extra = None
-    if cfg.edge_loss_weight > 0:
-        from yolact.ops.edge_loss import edge_loss
-
-        weight = cfg.edge_loss_weight
-
-        def extra(logits: Tensor, targets: Tensor) -> Tensor:
-            return weight * edge_loss(logits, targets)
-
-    return MaskRCNN(cfg, mask_loss_extra=extra)
-
-
-def build_criterion(cfg: YolactConfig) -> YolactLoss:
-    tc = cfg.train
-    weights = LossWeights(
-        bbox=tc.bbox_alpha, conf=tc.conf_alpha, mask=tc.mask_alpha,
-        semantic=tc.semantic_alpha, maskiou=tc.maskiou_alpha,
-    )  # fmt: skip
-    return YolactLoss(
-        cfg.num_classes,
-        pos_thresh=tc.pos_thresh,
-        neg_thresh=tc.neg_thresh,
-        crowd_iou_thresh=tc.crowd_iou_thresh,
-        negpos_ratio=tc.negpos_ratio,
-        masks_to_train=tc.masks_to_train,
-        use_focal_loss=cfg.classifier == "sigmoid",
-        focal_alpha=tc.focal_alpha,
-        focal_gamma=tc.focal_gamma,
-        weights=weights,
-        use_maskiou=cfg.use_maskiou,
-        discard_mask_area=tc.discard_mask_area,
-    )
-
-
 OPTIMIZERS = ("sgd", "adamw")
 
 
-def build_optimizer(model: nn.Module, tc, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, tc: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """The optimiser of ``tc.optimizer`` over the trainable parameters.
 
     SGD is the original's (momentum, L2 weight decay on every parameter). AdamW
@@ -272,11 +176,16 @@ class TrainResult:
 
 
 class Trainer:
-    """Runs training for a config on a dataset; see :func:`train`."""
+    """Runs training for a config on a dataset; see :func:`train`.
+
+    Everything that depends on the model family (the model, its loss module,
+    augmentation, initial weights, per-step hooks) comes from the config's
+    :class:`~yolact.core.family.Family`; the loop itself is the same for all.
+    """
 
     def __init__(
         self,
-        cfg: YolactConfig,
+        cfg: ModelConfig,
         opts: TrainOptions,
         train_set: CocoDataset,
         val_set: CocoDataset | None = None,
@@ -284,6 +193,24 @@ class Trainer:
     ) -> None:
         self.opts = opts
         self.on_iteration = on_iteration
+        self.family: Family = family_of(cfg)
+        self.train_set, self.val_set = train_set, val_set
+        self._setup_processes()
+        self._setup_config(cfg)
+        torch.manual_seed(opts.seed)
+        self.model = self.family.build_train_model(self.cfg).to(self.device)
+        self.hooks: TrainingHooks | None = self.family.training_hooks(self.model, self.cfg)
+        self._load_initial_weights()
+        self.net = self._wrap_model()
+        self._setup_optimizer()
+        self._setup_data()
+        self.log = CsvLog(opts.save_folder, self.cfg.name) if self.info.is_main else None
+
+    # ---- set-up steps -----------------------------------------------------------------
+
+    def _setup_processes(self) -> None:
+        """The process group (under torchrun), this process's device and batch share."""
+        opts = self.opts
         device_type = "cuda" if (opts.device or "").startswith("cuda") else "cpu"
         if opts.device is None and torch.cuda.is_available():
             device_type = "cuda"
@@ -295,7 +222,10 @@ class Trainer:
                 f"{self.info.world_size} processes"
             )
         self.local_batch = opts.batch_size // self.info.world_size
-        tc = cfg.train
+
+    def _setup_config(self, cfg: ModelConfig) -> None:
+        """The config with the flags' training overrides, and the learning-rate schedule."""
+        opts = self.opts
         overrides = {
             k: v
             for k, v in (
@@ -309,77 +239,70 @@ class Trainer:
         }
         self.cfg = cfg.with_train(**overrides) if overrides else cfg
         self.schedule: Schedule = make_schedule(
-            tc, opts.batch_size, opts.autoscale, opts.lr, opts.gamma, opts.max_iter, opts.lr_steps
-        )
-        self.train_set, self.val_set = train_set, val_set
-        torch.manual_seed(opts.seed)
-        self.rcnn = is_rcnn(self.cfg)
-        self.model = build_train_model(self.cfg).to(self.device)
-        self.dynamic = None
-        if self.rcnn and self.cfg.dynamic_rcnn:
-            from yolact.engine.dynamic_rcnn import DynamicRCNN
+            cfg.train, opts.batch_size, opts.autoscale, opts.lr, opts.gamma, opts.max_iter,
+            opts.lr_steps,
+        )  # fmt: skip
 
-            c = self.cfg
-            self.dynamic = DynamicRCNN(
-                c.dynamic_k_iou, c.dynamic_k_beta, c.dynamic_interval,
-                c.dynamic_start_iou, c.dynamic_start_beta,
-            )  # fmt: skip
-            self._apply_dynamic()
+    def _load_initial_weights(self) -> None:
+        """``--resume`` (weights now, optimiser state later) or ``--init_weights``;
+        then frozen BatchNorm and SyncBatchNorm as asked."""
+        opts = self.opts
         self.start_iter = 0
         self.resume_state: dict | None = None
         if opts.resume:
             self._load_resume(opts.resume)
         elif opts.init_weights:
-            initialise(self.model, opts.init_weights, log)
+            ckpt = read_checkpoint(opts.init_weights)
+            initialise(self.model, ckpt, opts.init_weights, log, self.family)
         if self.cfg.train.freeze_bn:
             freeze_batchnorm(self.model)
         if opts.sync_bn and self.info.enabled:
             if self.device.type != "cuda":
                 raise TrainingError("--sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+
+    def _wrap_model(self) -> nn.Module:
+        """The family's training module around the model, in DDP when distributed."""
         amp_dtype = None
-        if opts.amp:
+        if self.opts.amp:
             amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        if self.rcnn:
-            net = RCNNWithLoss(self.model, amp_dtype).to(self.device)
-        else:
-            net = NetWithLoss(self.model, build_criterion(self.cfg), amp_dtype).to(self.device)
+        net = self.family.training_module(self.model, self.cfg, amp_dtype).to(self.device)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Both losses reach every trainable parameter whatever the batch holds (zero
             # terms for what a batch cannot train), so the gradient buckets match on
             # every rank without searching the graph for unused parameters.
             net = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=False)
-        self.net = net
+        return net
+
+    def _setup_optimizer(self) -> None:
+        """Optimiser and gradient scaler, with their state when resuming."""
         tcfg = self.cfg.train
         self.optimizer = build_optimizer(self.model, tcfg, self.schedule.lr)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
-        if self.resume_state is not None:
-            try:
-                self.optimizer.load_state_dict(self.resume_state["optimizer"])
-            except (ValueError, KeyError) as e:
-                raise TrainingError(
-                    f"the checkpoint's optimizer state does not fit a {tcfg.optimizer} "
-                    f"optimizer ({e}); resume with the optimizer it was trained with"
-                ) from None
-            if "scaler" in self.resume_state and self.scaler.is_enabled():
-                self.scaler.load_state_dict(self.resume_state["scaler"])
-            if self.dynamic is not None and "dynamic_rcnn" in self.resume_state:
-                self.dynamic.load_state_dict(self.resume_state["dynamic_rcnn"])
-                self._apply_dynamic()
-        if isinstance(train_set, CocoDataset):
-            train_set.check_trainable()
-        if self.rcnn:
-            from yolact.data.transforms import rcnn_train_transform
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.opts.amp and self.device.type == "cuda"
+        )
+        if self.resume_state is None:
+            return
+        try:
+            self.optimizer.load_state_dict(self.resume_state["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise TrainingError(
+                f"the checkpoint's optimizer state does not fit a {tcfg.optimizer} "
+                f"optimizer ({e}); resume with the optimizer it was trained with"
+            ) from None
+        if "scaler" in self.resume_state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(self.resume_state["scaler"])
+        if self.hooks is not None:
+            self.hooks.load_state_dict(self.resume_state)
 
-            transform = rcnn_train_transform(
-                self.cfg.min_size, self.cfg.max_size, tcfg.discard_box_size, augment=tcfg.augment
-            )
-        else:
-            transform = train_transform(
-                self.cfg.max_size, discard_size=tcfg.discard_box_size, augment=tcfg.augment
-            )
-        self.data = AugmentedDataset(train_set, transform, opts.seed)
+    def _setup_data(self) -> None:
+        """The augmented training set, its sampler and the epoch length."""
+        opts = self.opts
+        if isinstance(self.train_set, CocoDataset):
+            self.train_set.check_trainable()
+        transform = self.family.train_transform(self.cfg)
+        self.data = AugmentedDataset(self.train_set, transform, opts.seed)
         self.sampler = EpochSampler(len(self.data), opts.seed, self.info.rank, self.info.world_size)
         per_rank = -(-len(self.data) // self.info.world_size)
         self.epoch_size = per_rank // self.local_batch
@@ -388,7 +311,6 @@ class Trainer:
                 f"the training set has {len(self.data)} images, fewer than the batch of "
                 f"{opts.batch_size}"
             )
-        self.log = CsvLog(opts.save_folder, self.cfg.name) if self.info.is_main else None
 
     # ---- checkpoints ------------------------------------------------------------------
 
@@ -398,12 +320,7 @@ class Trainer:
         if path is None:
             raise TrainingError(f"--resume {spec}: no {self.cfg.name} checkpoint in {folder}")
         ckpt = read_checkpoint(path)
-        if self.rcnn:
-            from yolact.rcnn_checkpoint import load_rcnn_weights
-
-            load_rcnn_weights(self.model, ckpt, path)
-        else:
-            load_weights(self.model, ckpt, source=path)
+        self.family.load_weights(self.model, ckpt, path)
         meta = ckpt.meta
         if "iteration" in meta:
             self.start_iter = int(meta["iteration"])
@@ -434,8 +351,8 @@ class Trainer:
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
-        if self.dynamic is not None:
-            state["dynamic_rcnn"] = self.dynamic.state_dict()
+        if self.hooks is not None:
+            state.update(self.hooks.state_dict() or {})
         atomic_save(state, path)
         if not interrupt:
             for old, old_path in list_checkpoints(self.opts.save_folder, self.cfg.name):
@@ -466,6 +383,11 @@ class Trainer:
         """One optimisation step; None when the loss was not finite on some rank (the
         step is then skipped on every rank).
 
+        The host waits for the device once per step: one transfer carries the
+        finiteness flag (skipping a step must be decided before the optimiser
+        changes its state) and the loss values, reduced over the ranks in the same
+        collective.
+
         Returns:
             The loss terms and their ``total``, averaged over the ranks.
         """
@@ -493,31 +415,15 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if self.dynamic is not None:
-            stats = self.model.roi_heads.last_stats
-            self.dynamic.record(stats["ious"], stats["errors"])
-            self._apply_dynamic()
+        if self.hooks is not None:
+            self.hooks.after_step()
         means = (reduced[1:] / world).tolist()
         return dict(zip([*keys, "total"], means))
-
-    def _apply_dynamic(self) -> None:
-        """Dynamic R-CNN: the RoI head follows the updater's IoU threshold and beta."""
-        heads = self.model.roi_heads
-        heads.fg_iou_thresh = heads.bg_iou_thresh = float(self.dynamic.iou_thresh)
-        heads.box_loss_beta = float(self.dynamic.beta)
 
     def validate(self, epoch: int, iteration: int) -> dict | None:
         if self.val_set is None:
             return None
-        from yolact.engine.evaluate import evaluate_dataset, format_aps
-        from yolact.predictor import Predictor
-
-        if self.rcnn:
-            from yolact.rcnn_predictor import RCNNPredictor
-
-            predictor = RCNNPredictor(self.model, self.device)
-        else:
-            predictor = Predictor(self.model, self.device)
+        predictor = self.family.predictor_class(self.model, device=self.device)
         try:
             result = evaluate_dataset(
                 predictor,
@@ -575,8 +481,7 @@ class Trainer:
                         tic = time.perf_counter()
                     if opts.save_interval > 0 and iteration % opts.save_interval == 0:
                         last_ckpt = self.save(epoch, iteration) or last_ckpt
-                    flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
-                    if float(all_reduce_sum(flag).item()) > 0:
+                    if self._stop_requested(stop):
                         interrupted = True
                         break
                     done, rest = divmod(iteration, self.epoch_size)
@@ -597,6 +502,14 @@ class Trainer:
         barrier()
         return TrainResult(iteration, epoch, last_ckpt, interrupted, last_losses)
 
+    def _stop_requested(self, stop: StopFlag) -> bool:
+        """Whether a process was asked to stop: every rank must stop at the same
+        iteration, so under DDP the flag takes a collective; alone it is a host flag."""
+        if not self.info.enabled:
+            return stop.requested
+        flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
+        return float(all_reduce_sum(flag).item()) > 0
+
     def _report(self, bar, iteration: int, epoch: int, losses: dict[str, float], tic) -> None:
         if self.on_iteration is not None:
             self.on_iteration(iteration, losses)
@@ -611,7 +524,7 @@ class Trainer:
 
 
 def train(
-    cfg: YolactConfig,
+    cfg: ModelConfig,
     opts: TrainOptions,
     train_set: CocoDataset,
     val_set: CocoDataset | None = None,
@@ -622,4 +535,4 @@ def train(
     return Trainer(cfg, opts, train_set, val_set).run()
 
 
-__all__ = ["Checkpoint", "TrainOptions", "Trainer", "TrainResult", "TrainingError", "train"]
+__all__ = ["TrainOptions", "Trainer", "TrainResult", "TrainingError", "train"]

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from yolact.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
-from yolact.structures import Detections
+from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.core.structures import Detections
 
 
 def category_ids_for(class_names: Sequence[str]) -> list[int]:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolact.structures import Detections
+from yolact.core.structures import Detections
 
 # Nineteen well-separated colours, BGR order (OpenCV's), 0-255.
 PALETTE: tuple[tuple[int, int, int], ...] = (

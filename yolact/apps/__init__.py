@@ -1,0 +1,1 @@
+"""Applications above the core: benchmark, comparison, demo, export."""

@@ -1,0 +1,213 @@
+"""First-run demo: synthetic data -> ``yolact_tiny`` -> COCO AP -> masks on a video.
+
+Needs no download. The model is ``weights/yolact_tiny_synthetic.pth``, trained by
+this project's train.py on the synthetic shapes (the command is in
+weights/README.md). Where that file is missing, or with ``--train``, the demo
+trains the model on this machine with the config's short schedule (under 10
+minutes on a 2-core CPU) and writes it to ``<out>/yolact_tiny_synthetic.pth``::
+
+    python -m yolact.demo [--out runs/demo] [--train [--iterations N]]
+
+Writes ``<out>/demo_masks.mp4`` (the synthetic input video with masks drawn) and
+``<out>/metrics.json``; a window shows the video where a display exists.
+
+Without ``--train`` only the val split is written to ``data/synthetic``. A
+dataset with both splits, to train on with train.py, comes from::
+
+    python -m yolact.data.synthetic --out data/synthetic --train 400 --val 60 --varied
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from yolact.apps.export import slim_checkpoint
+from yolact.cli import eval_cli, train_cli
+from yolact.core.checkpoint_names import find_latest
+from yolact.data.coco import CocoDataset
+from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
+from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
+from yolact.predictor import Predictor
+from yolact.registry import get_config
+
+CONFIG = "yolact_tiny"
+DATA_DIR = "data/synthetic"
+WEIGHTS = "weights/yolact_tiny_synthetic.pth"
+NUM_TRAIN, NUM_VAL, IMAGE_SIZE = 5000, 100, 160  # the synthetic split the schedule is tuned on
+# Scenes of the demo split: up to 3 shapes of circumradius 14-30% of the side, so
+# that a model trained from scratch for a few CPU minutes learns them.
+MAX_OBJECTS, RADIUS_RANGE = 3, (0.14, 0.3)
+VIDEO_FRAMES, VIDEO_SEED = 90, 7
+
+
+@dataclass
+class DemoResult:
+    """What a demo run produced.
+
+    Attributes:
+        metrics: ``{"bbox": {"AP", ...}, "segm": {"AP", ...}}`` on the val split (0..1).
+        weights: the checkpoint used; trained: whether this run trained it.
+        input_video, output_video: the synthetic video and the one with masks drawn.
+    """
+
+    metrics: dict[str, dict[str, float]]
+    weights: str
+    trained: bool
+    input_video: str
+    output_video: str
+
+
+def step(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def _command(script: str, argv: Sequence[str]) -> str:
+    return " ".join(["python", script, *argv])
+
+
+def train_model(paths: dict[str, str], weights: str, work_dir: str, iterations: int | None,
+                batch_size: int | None, num_workers: int, progress: bool) -> None:  # fmt: skip
+    """Train ``yolact_tiny`` with train.py; keep the final weights (with config) at ``weights``."""
+    shutil.rmtree(work_dir, ignore_errors=True)  # a fresh run, not a resume of an old one
+    batch = batch_size or get_config(CONFIG).train.batch_size
+    argv = [
+        f"--config={CONFIG}", f"--batch_size={batch}",
+        f"--train_ann={paths['train_ann_file']}", f"--train_images={paths['train_image_dir']}",
+        f"--save_folder={work_dir}", "--save_interval=0", "--validation_epoch=-1",
+        f"--num_workers={num_workers}",
+    ]  # fmt: skip
+    if iterations is not None:
+        argv.append(f"--max_iter={iterations}")
+    if not progress:
+        argv.append("--no_bar")
+    step(f"training {CONFIG} from scratch: {_command('train.py', argv)}")
+    code = train_cli.main(argv)
+    last = find_latest(work_dir, CONFIG)
+    if code != 0 or last is None:
+        raise SystemExit(f"training failed (exit code {code})")
+    slim_checkpoint(last, weights)
+    step(f"saved the trained model to {weights}")
+
+
+def _image_count(ann_file: str) -> int:
+    try:
+        with open(ann_file, encoding="utf-8") as f:
+            return len(json.load(f).get("images", []))
+    except (OSError, ValueError, AttributeError):
+        return -1
+
+
+def prepare_dataset(data_dir: str, num_train: int, num_val: int, image_size: int) -> dict:
+    """The demo's synthetic split in ``data_dir``, written unless it is already there
+    with at least ``num_train`` training and exactly ``num_val`` val images. With
+    ``num_train`` 0 only the val split is written (no training split at all)."""
+    paths = {
+        "train_ann_file": os.path.join(data_dir, "annotations", "train.json"),
+        "train_image_dir": os.path.join(data_dir, "train"),
+        "val_ann_file": os.path.join(data_dir, "annotations", "val.json"),
+        "val_image_dir": os.path.join(data_dir, "val"),
+    }
+    have_train = _image_count(paths["train_ann_file"])
+    if have_train >= num_train and _image_count(paths["val_ann_file"]) == num_val:
+        step(f"using the synthetic dataset in {data_dir}")
+        return paths
+    step(f"writing a synthetic dataset ({num_train} train, {num_val} val images) to {data_dir}")
+    size = (image_size, image_size)
+    write_coco_dataset(data_dir, num_train, num_val, size, 0, MAX_OBJECTS, RADIUS_RANGE)
+    return paths
+
+
+def run_demo(
+    out: str = "runs/demo",
+    data_dir: str = DATA_DIR,
+    weights: str = WEIGHTS,
+    iterations: int | None = None,
+    force: bool = False,
+    num_train: int = NUM_TRAIN,
+    num_val: int = NUM_VAL,
+    image_size: int = IMAGE_SIZE,
+    video_frames: int = VIDEO_FRAMES,
+    batch_size: int | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> DemoResult:
+    """Run the four demo steps; see the module docstring."""
+    trained = force or not os.path.isfile(weights)
+    # The val split does not depend on the number of training images, so a run
+    # that only evaluates writes no training images.
+    paths = prepare_dataset(data_dir, num_train if trained else 0, num_val, image_size)
+    if trained:
+        work_dir = os.path.join(out, "train")
+        train_model(paths, weights, work_dir, iterations, batch_size, num_workers, progress)
+    else:
+        step(f"using the trained model {weights} (--train trains one here)")
+
+    step(f"evaluating {weights} on {paths['val_ann_file']} (COCO AP, IoU .50:.95)")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    predictor = Predictor.from_checkpoint(weights, device=device)
+    val_set = CocoDataset(
+        paths["val_ann_file"], paths["val_image_dir"], class_names=predictor.class_names
+    )
+    result = evaluate_dataset(predictor, val_set, progress=progress)
+    assert result.metrics is not None
+    write_metrics(result, os.path.join(out, "metrics.json"))
+    print(f"{format_aps(result.metrics)} on {len(val_set)} images")
+
+    input_video = os.path.join(out, "demo_input.mp4")
+    output_video = os.path.join(out, "demo_masks.mp4")
+    step(f"writing a synthetic video ({video_frames} frames) to {input_video}")
+    size = (image_size, image_size)
+    write_synthetic_video(
+        input_video, video_frames, size, seed=VIDEO_SEED, radius_range=RADIUS_RANGE
+    )
+    argv = [
+        f"--trained_model={weights}", f"--video={input_video}:{output_video}",
+        "--score_threshold=0.3", "--display",
+    ]  # fmt: skip
+    if not progress:
+        argv.append("--no_bar")
+    step(f"drawing masks on the video: {_command('eval.py', argv)}")
+    if eval_cli.main(argv) != 0:
+        raise SystemExit("eval.py failed on the demo video")
+    return DemoResult(result.metrics, weights, trained, input_video, output_video)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m yolact.demo", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/demo", help="output folder (video, metrics, train logs)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (default: the config's schedule, 2400 at "
+                   "batch 8, under 10 minutes on a 2-core CPU)")  # fmt: skip
+    p.add_argument("--train", "--force", dest="train", action="store_true",
+                   help="train the model here instead of using the shipped one")  # fmt: skip
+    p.add_argument("--data_dir", default=DATA_DIR, help="synthetic dataset folder")
+    p.add_argument("--weights", default=None,
+                   help=f"the checkpoint to use or write (default: {WEIGHTS}; with "
+                   "--train, <out>/yolact_tiny_synthetic.pth)")  # fmt: skip
+    p.add_argument("--num_train", type=int, default=NUM_TRAIN, help="train images (new dataset)")
+    p.add_argument("--num_val", type=int, default=NUM_VAL, help="val images (new dataset)")
+    p.add_argument("--size", type=int, default=IMAGE_SIZE, help="image and video side in pixels")
+    p.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="frames of the demo video")
+    p.add_argument("--batch_size", type=int, default=None, help="default: the config's")
+    p.add_argument("--num_workers", type=int, default=0, help="data loading processes")
+    p.add_argument("--no_bar", action="store_true", help="no progress bars")
+    a = p.parse_args(argv)
+    weights = a.weights or (os.path.join(a.out, os.path.basename(WEIGHTS)) if a.train else WEIGHTS)
+    result = run_demo(
+        a.out, a.data_dir, weights, a.iterations, a.train, a.num_train, a.num_val, a.size,
+        a.frames, a.batch_size, a.num_workers, progress=not a.no_bar,
+    )  # fmt: skip
+    step(f"done: {result.output_video}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Slim a training checkpoint for inference: weights, config and class names only.
+
+A train.py checkpoint also holds the optimizer state (for SGD with momentum or
+AdamW, one or two extra copies of the weights), the scaler and the RNG states;
+none is needed to run the model. ``--half`` stores the floating-point weights as
+float16, halving the file again; they are cast back to the model's dtype when
+loaded, so the model still runs in float32::
+
+    python -m yolact.apps.export weights/yolact_tiny_79_10000.pth small.pth --half
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from yolact.core.checkpoint_names import atomic_save
+from yolact.core.weights import CheckpointError
+from yolact.registry import read_checkpoint
+
+
+def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
+    """Write ``dst`` holding ``src``'s weights, config, class names and iteration.
+
+    Args:
+        src: a checkpoint with a stored config (written by train.py or this function).
+        dst: output path, written atomically.
+        half: store floating-point tensors as float16.
+
+    Returns:
+        The dict written.
+
+    Raises:
+        CheckpointError: ``src`` is unreadable or has no stored config.
+    """
+    ckpt = read_checkpoint(src)
+    if ckpt.config is None:
+        raise CheckpointError(f"{src} has no stored config; export needs a train.py checkpoint")
+    state = {
+        k: v.half() if half and v.is_floating_point() else v for k, v in ckpt.state_dict.items()
+    }
+    out = {
+        "model": state,
+        "config": ckpt.config.to_dict(),
+        "class_names": list(ckpt.config.class_names),
+        "iteration": ckpt.meta.get("iteration"),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    atomic_save(out, dst)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m yolact.apps.export", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("src", help="a train.py checkpoint")
+    p.add_argument("dst", help="the slim checkpoint to write")
+    p.add_argument("--half", action="store_true", help="store the weights as float16")
+    a = p.parse_args(argv)
+    if os.path.abspath(a.src) == os.path.abspath(a.dst):
+        print("error: the output would overwrite the input; give another path", file=sys.stderr)
+        return 1
+    try:
+        slim_checkpoint(a.src, a.dst, a.half)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    size = os.path.getsize(a.dst) / 2**20
+    print(f"wrote {a.dst} ({size:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""From eval.py's flags to a predictor of the config's family (eval.py and ``--compare``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from yolact.apps.benchmark import synthetic_frames
+from yolact.core.device import select_device
+from yolact.core.predictor import Predictor
+from yolact.data.coco import _load_json
+from yolact.io.images import InputError, list_images, read_image, to_bgr8
+from yolact.io.sources import VideoSource, split_in_out
+from yolact.registry import build_predictor as build_family_predictor
+from yolact.registry import resolve_config
+
+
+class UsageError(ValueError):
+    """Flags that do not make sense together."""
+
+
+def device_from_args(args: argparse.Namespace) -> str | None:
+    if args.device:
+        return args.device
+    if args.cuda is None:
+        return None
+    return "cuda" if args.cuda else "cpu"
+
+
+def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, str]:
+    """The class names of ``--val_ann`` (categories in id order) and its file name."""
+    if not args.val_ann or args.trained_model is None:
+        return None, ""
+    cats = sorted(_load_json(args.val_ann).get("categories", []), key=lambda c: c["id"])
+    names = tuple(str(c["name"]) for c in cats)
+    return names or None, os.path.basename(args.val_ann)
+
+
+def build_predictor(
+    args: argparse.Namespace,
+    keep_all: bool = False,
+    class_names: Sequence[str] | None = None,
+    class_source: str = "the dataset",
+) -> Predictor:
+    """Model, weights and post-processing settings from the flags.
+
+    ``--config`` gives the architecture, the file its classes; ``class_names``
+    (default: ``--val_ann``'s categories) name the classes of a file that stores
+    none, and must agree with those of a file that does.
+
+    The config's family (named, stored in the file or implied by its layout) gives
+    the predictor; ``--fast_nms``, ``--cross_class_nms`` and ``--no_crop`` have no
+    effect where the family has no such step (the Mask R-CNN reference).
+    """
+    if args.trained_model is None and not (args.benchmark and args.config):
+        raise UsageError("give --trained_model (or --config with --benchmark for random weights)")
+    try:
+        device = select_device(device_from_args(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if class_names is None:
+        class_names, name = _dataset_classes(args)
+        class_source = name or class_source
+    cfg, ckpt = resolve_config(args.trained_model, args.config, class_names, class_source)
+    on_dataset = dataset_mode(args)  # COCO evaluation keeps every detection
+    every_score = keep_all or on_dataset  # AP needs every detection, whatever its score
+    keep_all = keep_all or args.output_json is not None or on_dataset
+    if ckpt is None:
+        print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
+    methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
+    return build_family_predictor(
+        cfg,
+        ckpt,
+        device=device,
+        source=args.trained_model or "checkpoint",
+        score_threshold=0.0 if every_score else args.score_threshold,
+        top_k=None if keep_all else max(args.top_k, 0),
+        nms_method=methods[bool(args.cross_class_nms)],
+        crop=args.crop,
+        masks=args.display_masks or keep_all,
+    )
+
+
+def benchmark_frames(args: argparse.Namespace, count: int) -> list:
+    if args.image:
+        return [read_image(split_in_out(args.image)[0])] * count
+    if args.images:
+        files = list_images(split_in_out(args.images)[0])[:count]
+        frames = []
+        for f in files:
+            try:
+                frames.append(read_image(f))
+            except InputError as e:
+                print(f"skipping: {e}", file=sys.stderr)
+        if not frames:
+            raise InputError("no readable images to benchmark in the folder")
+        return (frames * (count // len(frames) + 1))[:count]
+    if args.video:
+        source = VideoSource.open(split_in_out(args.video)[0])
+        frames = []
+        try:
+            while len(frames) < count:
+                frame = source.read()
+                if frame is None:
+                    break
+                frames.append(to_bgr8(frame))
+        finally:
+            source.close()
+        if not frames:
+            raise InputError(f"no frames could be read from {args.video}")
+        return frames
+    return synthetic_frames(count, seed=args.seed or 0)
+
+
+def dataset_mode(args: argparse.Namespace) -> bool:
+    no_input = not (args.image or args.images or args.video or args.benchmark)
+    return no_input and bool(args.dataset or args.val_ann or args.val_images)

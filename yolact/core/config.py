@@ -1,0 +1,159 @@
+"""Config types shared by every model family.
+
+A config is an explicit, immutable value handed to constructors. Nothing in
+the package reads a global config, so models built from different configs can
+live side by side in one process. Each family defines its own config type
+(see :class:`ModelConfig` for what every one of them offers) on top of the
+backbone and training settings here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# BGR order, as the original models were trained with.
+PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
+PIXEL_STD_BGR = (57.38, 57.12, 58.40)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """ResNet backbone.
+
+    Attributes:
+        depth: 18, 34, 50, 101 or 152 (torchvision's ResNet layouts).
+        width: channels of the stem and of the first stage's 3x3 convs; the
+            stages double it (64 is torchvision's ResNet, smaller values give
+            the same layout at a fraction of the cost, for small models).
+        dcn_layers: per stage C2..C5, how many of the last blocks may use a
+            deformable 3x3 convolution (YOLACT++); 0 disables.
+        dcn_interval: inside those, every ``dcn_interval``-th block is deformable.
+        selected_layers: stage indices (0 = C2) that feed the FPN.
+    """
+
+    depth: int = 101
+    width: int = 64
+    dcn_layers: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dcn_interval: int = 1
+    selected_layers: tuple[int, ...] = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and loss settings (the original's, for a batch of ``batch_size``).
+
+    Attributes:
+        optimizer: ``"sgd"`` (the original's, with momentum) or ``"adamw"``.
+        lr, momentum, weight_decay: optimiser settings (AdamW takes ``momentum``
+            as its beta1).
+        grad_clip: clip the gradient norm to this value before each step (0: off).
+        augment: training augmentation, ``"ssd"`` (the original's), ``"light"``
+            (photometric and mirror only) or ``"none"``; see
+            :func:`yolact.data.transforms.train_transform`.
+        gamma: learning-rate factor at each of ``lr_steps``.
+        lr_steps, max_iter: schedule in iterations.
+        warmup_init, warmup_until: linear warm-up from ``warmup_init`` to ``lr``.
+        batch_size: the total batch the schedule is written for; other batch
+            sizes scale lr, max_iter and lr_steps (``autoscale``).
+        freeze_bn: keep BatchNorm statistics and affine parameters fixed.
+        pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
+        discard_mask_area: loss settings (see :class:`yolact.models.yolact.loss.YolactLoss`).
+        focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
+        bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
+        discard_box_size: ground truth under this many pixels (at the input size) is dropped.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 0.0
+    augment: str = "ssd"
+    gamma: float = 0.1
+    lr_steps: tuple[int, ...] = (280000, 600000, 700000, 750000)
+    max_iter: int = 800000
+    warmup_init: float = 1e-4
+    warmup_until: int = 500
+    batch_size: int = 8
+    freeze_bn: bool = False
+    pos_thresh: float = 0.5
+    neg_thresh: float = 0.4
+    crowd_iou_thresh: float = 0.7
+    negpos_ratio: int = 3
+    masks_to_train: int = 100
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    discard_mask_area: float = 25.0
+    bbox_alpha: float = 1.5
+    conf_alpha: float = 1.0
+    mask_alpha: float = 6.125
+    semantic_alpha: float = 1.0
+    maskiou_alpha: float = 25.0
+    discard_box_size: float = 4.0
+
+    @staticmethod
+    def from_dict(d: dict) -> TrainConfig:
+        """Inverse of ``dataclasses.asdict`` (lists become tuples).
+
+        ``use_focal_loss``, stored by older versions, is dropped: the classifier is a
+        model setting now (:attr:`YolactConfig.classifier`).
+        """
+        return TrainConfig(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in d.items()
+                if k != "use_focal_loss"
+            }
+        )
+
+
+# The small configs' recipe: short from-scratch CPU runs (see yolact_tiny).
+TINY_TRAIN = TrainConfig(
+    optimizer="adamw",
+    lr=1e-3,
+    weight_decay=0.05,
+    grad_clip=10.0,
+    augment="light",
+    warmup_init=1e-4,
+    warmup_until=100,
+    lr_steps=(1800, 2250),
+    max_iter=2400,
+    batch_size=8,
+)
+
+
+class ConfigError(ValueError):
+    """An unknown config name or an invalid config."""
+
+
+class ModelConfig(Protocol):
+    """What the engine reads from any family's config.
+
+    Attributes:
+        name: registry name, also the checkpoint file name prefix.
+        class_names: foreground class names.
+        backbone: ResNet settings.
+        train: optimisation and loss settings.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def backbone(self) -> BackboneConfig: ...
+
+    @property
+    def train(self) -> TrainConfig: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def replace(self, **changes: Any) -> ModelConfig: ...
+
+    def with_train(self, **changes: Any) -> ModelConfig: ...
+
+    def to_dict(self) -> dict[str, Any]: ...

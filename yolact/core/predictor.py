@@ -1,0 +1,168 @@
+"""The predictor interface every family implements, and device selection.
+
+A predictor runs a model on BGR images in three stages that mean the same for
+every family, so that they can be timed side by side (:mod:`yolact.apps.benchmark`):
+
+- ``run_pre``: images (host, uint8) -> the network's input batch on the device;
+- ``run_network``: batch -> raw detections at the model's resolution: the
+  network, box decoding, every NMS, and masks at the model's own resolution
+  (YOLACT's prototype resolution, Mask R-CNN's 28x28 mask head);
+- ``run_post``: raw detections -> :class:`~yolact.core.structures.Detections`
+  at the image size: boxes in image pixels, masks pasted into the image.
+
+Every family's predictor takes the same keyword-only options (see
+:class:`Predictor`); an option that does not apply to a family is accepted and
+has no effect there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from yolact.core.config import ModelConfig
+from yolact.core.device import select_device
+from yolact.core.family import Family
+from yolact.core.resolve import resolve_config
+from yolact.core.structures import Detections
+from yolact.core.weights import Checkpoint
+from yolact.io.images import to_bgr8_batch
+
+
+class Predictor(ABC):
+    """Runs a model of some family on BGR images.
+
+    Example::
+
+        predictor = yolact.Predictor.from_checkpoint("weights/yolact_base_54_800000.pth")
+        det = predictor(cv2.imread("photo.jpg"))
+
+    Args:
+        model: a built model (its weights loaded).
+        device: where to run; default the model's device.
+        score_threshold: detections scoring at or below this are dropped; 0 keeps all.
+        top_k: keep at most this many per image, by descending score; None keeps all.
+        nms_method: "fast", "cross_class" or "standard" NMS; None is the config's
+            (YOLACT; the Mask R-CNN reference has its own NMS settings).
+        crop: zero masks outside their boxes (YOLACT's prototype masks).
+        masks: compute masks at the image size (False: boxes only, ``masks`` None).
+
+    Attributes:
+        family: the predictor's :class:`~yolact.core.family.Family` (set when the
+            family is built).
+        model, cfg, device: the model, its config and its device.
+    """
+
+    family: ClassVar[Family]
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device | None = None,
+        score_threshold: float = 0.0,
+        top_k: int | None = None,
+        nms_method: str | None = None,
+        crop: bool = True,
+        masks: bool = True,
+    ) -> None:
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
+        self.model = model.to(self.device).eval()
+        cfg: ModelConfig = getattr(model, "cfg")  # noqa: B009
+        self.cfg = cfg
+        self.score_threshold = score_threshold
+        self.top_k = top_k
+        self.nms_method = nms_method
+        self.crop = crop
+        self.masks = masks
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: ModelConfig,
+        checkpoint: Checkpoint | None = None,
+        *,
+        device: str | torch.device | None = None,
+        source: str = "checkpoint",
+        **options: Any,
+    ) -> Predictor:
+        """The model for ``cfg`` with ``checkpoint``'s weights (random without one).
+
+        Args:
+            options: the keyword-only options of :class:`Predictor`.
+        """
+        model = cls.family.build_model(cfg, checkpoint, source)
+        return cls(model, device=select_device(device), **options)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str,
+        *,
+        config: str | None = None,
+        device: str | None = None,
+        class_names: Sequence[str] | None = None,
+        **options: Any,
+    ) -> Predictor:
+        """Build the model for a checkpoint of this family.
+
+        A named ``config`` gives the architecture, else the config stored in the
+        file, its file name or its layout; the classes come from the file (its
+        stored class names, or its class layer's size with ``class_names`` or
+        generic names).
+
+        Raises:
+            ConfigError: unknown name, or a config that cannot be inferred.
+            CheckpointError: the file cannot be read or does not fit.
+        """
+        cfg, ckpt = resolve_config(path, config, class_names, families=[cls.family])
+        return cls.from_config(cfg, ckpt, device=device, source=path, **options)
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """Foreground class names, indexed by ``Detections.labels``."""
+        return self.cfg.class_names
+
+    @abstractmethod
+    def run_pre(self, images: Sequence[np.ndarray]) -> Any:
+        """BGR uint8 images [H, W, 3] -> the network's input batch on the device."""
+
+    @abstractmethod
+    def run_network(self, batch: Any) -> Any:
+        """Input batch -> raw detections at the model's resolution (after every NMS,
+        masks at the model's own resolution)."""
+
+    @abstractmethod
+    def run_post(self, raw: Any, image_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """Raw detections -> :class:`Detections` at each image's (H, W)."""
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
+        """Detect instances.
+
+        Args:
+            images: one image or a list of them (sizes may differ): [H, W] gray,
+                [H, W, 3] BGR or [H, W, 4] BGRA; uint8, uint16 or float in [0, 1].
+                Gray, BGRA, 16-bit and float images are converted to 8-bit BGR
+                as eval.py converts the files it reads.
+
+        Returns:
+            :class:`Detections` for one image, a list of them for a list.
+
+        Raises:
+            yolact.io.images.InputError: an image that cannot be used (None as
+                ``cv2.imread`` returns for a bad path, a wrong dtype, shape or
+                channel count, an empty array), in one line.
+        """
+        batch, single = to_bgr8_batch(images)
+        if not batch:
+            return []
+        dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
+        return dets[0] if single else dets

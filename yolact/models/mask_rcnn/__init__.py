@@ -1,0 +1,1 @@
+"""The Mask R-CNN reference family, with its research options."""

@@ -1,0 +1,1 @@
+"""The YOLACT / YOLACT++ family."""

@@ -1,0 +1,324 @@
+"""The YOLACT training loss: a dict of named, weighted terms.
+
+Terms (as the original's ``MultiBoxLoss``, keys as it prints them):
+
+- ``B``: smooth L1 between the box offsets of foreground priors and their targets.
+- ``C``: cross entropy over foreground priors and the hardest background priors
+  (online hard example mining, ``negpos_ratio`` negatives per positive), or a
+  sigmoid focal loss over all non-neutral priors.
+- ``M``: binary cross entropy between each foreground prior's assembled mask,
+  cropped to its ground-truth box, and the ground-truth mask at prototype
+  resolution, normalised by the box area ("emulated RoI pooling").
+- ``S``: per-class binary cross entropy of the semantic segmentation logits.
+- ``I`` (YOLACT++): smooth L1 between the mask IoU net's prediction and the IoU
+  of each trained mask with its ground truth.
+
+``B``, ``C``, ``M`` and ``I`` are divided by the number of foreground priors in
+the batch (at least 1), ``S`` by the batch size.
+
+Images without ground truth are allowed. The original never sees them (its
+data loader resamples) and would take no negatives from them, dividing by zero
+when the whole batch is empty. Here such an image keeps the negative quota of
+one positive (``negpos_ratio`` hardest background priors), so it still teaches
+"nothing here", and the normaliser is at least 1. Images with ground truth
+always have a positive (every box claims a prior), so they are unaffected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import sigmoid_focal_loss
+
+from yolact.core.ops.boxes import center_size
+from yolact.core.ops.masks import crop_masks
+from yolact.models.yolact.match import Matches, match
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Multipliers of the loss terms (the original's ``*_alpha`` settings)."""
+
+    bbox: float = 1.5
+    conf: float = 1.0
+    mask: float = 6.125
+    semantic: float = 1.0
+    maskiou: float = 25.0
+
+
+def total(losses: dict[str, Tensor]) -> Tensor:
+    """The sum of the (already weighted) terms."""
+    return torch.stack(list(losses.values())).sum()
+
+
+def downsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize [N, H, W] binary masks bilinearly (align_corners=False) and binarise at 0.5.
+
+    Returns:
+        [N, h, w] float 0/1.
+    """
+    if masks.shape[0] == 0:
+        return masks.new_zeros((0, *size), dtype=torch.float32)
+    resized = F.interpolate(masks[None].float(), size, mode="bilinear", align_corners=False)
+    return (resized[0] > 0.5).float()
+
+
+class YolactLoss(nn.Module):
+    """Computes the training loss of :class:`yolact.models.yolact.model.Yolact`.
+
+    Args:
+        num_classes: classes including background.
+        pos_thresh: IoU for a prior to be foreground.
+        neg_thresh: IoU under which a prior is background (neutral in between).
+        crowd_iou_thresh: background priors covered more than this by a crowd
+            box are ignored.
+        negpos_ratio: hard negatives per positive (OHEM).
+        masks_to_train: at most this many masks per image (random subset).
+        use_focal_loss: sigmoid focal loss over the foreground classes instead of OHEM
+            cross entropy: the loss of a ``classifier="sigmoid"`` model, whose
+            detections score each class by the sigmoid of its logit.
+        focal_alpha, focal_gamma: focal loss parameters.
+        weights: term multipliers.
+        use_maskiou: add the YOLACT++ mask IoU term ``I``.
+        discard_mask_area: masks whose ground truth covers at most this many
+            prototype pixels do not train the mask IoU net.
+        maskiou_detach_input: feed the mask IoU net detached masks so that ``I``
+            trains that net only. The original feeds the masks as they are
+            (gradients also reach the prototypes and coefficients), the default.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        pos_thresh: float = 0.5,
+        neg_thresh: float = 0.4,
+        crowd_iou_thresh: float = 0.7,
+        negpos_ratio: int = 3,
+        masks_to_train: int = 100,
+        use_focal_loss: bool = False,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        weights: LossWeights = LossWeights(),  # noqa: B008 (frozen, immutable)
+        use_maskiou: bool = False,
+        discard_mask_area: float = 25.0,
+        maskiou_detach_input: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.pos_thresh = pos_thresh
+        self.neg_thresh = neg_thresh
+        self.crowd_iou_thresh = crowd_iou_thresh
+        self.negpos_ratio = negpos_ratio
+        self.masks_to_train = masks_to_train
+        self.use_focal_loss = use_focal_loss
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.weights = weights
+        self.use_maskiou = use_maskiou
+        self.discard_mask_area = discard_mask_area
+        self.maskiou_detach_input = maskiou_detach_input
+
+    def match(self, priors: Tensor, targets: list[dict[str, Tensor]]) -> Matches:
+        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`)."""
+        device = priors.device
+        boxes = [torch.as_tensor(t["boxes"], device=device) for t in targets]
+        labels = [torch.as_tensor(t["labels"], device=device).long() for t in targets]
+        crowds = [
+            torch.as_tensor(t["crowd_boxes"], device=device).reshape(-1, 4)
+            if "crowd_boxes" in t
+            else priors.new_zeros((0, 4))
+            for t in targets
+        ]
+        return match(
+            priors,
+            boxes,
+            labels,
+            crowds,
+            pos_thresh=self.pos_thresh,
+            neg_thresh=self.neg_thresh,
+            crowd_iou_thresh=self.crowd_iou_thresh,
+        )
+
+    def forward(
+        self,
+        outputs: dict[str, Tensor],
+        targets: list[dict[str, Tensor]],
+        maskiou_net: nn.Module | None = None,
+    ) -> dict[str, Tensor]:
+        """Compute the loss terms.
+
+        Args:
+            outputs: the network's training outputs: ``loc`` [B, P, 4], ``conf``
+                [B, P, C], ``coef`` [B, P, k], ``proto`` [B, h, w, k], ``priors``
+                [P, 4] and optionally ``segm`` [B, C-1, hs, ws].
+            targets: per image ``boxes`` [N, 4] relative xyxy, ``labels`` [N]
+                0-based, ``masks`` [N, S, S] at the network input size and
+                optionally ``crowd_boxes`` [M, 4] relative xyxy.
+            maskiou_net: the model's mask IoU net, required with ``use_maskiou``.
+
+        Returns:
+            ``{"B", "C", "M"[, "S"][, "I"]}`` scalar tensors, weighted and normalised.
+        """
+        if self.use_maskiou and maskiou_net is None:
+            raise ValueError("use_maskiou needs the model's maskiou_net")
+        loc, conf = outputs["loc"], outputs["conf"]
+        B = conf.shape[0]
+        if len(targets) != B:
+            raise ValueError(f"{len(targets)} targets for a batch of {B} images")
+        matches = self.match(outputs["priors"], targets)
+        pos = matches.conf > 0  # [B, P]
+        num_pos = pos.sum(dim=1)  # [B]
+        normaliser = num_pos.sum().clamp(min=1).to(conf.dtype)
+
+        w = self.weights
+        losses = {"B": F.smooth_l1_loss(loc[pos], matches.loc[pos], reduction="sum") * w.bbox}
+        if self.use_focal_loss:
+            losses["C"] = self.focal_conf_loss(conf, matches.conf) * w.conf
+        else:
+            losses["C"] = self.ohem_conf_loss(conf, matches.conf, num_pos) * w.conf
+        mask_loss, maskiou_loss = self.mask_losses(outputs, targets, matches, maskiou_net)
+        losses["M"] = mask_loss
+        if self.use_maskiou:
+            losses["I"] = maskiou_loss
+        for key in losses:
+            losses[key] = losses[key] / normaliser
+        if "segm" in outputs:
+            losses["S"] = self.semantic_loss(outputs["segm"], targets) / B
+        return losses
+
+    def ohem_conf_loss(self, conf: Tensor, conf_t: Tensor, num_pos: Tensor) -> Tensor:
+        """Cross entropy (sum) over positives and hard negatives.
+
+        Args:
+            conf: [B, P, C] logits.
+            conf_t: [B, P] targets (-1 neutral).
+            num_pos: [B] positives per image.
+        """
+        P = conf.shape[1]
+        pos = conf_t > 0
+        with torch.no_grad():
+            background = torch.logsumexp(conf, dim=2) - conf[:, :, 0]  # [B, P]
+            background[pos | (conf_t < 0)] = 0
+            rank = background.argsort(dim=1, descending=True).argsort(dim=1)  # [B, P]
+            quota = (self.negpos_ratio * num_pos.clamp(min=1)).clamp(max=P - 1)  # [B]
+            neg = (rank < quota[:, None]) & (conf_t == 0)
+        keep = pos | neg
+        return F.cross_entropy(conf[keep], conf_t[keep], reduction="sum")
+
+    def focal_conf_loss(self, conf: Tensor, conf_t: Tensor) -> Tensor:
+        """Sigmoid focal loss (sum) over foreground classes of non-neutral priors."""
+        keep = conf_t >= 0
+        one_hot = F.one_hot(conf_t[keep], self.num_classes)[:, 1:].to(conf.dtype)
+        return sigmoid_focal_loss(
+            conf[keep][:, 1:],
+            one_hot,
+            alpha=self.focal_alpha,
+            gamma=self.focal_gamma,
+            reduction="sum",
+        )
+
+    def mask_losses(
+        self,
+        outputs: dict[str, Tensor],
+        targets: list[dict[str, Tensor]],
+        matches: Matches,
+        maskiou_net: nn.Module | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Mask loss and mask IoU loss, weighted but not yet divided by the positives."""
+        proto, coef = outputs["proto"], outputs["coef"]
+        B, h, w, _ = proto.shape
+        # Zero, yet it puts the prototypes and every coefficient in the graph: without
+        # a positive prior in the batch they still take part in the backward pass.
+        loss_m = (proto.sum() + coef.sum()) * 0.0
+        iou_inputs: list[Tensor] = []
+        iou_targets: list[Tensor] = []
+        iou_labels: list[Tensor] = []
+        for b in range(B):
+            selected = (matches.conf[b] > 0).nonzero().squeeze(1)  # [n]
+            num_pos = selected.numel()
+            if num_pos == 0:
+                continue
+            if num_pos > self.masks_to_train:
+                keep = torch.randperm(num_pos)[: self.masks_to_train].to(selected.device)
+                selected = selected[keep]
+            n = selected.numel()
+            gt_index = matches.gt_index[b, selected]  # [n]
+            with torch.no_grad():
+                gt_masks = torch.as_tensor(targets[b]["masks"], device=proto.device)
+                mask_t = downsample_masks(gt_masks, (h, w)).to(proto)
+                mask_t = mask_t[gt_index].permute(1, 2, 0)  # [h, w, n]
+            boxes_t = torch.as_tensor(targets[b]["boxes"], device=proto.device).to(proto)
+            boxes_t = boxes_t[gt_index]  # [n, 4]
+            pred = torch.sigmoid(proto[b] @ coef[b, selected].t())  # [h, w, n]
+            pred = crop_masks(pred, boxes_t)
+            # A diverged model's NaN must reach the total (so the step is skipped), not raise.
+            finite = torch.isfinite(pred)
+            safe = torch.where(finite, pred, torch.full_like(pred, 0.5)).clamp(0, 1)
+            bce = F.binary_cross_entropy(safe, mask_t, reduction="none")
+            bce = bce.masked_fill(~finite, float("nan"))
+            box_wh = center_size(boxes_t)[:, 2:]
+            per_mask = bce.sum(dim=(0, 1)) / (box_wh[:, 0] * w) / (box_wh[:, 1] * h) * (h * w)
+            if num_pos > n:
+                per_mask = per_mask * (num_pos / n)
+            loss_m = loss_m + per_mask.sum()
+            if self.use_maskiou:
+                area_t = mask_t.sum(dim=(0, 1))  # [n]
+                if self.discard_mask_area > 0:
+                    big = area_t > self.discard_mask_area
+                    pred, mask_t, area_t = pred[..., big], mask_t[..., big], area_t[big]
+                    gt_index = gt_index[big]
+                if gt_index.numel() == 0:
+                    continue
+                with torch.no_grad():
+                    binary = (pred > 0.5).to(pred.dtype)
+                    inter = (binary * mask_t).sum(dim=(0, 1))
+                    union = binary.sum(dim=(0, 1)) + area_t - inter
+                    iou_targets.append(inter / union.clamp(min=1))
+                iou_inputs.append(pred.permute(2, 0, 1)[:, None])  # [n, 1, h, w]
+                labels = torch.as_tensor(targets[b]["labels"], device=proto.device).long()
+                iou_labels.append(labels[gt_index])
+        loss_m = loss_m * self.weights.mask / h / w
+        loss_i = proto.new_zeros(())
+        if self.use_maskiou:
+            if maskiou_net is None:
+                raise ValueError("use_maskiou needs the model's maskiou_net")
+            need = getattr(maskiou_net, "min_size", 1)
+            if min(h, w) < need:
+                raise ValueError(
+                    f"the mask IoU net needs prototypes of at least {need}x{need} pixels, "
+                    f"got {h}x{w}: use a larger max_size or fewer maskiou_channels"
+                )
+            # Without a mask to train it, the net runs on an empty batch: a zero loss
+            # whose backward still reaches (with zeros) every parameter of the net.
+            if not iou_inputs:
+                iou_inputs.append(proto.new_zeros((0, 1, h, w)))
+                iou_targets.append(proto.new_zeros(0))
+                iou_labels.append(torch.zeros(0, dtype=torch.long, device=proto.device))
+            net_input = torch.cat(iou_inputs)  # [n, 1, h, w]
+            if self.maskiou_detach_input:
+                net_input = net_input.detach()
+            predicted = maskiou_net(net_input)  # [n, C-1]
+            predicted = predicted.gather(1, torch.cat(iou_labels)[:, None]).squeeze(1)
+            loss_i = F.smooth_l1_loss(predicted, torch.cat(iou_targets), reduction="sum")
+            loss_i = loss_i * self.weights.maskiou
+        return loss_m, loss_i
+
+    def semantic_loss(self, segm: Tensor, targets: list[dict[str, Tensor]]) -> Tensor:
+        """Per-class BCE with logits (sum) of ``segm`` [B, C-1, hs, ws], / (hs * ws), weighted."""
+        B, C, hs, ws = segm.shape
+        with torch.no_grad():
+            segm_t = segm.new_zeros((B, C, hs * ws))
+            for b, t in enumerate(targets):
+                masks = torch.as_tensor(t["masks"], device=segm.device)
+                masks = downsample_masks(masks, (hs, ws)).to(segm)
+                if masks.shape[0] == 0:
+                    continue
+                labels = torch.as_tensor(t["labels"], device=segm.device).long()
+                one_hot = F.one_hot(labels, C).to(segm)  # [N, C-1]
+                segm_t[b] = (one_hot[:, :, None] * masks.flatten(1)[:, None, :]).amax(0)
+        loss = F.binary_cross_entropy_with_logits(segm, segm_t.view_as(segm), reduction="sum")
+        return loss / hs / ws * self.weights.semantic

@@ -1,0 +1,79 @@
+"""YOLACT's predictor: load a model once, run it on BGR images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from yolact.core.predictor import Predictor
+from yolact.core.structures import Detections
+from yolact.models.yolact.config import YolactConfig
+from yolact.models.yolact.model import Yolact
+from yolact.models.yolact.postprocess import PostProcessor, ProtoDetections
+from yolact.models.yolact.preprocess import Preprocessor
+
+
+class YolactPredictor(Predictor):
+    """Runs a YOLACT model on BGR images (the stages of :class:`~yolact.core.predictor.Predictor`).
+
+    Example::
+
+        predictor = YolactPredictor.from_checkpoint("weights/yolact_base_54_800000.pth")
+        det = predictor(cv2.imread("photo.jpg"))
+        det.boxes, det.scores, det.names, det.masks, det.polygons()
+
+    Args:
+        model: a built model (its weights loaded).
+        device, score_threshold, top_k, nms_method, crop, masks: see
+            :class:`~yolact.core.predictor.Predictor` and :class:`PostProcessor`;
+            ``nms_method`` None is the config's.
+    """
+
+    def __init__(
+        self,
+        model: Yolact,
+        *,
+        device: str | torch.device | None = None,
+        score_threshold: float = 0.0,
+        top_k: int | None = None,
+        nms_method: str | None = None,
+        crop: bool = True,
+        masks: bool = True,
+    ) -> None:
+        super().__init__(
+            model, device=device, score_threshold=score_threshold, top_k=top_k,
+            nms_method=nms_method, crop=crop, masks=masks,
+        )  # fmt: skip
+        cfg: YolactConfig = model.cfg
+        self.cfg = cfg
+        nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
+        self.preprocess = Preprocessor(cfg, self.device)
+        self.postprocess = PostProcessor(
+            nms, cfg.class_names, score_threshold, top_k, crop, masks, classifier=cfg.classifier
+        )
+
+    def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
+        """BGR uint8 images -> the network's input batch [B, 3, S, S]."""
+        return self.preprocess(images)
+
+    @torch.no_grad()
+    def network(self, batch: Tensor) -> dict[str, Tensor]:
+        """The network alone on a pre-processed batch [B, 3, S, S]: raw predictions."""
+        return self.model(batch)
+
+    @torch.no_grad()
+    def run_network(self, batch: Tensor) -> list[ProtoDetections]:
+        """The network, box decoding, NMS and masks at prototype resolution."""
+        return self.postprocess.to_prototypes(
+            self.network(batch), getattr(self.model, "maskiou_net", None)
+        )
+
+    @torch.no_grad()
+    def run_post(
+        self, raw: list[ProtoDetections], image_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
+        """Detections at the original image sizes: boxes in pixels, masks pasted."""
+        return [self.postprocess.to_image(r, size) for r, size in zip(raw, image_sizes)]
