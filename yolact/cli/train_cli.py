@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.core.checkpoint_names import resume_path
-from yolact.core.config import ConfigError, ModelConfig
+from yolact.core.config import AUGMENTATIONS, OPTIMIZERS, ConfigError, ModelConfig
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
@@ -50,11 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr_steps", default=None, type=_int_list, metavar="N,N,...",
       help="iterations at which the lr is multiplied by --gamma, taken as given "
       "(default: the config's, scaled to the batch size)")  # fmt: skip
-    a("--optimizer", default=None, choices=("sgd", "adamw"),
+    a("--optimizer", default=None, choices=OPTIMIZERS,
       help="optimiser (default: the config's, sgd as the original)")  # fmt: skip
     a("--grad_clip", default=None, type=float,
       help="clip the gradient norm to this value (0: off; default: the config's)")  # fmt: skip
-    a("--augment", default=None, choices=("ssd", "light", "none"),
+    a("--augment", default=None, choices=AUGMENTATIONS,
       help="training augmentation: ssd (the original's), light (photometric and "
       "mirror) or none (default: the config's)")  # fmt: skip
     a("--save_folder", default="weights/", help="where checkpoints and logs go")

@@ -9,12 +9,72 @@ backbone and training settings here.
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, Union, get_args, get_origin, get_type_hints
 
 # BGR order, as the original models were trained with.
 PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
 PIXEL_STD_BGR = (57.38, 57.12, 58.40)
+
+# The string options of the shared configs (TrainConfig).
+Optimizer = Literal["sgd", "adamw"]
+Augmentation = Literal["ssd", "light", "none"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
+
+
+class ConfigError(ValueError):
+    """An unknown config name or an invalid config."""
+
+
+# A dataclass -> its Literal-typed fields: (name, allowed values, None allowed) each.
+_ChoiceFields = tuple[tuple[str, tuple[object, ...], bool], ...]
+_CHOICE_FIELDS: dict[type, _ChoiceFields] = {}
+
+
+def _choice_fields(cls: type) -> _ChoiceFields:
+    """The fields of dataclass ``cls`` typed as a ``Literal`` (or one or None)."""
+    if cls in _CHOICE_FIELDS:
+        return _CHOICE_FIELDS[cls]
+    hints = get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        optional = False
+        if get_origin(hint) in (Union, types.UnionType):
+            members = [a for a in get_args(hint) if a is not type(None)]
+            optional = len(members) < len(get_args(hint))
+            if len(members) != 1:
+                continue
+            hint = members[0]
+        if get_origin(hint) is Literal:
+            found.append((f.name, get_args(hint), optional))
+    _CHOICE_FIELDS[cls] = tuple(found)
+    return _CHOICE_FIELDS[cls]
+
+
+def check_choices(config: object, where: str = "") -> None:
+    """Check every ``Literal``-typed field of a config dataclass (called by its
+    ``__post_init__``, so configs built in code, by ``replace`` and from stored
+    dicts are checked alike).
+
+    Args:
+        config: a dataclass instance.
+        where: prefix of the message, e.g. ``"config yolact_base: "`` or ``"train."``.
+
+    Raises:
+        ConfigError: a field holds a value its type does not list, in one line such
+            as ``train.optimizer must be one of 'sgd', 'adamw'; got 'adam'``.
+    """
+    for name, allowed, optional in _choice_fields(type(config)):
+        value = getattr(config, name)
+        if value in allowed or (optional and value is None):
+            continue
+        listed = ", ".join(repr(a) for a in allowed)
+        also = "None or " if optional else ""
+        raise ConfigError(f"{where}{name} must be {also}one of {listed}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -64,12 +124,12 @@ class TrainConfig:
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
     """
 
-    optimizer: str = "sgd"
+    optimizer: Optimizer = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 0.0
-    augment: str = "ssd"
+    augment: Augmentation = "ssd"
     gamma: float = 0.1
     lr_steps: tuple[int, ...] = (280000, 600000, 700000, 750000)
     max_iter: int = 800000
@@ -92,20 +152,20 @@ class TrainConfig:
     maskiou_alpha: float = 25.0
     discard_box_size: float = 4.0
 
+    def __post_init__(self) -> None:
+        check_choices(self, "train.")
+
     @staticmethod
-    def from_dict(d: dict) -> TrainConfig:
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
         """Inverse of ``dataclasses.asdict`` (lists become tuples).
 
         ``use_focal_loss``, stored by older versions, is dropped: the classifier is a
         model setting now (:attr:`YolactConfig.classifier`).
         """
-        return TrainConfig(
-            **{
-                k: tuple(v) if isinstance(v, list) else v
-                for k, v in d.items()
-                if k != "use_focal_loss"
-            }
-        )
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "use_focal_loss"
+        }
+        return TrainConfig(**fields)
 
 
 # The small configs' recipe: short from-scratch CPU runs (see yolact_tiny).
@@ -121,10 +181,6 @@ TINY_TRAIN = TrainConfig(
     max_iter=2400,
     batch_size=8,
 )
-
-
-class ConfigError(ValueError):
-    """An unknown config name or an invalid config."""
 
 
 class ModelConfig(Protocol):

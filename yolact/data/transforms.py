@@ -22,13 +22,13 @@ of the same arrays), so they stay aligned with the image.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, get_args
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from yolact.core.config import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+from yolact.core.config import AUGMENTATIONS, PIXEL_MEAN_BGR, PIXEL_STD_BGR, Augmentation
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, np.random.Generator], Sample]
@@ -486,10 +486,6 @@ class Normalize:
             "crowd_boxes": torch.from_numpy(np.ascontiguousarray(crowd_boxes, np.float32)),
             "crowd_masks": torch.from_numpy(np.ascontiguousarray(crowd_masks, np.uint8)),
         }
-
-
-Augmentation = Literal["ssd", "light", "none"]
-AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
 
 
 def _augmentation(augment: Augmentation, mean: Sequence[float]) -> list[Transform]:

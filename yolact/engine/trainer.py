@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, SupportsInt
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from yolact.core.checkpoint_names import (
     prune,
     resume_path,
 )
-from yolact.core.config import ModelConfig, TrainConfig
+from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
 from yolact.core.family import Family, TrainingHooks
 from yolact.core.init_weights import initialise
 from yolact.data.coco import CocoDataset
@@ -67,9 +68,9 @@ class TrainOptions:
     decay: float | None = None
     gamma: float | None = None
     lr_steps: tuple[int, ...] | None = None
-    optimizer: str | None = None
+    optimizer: Optimizer | None = None
     grad_clip: float | None = None
-    augment: str | None = None
+    augment: Augmentation | None = None
     autoscale: bool = True
     num_workers: int = 4
     save_folder: str = "weights/"
@@ -89,9 +90,6 @@ class TrainOptions:
     log_interval: int = 10
 
 
-OPTIMIZERS = ("sgd", "adamw")
-
-
 def build_optimizer(model: nn.Module, tc: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """The optimiser of ``tc.optimizer`` over the trainable parameters.
 
@@ -102,13 +100,11 @@ def build_optimizer(model: nn.Module, tc: TrainConfig, lr: float) -> torch.optim
     params = [p for p in model.parameters() if p.requires_grad]
     if tc.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    if tc.optimizer == "adamw":
-        groups = [
-            {"params": [p for p in params if p.ndim > 1], "weight_decay": tc.weight_decay},
-            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=lr, betas=(tc.momentum, 0.999))
-    raise TrainingError(f"unknown optimizer '{tc.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": tc.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=(tc.momentum, 0.999))
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -120,11 +116,15 @@ def freeze_batchnorm(model: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
-def _rng_state() -> dict:
-    state = {
+def _rng_state() -> dict[str, Any]:
+    """The random generators' states (torch, NumPy's legacy MT19937, Python's, CUDA's)."""
+    numpy_state = np.random.get_state(legacy=True)
+    if not isinstance(numpy_state, tuple):
+        raise TypeError("numpy's legacy random state is not a tuple")
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state()[1].astype(np.int64).tolist(),
-        "numpy_pos": int(np.random.get_state()[2]),
+        "numpy": numpy_state[1].astype(np.int64).tolist(),
+        "numpy_pos": int(numpy_state[2]),
         "python": list(random.getstate()[1]),
     }
     if torch.cuda.is_available():
@@ -132,7 +132,7 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(
         ("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0)
@@ -322,8 +322,9 @@ class Trainer:
         ckpt = read_checkpoint(path)
         self.family.load_weights(self.model, ckpt, path)
         meta = ckpt.meta
-        if "iteration" in meta:
-            self.start_iter = int(meta["iteration"])
+        iteration = meta.get("iteration")
+        if isinstance(iteration, SupportsInt):
+            self.start_iter = int(iteration)
         else:
             name = CheckpointName.parse(path)
             self.start_iter = name.iteration if name else 0

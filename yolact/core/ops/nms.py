@@ -8,6 +8,8 @@ on the model's device and can be traced.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
@@ -15,6 +17,10 @@ from torchvision.ops import batched_nms
 from yolact.core.ops.boxes import batched_iou
 
 NMSResult = tuple[Tensor, Tensor, Tensor]
+
+# The variants by name: :func:`fast_nms`, :func:`cross_class_fast_nms`, :func:`standard_nms`.
+NMSMethod = Literal["fast", "cross_class", "standard"]
+NMS_METHODS: tuple[NMSMethod, ...] = get_args(NMSMethod)
 
 
 def fast_nms(

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yolact.core.config import TINY_TRAIN, BackboneConfig, TrainConfig
+from yolact.core.config import TINY_TRAIN, BackboneConfig, ConfigError, TrainConfig, check_choices
 from yolact.core.data_names import COCO_CLASSES
+from yolact.core.fpn import ExtraLevels, UpsampleMode
+from yolact.models.mask_rcnn.soft_nms import SoftNMSMethod
 
 KIND = "mask_rcnn"
-SOFT_NMS_METHODS = ("gaussian", "linear")
 
 # torchvision's ImageNet normalisation of RGB images in 0..1.
 TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -100,8 +101,8 @@ class MaskRCNNConfig:
     class_names: tuple[str, ...] = COCO_CLASSES
     output_ids: tuple[int, ...] | None = None
     fpn_channels: int = 256
-    fpn_upsample: str = "nearest"
-    fpn_extra: str = "maxpool"
+    fpn_upsample: UpsampleMode = "nearest"
+    fpn_extra: ExtraLevels = "maxpool"
     min_size: int = 800
     max_size: int = 1333
     size_divisible: int = 32
@@ -144,23 +145,19 @@ class MaskRCNNConfig:
     dynamic_start_iou: float = 0.4
     dynamic_start_beta: float = 1.0
     edge_loss_weight: float = 0.0
-    soft_nms: str | None = None
+    soft_nms: SoftNMSMethod | None = None
     soft_nms_sigma: float = 0.5
     soft_nms_min_score: float = 0.001
 
     def __post_init__(self) -> None:
-        if self.soft_nms is not None and self.soft_nms not in SOFT_NMS_METHODS:
-            raise ValueError(
-                f"config {self.name}: soft_nms must be None or one of {SOFT_NMS_METHODS}, "
-                f"got '{self.soft_nms}'"
-            )
+        check_choices(self, f"config {self.name}: ")
         if self.output_ids is not None and len(self.output_ids) != len(self.class_names):
-            raise ValueError(
+            raise ConfigError(
                 f"config {self.name}: {len(self.output_ids)} output_ids for "
                 f"{len(self.class_names)} class names"
             )
         if not 0 <= self.freeze_at <= 5:
-            raise ValueError(f"config {self.name}: freeze_at must be 0..5, got {self.freeze_at}")
+            raise ConfigError(f"config {self.name}: freeze_at must be 0..5, got {self.freeze_at}")
 
     @property
     def kind(self) -> str:
@@ -174,11 +171,16 @@ class MaskRCNNConfig:
             return max(self.output_ids) + 1
         return len(self.class_names) + 1
 
-    def replace(self, **changes: object) -> MaskRCNNConfig:
-        """A copy with some fields changed (``dataclasses.replace``)."""
+    def replace(self, **changes: Any) -> MaskRCNNConfig:
+        """A copy with some fields changed (``dataclasses.replace``); checked as a new config.
+
+        Raises:
+            ConfigError: a changed field holds a value its type does not allow.
+        """
         return dataclasses.replace(self, **changes)
 
-    def with_train(self, **changes: object) -> MaskRCNNConfig:
+    def with_train(self, **changes: Any) -> MaskRCNNConfig:
+        """A copy with some training settings changed (see :meth:`replace`)."""
         return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,9 +189,10 @@ class MaskRCNNConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> MaskRCNNConfig:
-        """Inverse of :meth:`to_dict` (lists become tuples).
+        """Inverse of :meth:`to_dict` (lists become tuples); checked as a config built in code.
 
         Raises:
+            ConfigError: a field holds a value its type does not allow.
             ValueError: ``d`` is marked as another kind of config.
             TypeError: unknown fields.
         """

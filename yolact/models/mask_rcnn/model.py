@@ -25,10 +25,11 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from yolact.core.backbone import ResNetBackbone
-from yolact.core.fpn import FPN, ExtraLevels, UpsampleMode
+from yolact.core.fpn import FPN
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
 from yolact.models.mask_rcnn.heads import MaskLossExtra, MaskRoIHeads, NmsFn
 from yolact.models.mask_rcnn.poolers import make_pooler
+from yolact.models.mask_rcnn.soft_nms import soft_nms
 
 Targets = list[dict[str, Tensor]]
 
@@ -37,14 +38,8 @@ def soft_nms_fn(cfg: MaskRCNNConfig) -> NmsFn | None:
     """The config's test-time Soft-NMS as an ``NmsFn`` (None: plain NMS)."""
     if cfg.soft_nms is None:
         return None
-    from yolact.models.mask_rcnn.soft_nms import (  # imported only when asked for
-        SoftNMSMethod,
-        soft_nms,
-    )
-
-    method = cast(SoftNMSMethod, cfg.soft_nms)  # checked by the config
     return partial(
-        soft_nms, method=method, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
+        soft_nms, method=cfg.soft_nms, sigma=cfg.soft_nms_sigma, score_thresh=cfg.soft_nms_min_score
     )
 
 
@@ -83,9 +78,9 @@ class MaskRCNN(nn.Module):
             self.backbone.channels,
             cfg.fpn_channels,
             num_downsample=1,
-            upsample=cast(UpsampleMode, cfg.fpn_upsample),
+            upsample=cfg.fpn_upsample,
             relu_outputs=False,
-            extra_levels=cast(ExtraLevels, cfg.fpn_extra),
+            extra_levels=cfg.fpn_extra,
         )
         self.feature_names = ["0", "1", "2", "3", "pool"]
         if len(cfg.anchor_sizes) != self.fpn.num_levels:

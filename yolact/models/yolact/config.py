@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 from yolact.core.config import (
     PIXEL_MEAN_BGR,
@@ -19,11 +20,14 @@ from yolact.core.config import (
     BackboneConfig,
     ConfigError,
     TrainConfig,
+    check_choices,
 )
 from yolact.core.data_names import COCO_CLASSES
+from yolact.core.ops.nms import NMSMethod
 
 # How class logits become scores (YolactConfig.classifier).
-CLASSIFIERS = ("softmax", "sigmoid")
+Classifier = Literal["softmax", "sigmoid"]
+CLASSIFIERS: tuple[Classifier, ...] = get_args(Classifier)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,10 @@ class NMSConfig:
     iou_thresh: float = 0.5
     top_k: int = 200
     max_detections: int = 100
-    method: str = "fast"
+    method: NMSMethod = "fast"
+
+    def __post_init__(self) -> None:
+        check_choices(self, "nms.")
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class YolactConfig:
     use_maskiou: bool = False
     maskiou_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
     use_semantic_seg: bool = True
-    classifier: str = "softmax"
+    classifier: Classifier = "softmax"
     sigmoid_prior: float = 0.01
     nms: NMSConfig = field(default_factory=NMSConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -102,11 +109,7 @@ class YolactConfig:
     pixel_std: tuple[float, float, float] = PIXEL_STD_BGR
 
     def __post_init__(self) -> None:
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(
-                f"config {self.name}: unknown classifier '{self.classifier}'; "
-                f"use one of {', '.join(CLASSIFIERS)}"
-            )
+        check_choices(self, f"config {self.name}: ")
         if not 0.0 < self.sigmoid_prior < 1.0:
             raise ConfigError(
                 f"config {self.name}: sigmoid_prior must lie in (0, 1), got {self.sigmoid_prior}"
@@ -121,25 +124,40 @@ class YolactConfig:
     def anchors_per_cell(self) -> int:
         return len(self.aspect_ratios) * len(self.scales[0])
 
-    def replace(self, **changes: object) -> YolactConfig:
-        """A copy with some fields changed (``dataclasses.replace``)."""
+    def replace(self, **changes: Any) -> YolactConfig:
+        """A copy with some fields changed (``dataclasses.replace``); checked as a new config.
+
+        Raises:
+            ConfigError: a changed field holds a value its type does not allow.
+        """
         return dataclasses.replace(self, **changes)
 
-    def with_nms(self, **changes: object) -> YolactConfig:
+    def with_nms(self, **changes: Any) -> YolactConfig:
+        """A copy with some detection settings changed (see :meth:`replace`)."""
         return dataclasses.replace(self, nms=dataclasses.replace(self.nms, **changes))
 
-    def with_train(self, **changes: object) -> YolactConfig:
+    def with_train(self, **changes: Any) -> YolactConfig:
+        """A copy with some training settings changed (see :meth:`replace`)."""
         return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form (stored in checkpoints)."""
         return dataclasses.asdict(self)
 
     @staticmethod
-    def from_dict(d: dict) -> YolactConfig:
+    def from_dict(d: dict[str, Any]) -> YolactConfig:
+        """Inverse of :meth:`to_dict` (lists become tuples), also for the layouts
+        older versions stored; checked as a config built in code.
+
+        Raises:
+            ConfigError: a field holds a value its type does not allow.
+            TypeError, KeyError: fields that do not fit.
+        """
         d = dict(d)
-        d["backbone"] = BackboneConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in d["backbone"].items()}
-        )
+        backbone: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d["backbone"].items()
+        }
+        d["backbone"] = BackboneConfig(**backbone)
         d["nms"] = NMSConfig(**d["nms"])
         if "train" in d:
             # Stored before the classifier was a model setting: a focal-loss run

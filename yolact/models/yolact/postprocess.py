@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -21,21 +20,7 @@ from yolact.core.ops.boxes import boxes_to_pixels, decode
 from yolact.core.ops.masks import assemble_masks, crop_masks, paste_masks
 from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
 from yolact.core.structures import Detections
-from yolact.models.yolact.config import CLASSIFIERS, NMSConfig
-
-NMSMethod = Literal["fast", "cross_class", "standard"]
-NMS_METHODS: tuple[NMSMethod, ...] = get_args(NMSMethod)
-
-
-def check_nms_method(method: str) -> NMSMethod:
-    """``method`` as an :data:`NMSMethod`.
-
-    Raises:
-        ValueError: not one of :data:`NMS_METHODS`.
-    """
-    if method not in NMS_METHODS:
-        raise ValueError(f"unknown NMS method '{method}'; use one of {NMS_METHODS}")
-    return method
+from yolact.models.yolact.config import CLASSIFIERS, Classifier, NMSConfig
 
 
 @dataclass
@@ -71,7 +56,7 @@ class ProtoDetections:
     masks: Tensor
 
 
-def class_scores(conf: Tensor, classifier: str = "softmax") -> Tensor:
+def class_scores(conf: Tensor, classifier: Classifier = "softmax") -> Tensor:
     """Foreground class scores from class logits, as the classifier was trained.
 
     Args:
@@ -90,7 +75,7 @@ def class_scores(conf: Tensor, classifier: str = "softmax") -> Tensor:
 
 
 def detect(
-    outputs: dict[str, Tensor], nms: NMSConfig, classifier: str = "softmax"
+    outputs: dict[str, Tensor], nms: NMSConfig, classifier: Classifier = "softmax"
 ) -> list[RawDetections]:
     """Decode and suppress the predictions of a batch.
 
@@ -102,7 +87,6 @@ def detect(
     Returns:
         One :class:`RawDetections` per image (possibly empty).
     """
-    method = check_nms_method(nms.method)
     scores_all = class_scores(outputs["conf"], classifier)  # [B, P, C-1]
     boxes_all = decode(outputs["loc"], outputs["priors"])  # [B, P, 4]
     results = []
@@ -111,11 +95,11 @@ def detect(
         best, _ = fg.max(dim=0)
         keep = best > nms.conf_thresh
         boxes, scores, coef = boxes_all[b][keep], fg[:, keep], outputs["coef"][b][keep]
-        if method == "fast":
+        if nms.method == "fast":
             idx, labels, det_scores = fast_nms(
                 boxes, scores, nms.iou_thresh, nms.top_k, nms.max_detections
             )
-        elif method == "cross_class":
+        elif nms.method == "cross_class":
             idx, labels, det_scores = cross_class_fast_nms(
                 boxes, scores, nms.iou_thresh, nms.top_k, nms.max_detections
             )
@@ -144,7 +128,7 @@ class PostProcessor:
             ``classifier``, see :func:`class_scores`).
 
     Raises:
-        ValueError: an unknown ``classifier`` or ``nms.method``.
+        ValueError: an unknown ``classifier``.
     """
 
     def __init__(
@@ -156,13 +140,12 @@ class PostProcessor:
         crop: bool = True,
         masks: bool = True,
         *,
-        classifier: str = "softmax",
+        classifier: Classifier = "softmax",
     ) -> None:
         if classifier not in CLASSIFIERS:
             raise ValueError(
                 f"unknown classifier '{classifier}'; use one of {', '.join(CLASSIFIERS)}"
             )
-        check_nms_method(nms.method)
         self.nms = nms
         self.classifier = classifier
         self.class_names = tuple(class_names)
