@@ -58,7 +58,7 @@ def get_config(name: str) -> ModelConfig:
     return resolve.lookup_config(name, FAMILIES)
 
 
-def family_of(cfg: object) -> Family:
+def family_of(cfg: ModelConfig) -> Family:
     """The family of a config.
 
     Raises:

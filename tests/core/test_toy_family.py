@@ -247,3 +247,23 @@ def test_a_family_predictor_reads_only_its_own_family(toy, tmp_path) -> None:
     assert isinstance(ToyPredictor.from_checkpoint(str(path), device="cpu"), ToyPredictor)
     with pytest.raises(CheckpointError, match="unknown config kind 'toy_box'"):
         YolactPredictor.from_checkpoint(str(path), device="cpu")
+
+
+def test_init_weights_of_a_family_without_a_resnet_backbone(toy, tmp_path) -> None:
+    """``--init_weights``: a whole toy checkpoint loads; a backbone file cannot, in one line."""
+    import logging
+
+    from yolact.core.init_weights import initialise
+
+    model = ToyModel(registry.get_config("toy_one_box"))
+    log = logging.getLogger("test")
+    own = Checkpoint({k: torch.ones_like(v) for k, v in model.state_dict().items()})
+    assert initialise(model, own, "toy.pth", log, toy) == "full"
+    assert torch.equal(model.conv.bias, torch.ones(5))
+    resnet = Checkpoint({"conv1.weight": torch.zeros(64, 3, 7, 7)})
+    message = (
+        "resnet18.pth is not a toy checkpoint, and toy_one_box has no ResNet backbone "
+        "to load a backbone file into"
+    )
+    with pytest.raises(CheckpointError, match=f"^{message}$"):
+        initialise(model, resnet, "resnet18.pth", log, toy)

@@ -13,26 +13,16 @@ import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from yolact.apps.benchmark import BenchmarkResult, run_benchmark
+from yolact.core.predictor import Predictor
 from yolact.engine.evaluate import AP_UNIT
 
 # Printed and markdown column titles where they differ from the CSV keys: AP carries its unit.
 TITLES = {"box_ap": f"box AP ({AP_UNIT})", "mask_ap": f"mask AP ({AP_UNIT})"}
-
-
-class ComparedPredictor(Protocol):
-    """What the comparison reads of a predictor besides the stages that ``run_benchmark`` times."""
-
-    @property
-    def device(self) -> torch.device: ...
-
-    @property
-    def model(self) -> torch.nn.Module: ...
 
 
 @dataclass
@@ -191,7 +181,7 @@ def measure_peak_memory(device: torch.device, fn: Callable[[], object]) -> float
 
 
 def _timed(
-    predictor: Any, frames: Sequence[np.ndarray], warmup: int, batch_size: int
+    predictor: Predictor, frames: Sequence[np.ndarray], warmup: int, batch_size: int
 ) -> tuple[BenchmarkResult, float]:
     """``run_benchmark`` of a predictor of either family, and its peak memory in MiB."""
     out: list[BenchmarkResult] = []
@@ -202,12 +192,12 @@ def _timed(
 
 
 def compare_models(
-    predictors: Sequence[tuple[str, ComparedPredictor]],
+    predictors: Sequence[tuple[str, Predictor]],
     frames: Sequence[np.ndarray],
     *,
     batch_sizes: Sequence[int] = (1, 4),
     warmup: int = 3,
-    evaluate: Callable[[ComparedPredictor], dict | None] | None = None,
+    evaluate: Callable[[Predictor], dict | None] | None = None,
     precision: str = "fp32",
 ) -> Comparison:
     """Benchmark each ``(name, predictor)`` on the same frames and batch sizes.

@@ -245,7 +245,7 @@ def eval_video(
     print(f"{src}: processed {processed} frames, {detections} detections{rate}{extra}")
     if getattr(reader, "ended_early", False) and not stopped:
         print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
-    if out:
+    if video_out is not None:
         print(f"wrote {out} ({video_out.frames_written} frames)")
 
 
@@ -324,8 +324,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
         return 0
     writer = CocoJsonWriter(args.output_json) if args.output_json else None
     # One image (which may wait for a key in its window) stops at once instead.
-    long_run = stop is not None and not args.image
-    with stop.polling() if long_run else contextlib.nullcontext():
+    with stop.polling() if stop is not None and not args.image else contextlib.nullcontext():
         try:
             if args.image:
                 eval_image(predictor, args.image, args, writer)

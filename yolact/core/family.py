@@ -65,7 +65,7 @@ class Family(ABC):
     # ---- configs and files -------------------------------------------------------
 
     @abstractmethod
-    def owns_config(self, cfg: object) -> bool:
+    def owns_config(self, cfg: ModelConfig) -> bool:
         """Whether ``cfg`` is a config of this family."""
 
     @abstractmethod

@@ -12,6 +12,7 @@ import os
 import pickletools
 import zipfile
 from dataclasses import dataclass
+from typing import IO
 
 # torch.save's own pickles reference only these modules' objects.
 _TRUSTED_MODULES = ("torch", "collections")
@@ -101,7 +102,7 @@ def _classify_zip(path: str) -> FileKind:
         return FileKind("truncated", "an incomplete zip archive")
 
 
-def _classify_pickle_stream(f: io.IOBase, torch_zip: bool = False) -> FileKind:
+def _classify_pickle_stream(f: IO[bytes], torch_zip: bool = False) -> FileKind:
     """A pickle file: torch's legacy format (several pickles), a zip's data.pkl or a plain one."""
     first = _scan_pickle(f)
     if first is None:
@@ -123,7 +124,7 @@ def _classify_pickle_stream(f: io.IOBase, torch_zip: bool = False) -> FileKind:
     return FileKind("other", f"it is {what}, not one written by torch.save")
 
 
-def _scan_pickle(f: io.IOBase) -> tuple[str, str, object] | None:
+def _scan_pickle(f: IO[bytes]) -> tuple[str, str, object] | None:
     """Walk one pickle's opcodes.
 
     Returns:

@@ -6,7 +6,8 @@ import logging
 
 from torch import nn
 
-from yolact.core.backbone import ModulatedDeformConv
+from yolact.core.backbone import ModulatedDeformConv, ResNetBackbone
+from yolact.core.config import ModelConfig
 from yolact.core.family import Family
 from yolact.core.weights import Checkpoint, CheckpointError
 
@@ -25,6 +26,10 @@ def initialise(
     YOLACT++ take the file's 3x3 conv weights; their offset/modulation convs
     and bias are new layers and keep their initialisation (zero offsets).
 
+    Args:
+        model: a model of ``family`` with a ``cfg`` and, to take a backbone file, a
+            :class:`~yolact.core.backbone.ResNetBackbone` as ``backbone``.
+
     Returns:
         "backbone" or "full", what was loaded.
 
@@ -33,6 +38,13 @@ def initialise(
     """
     if family.init_from_checkpoint(model, ckpt, path, log):
         return "full"
+    cfg: ModelConfig = getattr(model, "cfg")  # noqa: B009
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, ResNetBackbone):
+        raise CheckpointError(
+            f"{path} is not a {family.title} checkpoint, and {cfg.name} has no ResNet "
+            "backbone to load a backbone file into"
+        )
     state = ckpt.state_dict
     renamed = {}
     for key, value in state.items():
@@ -42,8 +54,8 @@ def initialise(
         if key.startswith("layer") and not key.startswith("layers."):
             key = f"layers.{int(key[5]) - 1}{key[6:]}"
         renamed[key] = value
-    own = model.backbone.state_dict()
-    new_layers = set(deformable_extras(model.backbone))
+    own = backbone.state_dict()
+    new_layers = set(deformable_extras(backbone))
     missing = [
         k
         for k in own
@@ -55,14 +67,14 @@ def initialise(
         first = (missing + unexpected + wrong)[:3]
         raise CheckpointError(
             f"{path} is neither a {family.title} checkpoint nor a "
-            f"ResNet-{model.cfg.backbone.depth} "
-            f"backbone file for {model.cfg.name}: first mismatching keys {', '.join(first)}"
+            f"ResNet-{cfg.backbone.depth} "
+            f"backbone file for {cfg.name}: first mismatching keys {', '.join(first)}"
         )
     kept = [k for k in own if k not in renamed and k in new_layers]
     for key, value in own.items():
         if key not in renamed:
             renamed[key] = value
-    model.backbone.load_state_dict(renamed)
+    backbone.load_state_dict(renamed)
     log.info("backbone initialised from %s", path)
     if kept:
         blocks = len({k.rsplit(".conv2.", 1)[0] for k in kept})

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 from yolact.core.config import ModelConfig
 from yolact.core.device import select_device
 from yolact.core.family import Family
+from yolact.core.ops.nms import NMSMethod
 from yolact.core.resolve import resolve_config
 from yolact.core.structures import Detections
 from yolact.core.weights import Checkpoint
@@ -67,7 +68,7 @@ class Predictor(ABC):
         device: str | torch.device | None = None,
         score_threshold: float = 0.0,
         top_k: int | None = None,
-        nms_method: str | None = None,
+        nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
     ) -> None:
@@ -142,6 +143,12 @@ class Predictor(ABC):
     @abstractmethod
     def run_post(self, raw: Any, image_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
         """Raw detections -> :class:`Detections` at each image's (H, W)."""
+
+    @overload
+    def __call__(self, images: np.ndarray) -> Detections: ...
+
+    @overload
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:

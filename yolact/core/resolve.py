@@ -83,7 +83,7 @@ def parse_config(d: dict[str, Any], families: Sequence[Family]) -> ModelConfig:
     raise ValueError(f"unknown config kind '{d.get('kind')}'")
 
 
-def family_of(cfg: object, families: Sequence[Family]) -> Family:
+def family_of(cfg: ModelConfig, families: Sequence[Family]) -> Family:
     """The family of a config.
 
     Raises:

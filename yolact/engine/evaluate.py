@@ -41,15 +41,10 @@ PerImage = list[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]
 
 
 class ImagePredictor(Protocol):
-    """What evaluation needs of a predictor: BGR uint8 image -> Detections.
+    """What evaluation needs of a predictor: one BGR uint8 image -> Detections
+    (a :class:`~yolact.core.predictor.Predictor` given one image)."""
 
-    The signature is the predictors' own (one image -> Detections, a list -> a list);
-    evaluation passes one image at a time.
-    """
-
-    def __call__(
-        self, images: np.ndarray | Sequence[np.ndarray]
-    ) -> Detections | list[Detections]: ...
+    def __call__(self, images: np.ndarray, /) -> Detections: ...
 
 
 @dataclass
@@ -242,7 +237,6 @@ def _predict(
     for index in tqdm(indices, desc="eval", unit="img", disable=not progress):
         sample = dataset[index]
         det = predictor(sample["image"])
-        assert isinstance(det, Detections)
         out.append((index, *detections_to_results(det, int(sample["image_id"]), ids)))
     return out
 

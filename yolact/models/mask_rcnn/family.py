@@ -24,7 +24,7 @@ from yolact.models.mask_rcnn.weights import (
 )
 
 
-def _rcnn(cfg: object) -> MaskRCNNConfig:
+def _rcnn(cfg: ModelConfig) -> MaskRCNNConfig:
     if not isinstance(cfg, MaskRCNNConfig):
         raise TypeError(f"not a Mask R-CNN config: {type(cfg).__name__}")
     return cfg
@@ -39,7 +39,7 @@ class MaskRCNNFamily(Family):
     configs = RCNN_CONFIGS
     predictor_class = RCNNPredictor
 
-    def owns_config(self, cfg: object) -> bool:
+    def owns_config(self, cfg: ModelConfig) -> bool:
         return isinstance(cfg, MaskRCNNConfig)
 
     def config_from_dict(self, d: dict[str, Any]) -> MaskRCNNConfig:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
+from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
@@ -62,6 +63,9 @@ class RCNNPredictor(Predictor):
             output, -1 for background and for outputs with no class (torchvision's "N/A").
     """
 
+    model: MaskRCNN
+    cfg: MaskRCNNConfig
+
     def __init__(
         self,
         model: MaskRCNN,
@@ -69,7 +73,7 @@ class RCNNPredictor(Predictor):
         device: str | torch.device | None = None,
         score_threshold: float = 0.0,
         top_k: int | None = None,
-        nms_method: str | None = None,
+        nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
     ) -> None:
@@ -77,7 +81,7 @@ class RCNNPredictor(Predictor):
             model, device=device, score_threshold=score_threshold, top_k=top_k,
             nms_method=nms_method, crop=crop, masks=masks,
         )  # fmt: skip
-        self.cfg: MaskRCNNConfig = model.cfg
+        self.cfg = model.cfg
         ids = self.cfg.output_ids or tuple(range(1, len(self.cfg.class_names) + 1))
         table = torch.full((self.cfg.num_classes,), -1, dtype=torch.long)
         table[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))

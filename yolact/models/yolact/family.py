@@ -20,7 +20,7 @@ from yolact.models.yolact.weights import holds_yolact, load_weights, weights_cla
 KIND = "yolact"
 
 
-def _yolact(cfg: object) -> YolactConfig:
+def _yolact(cfg: ModelConfig) -> YolactConfig:
     if not isinstance(cfg, YolactConfig):
         raise TypeError(f"not a YOLACT config: {type(cfg).__name__}")
     return cfg
@@ -38,7 +38,7 @@ class YolactFamily(Family):
     configs = CONFIGS
     predictor_class = YolactPredictor
 
-    def owns_config(self, cfg: object) -> bool:
+    def owns_config(self, cfg: ModelConfig) -> bool:
         return isinstance(cfg, YolactConfig)
 
     def stores_kind(self, d: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
 from yolact.models.yolact.config import YolactConfig
@@ -32,6 +33,9 @@ class YolactPredictor(Predictor):
             ``nms_method`` None is the config's.
     """
 
+    model: Yolact
+    cfg: YolactConfig
+
     def __init__(
         self,
         model: Yolact,
@@ -39,7 +43,7 @@ class YolactPredictor(Predictor):
         device: str | torch.device | None = None,
         score_threshold: float = 0.0,
         top_k: int | None = None,
-        nms_method: str | None = None,
+        nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
     ) -> None:
@@ -47,8 +51,7 @@ class YolactPredictor(Predictor):
             model, device=device, score_threshold=score_threshold, top_k=top_k,
             nms_method=nms_method, crop=crop, masks=masks,
         )  # fmt: skip
-        cfg: YolactConfig = model.cfg
-        self.cfg = cfg
+        cfg = self.cfg = model.cfg
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
         self.preprocess = Preprocessor(cfg, self.device)
         self.postprocess = PostProcessor(
