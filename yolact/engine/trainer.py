@@ -118,13 +118,11 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 def _rng_state() -> dict[str, Any]:
     """The random generators' states (torch, NumPy's legacy MT19937, Python's, CUDA's)."""
-    numpy_state = np.random.get_state(legacy=True)
-    if not isinstance(numpy_state, tuple):
-        raise TypeError("numpy's legacy random state is not a tuple")
+    mt19937 = np.random.get_state(legacy=False)["state"]  # {"key": [624] uint32, "pos": int}
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": numpy_state[1].astype(np.int64).tolist(),
-        "numpy_pos": int(numpy_state[2]),
+        "numpy": mt19937["key"].astype(np.int64).tolist(),
+        "numpy_pos": int(mt19937["pos"]),
         "python": list(random.getstate()[1]),
     }
     if torch.cuda.is_available():
