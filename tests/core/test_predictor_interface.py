@@ -5,6 +5,7 @@ post: boxes in image pixels, masks pasted)."""
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -45,6 +46,16 @@ def test_every_family_takes_the_same_keyword_only_options(family) -> None:
             if p.name not in ("path", "cfg", "checkpoint")
         ]  # fmt: skip
         assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in extra), method
+
+
+@pytest.mark.parametrize("name", ["yolact_tiny", "mask_rcnn_tiny"])
+def test_every_family_checks_the_nms_method(name: str) -> None:
+    cfg = registry.get_config(name)
+    message = "nms_method must be None or one of 'fast', 'cross_class', 'standard'; got 'soft'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        registry.build_predictor(cfg, device="cpu", nms_method="soft")
+    predictor = registry.build_predictor(cfg, device="cpu", nms_method="cross_class")
+    assert predictor.nms_method == "cross_class"
 
 
 def test_yolact_network_stage_ends_after_nms_with_prototype_masks() -> None:

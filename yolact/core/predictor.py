@@ -28,7 +28,7 @@ from torch import nn
 from yolact.core.config import ModelConfig
 from yolact.core.device import select_device
 from yolact.core.family import Family
-from yolact.core.ops.nms import NMSMethod
+from yolact.core.ops.nms import NMS_METHODS, NMSMethod
 from yolact.core.resolve import resolve_config
 from yolact.core.structures import Detections
 from yolact.core.weights import Checkpoint
@@ -53,6 +53,10 @@ class Predictor(ABC):
         crop: zero masks outside their boxes (YOLACT's prototype masks).
         masks: compute masks at the image size (False: boxes only, ``masks`` None).
 
+    Raises:
+        ValueError: an ``nms_method`` that is not one of :data:`~yolact.core.ops.nms.NMS_METHODS`
+            (for every family, also where it has no effect).
+
     Attributes:
         family: the predictor's :class:`~yolact.core.family.Family` (set when the
             family is built).
@@ -72,6 +76,9 @@ class Predictor(ABC):
         crop: bool = True,
         masks: bool = True,
     ) -> None:
+        if nms_method is not None and nms_method not in NMS_METHODS:
+            listed = ", ".join(repr(m) for m in NMS_METHODS)
+            raise ValueError(f"nms_method must be None or one of {listed}; got {nms_method!r}")
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
