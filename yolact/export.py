@@ -125,10 +125,14 @@ def export_onnx(
         axes = {name: {0: "batch"} for name in ("images", *OUTPUT_NAMES)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings on shape arithmetic
-        torch.onnx.export(
-            spec.module, (x,), path, dynamo=False, opset_version=opset,
-            input_names=["images"], output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
-        )  # fmt: skip
+        try:
+            torch.onnx.export(
+                spec.module, (x,), path, dynamo=False, opset_version=opset,
+                input_names=["images"], output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 (the exporter raises many kinds, with graph dumps)
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ExportError(f"torch.onnx.export failed: {line}") from None
     model = onnx.load(path)
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, meta.to_json()

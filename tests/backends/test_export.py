@@ -244,3 +244,26 @@ def test_deformable_conv_exports_as_onnx_deform_conv(tmp_path) -> None:
     assert len(nodes) == 1 and len(nodes[0].input) == 5  # x, w, offset, bias, mask
     attrs = {a.name: list(a.ints) or a.i for a in nodes[0].attribute}
     assert attrs["pads"] == [1, 1, 1, 1] and attrs["strides"] == [1, 1]
+
+
+def test_mask_rescoring_net_exports_and_matches(tmp_path) -> None:
+    """YOLACT++'s re-scoring net pools globally without a shape-dependent kernel."""
+    import onnxruntime as ort
+
+    from yolact.models.yolact.maskiou import MaskIoUNet
+
+    torch.manual_seed(0)
+    net = MaskIoUNet(3, get_config("yolact_plus_base").maskiou_channels).eval()
+    side = net.min_size + 4
+    masks = torch.rand(5, 1, side, side)
+    path = tmp_path / "maskiou.onnx"
+    torch.onnx.export(net, (masks,), str(path), dynamo=False, opset_version=17)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: masks.numpy()})[0]
+    with torch.no_grad():
+        ref = net(masks)
+    assert got.shape == (5, 3) and np.allclose(got, ref.numpy(), atol=1e-5)
+    # The same as a max-pool over the whole map.
+    feats = net.maskiou_net(masks)
+    pooled = torch.nn.functional.max_pool2d(feats, feats.shape[2:]).flatten(1)
+    assert torch.equal(ref, pooled)
