@@ -267,3 +267,23 @@ def test_mask_rescoring_net_exports_and_matches(tmp_path) -> None:
     feats = net.maskiou_net(masks)
     pooled = torch.nn.functional.max_pool2d(feats, feats.shape[2:]).flatten(1)
     assert torch.equal(ref, pooled)
+
+
+def test_export_with_mask_rescoring_detects_like_pytorch(tmp_path, capsys) -> None:
+    """A YOLACT++-style head (mask re-scoring, no deformable convs) in the graph."""
+    torch.manual_seed(0)
+    cfg = get_config("yolact_tiny").replace(use_maskiou=True, maskiou_channels=(8, 16, 32))
+    model = build_model(cfg)
+    for p in model.maskiou_net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    ckpt = tmp_path / "yolact_tiny_2_20.pth"
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict()}, ckpt)
+    path = tmp_path / "plus.onnx"
+    assert export_main([f"--trained_model={ckpt}", f"--output={path}"]) == 0
+    assert "checked with onnxruntime" in capsys.readouterr().out
+    images = scenes(2)
+    ref = Predictor.from_checkpoint(str(ckpt), device="cpu", score_threshold=0.02)(images)
+    got = Predictor.from_checkpoint(str(path), device="cpu", score_threshold=0.02)(images)
+    for g, r in zip(got, ref):
+        assert not torch.equal(r.scores, r.box_scores)  # re-scored
+        assert_same_detections(g, r)

@@ -208,3 +208,42 @@ def test_predictor_on_trained_and_random_weights_matches_the_reference(one_threa
                 assert torch.equal(a.labels, b.labels) and torch.equal(a.boxes, b.boxes)
                 assert torch.allclose(a.scores, b.scores, atol=1e-6)
                 assert torch.equal(a.masks, b.masks)
+
+
+def test_mask_rescoring_net_of_a_model_matches_the_reference(one_thread) -> None:
+    """YOLACT++ re-scoring with a real (small) re-scoring net, through the predictor."""
+    from yolact.models.yolact.model import build_model
+    from yolact.models.yolact.predictor import YolactPredictor
+    from yolact.registry import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("yolact_tiny").replace(use_maskiou=True, maskiou_channels=(8, 16, 32))
+    model = build_model(cfg)
+    for p in model.maskiou_net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    predictor = YolactPredictor(model, device="cpu", score_threshold=0.02)
+    image = make_scene(np.random.default_rng(1), (60, 80))["image"]
+    new = predictor(image)
+    ref = PostProcessor(cfg.nms, cfg.class_names, 0.02)(
+        predictor.network(predictor.run_pre([image])), [(60, 80)], maskiou_net=model.maskiou_net
+    )[0]
+    assert len(ref) > 3 and not torch.equal(ref.scores, ref.box_scores)
+    assert torch.equal(new.labels, ref.labels) and torch.equal(new.boxes, ref.boxes)
+    assert torch.allclose(new.scores, ref.scores, atol=1e-6)
+    assert torch.allclose(new.box_scores, ref.box_scores, atol=1e-6)
+    assert torch.equal(new.masks, ref.masks)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fixed_post_on_cuda_matches_the_cpu() -> None:
+    out = random_outputs(11)
+    nms = NMSConfig(top_k=20, max_detections=30, conf_thresh=0.3)
+    ref = fixed(out, nms, SIZES, score_threshold=0.2)
+    gpu = {k: v.cuda() for k, v in out.items()}
+    got = [d.to("cpu") for d in fixed(gpu, nms, SIZES, score_threshold=0.2)]
+    for a, b in zip(got, ref):
+        assert torch.equal(a.labels, b.labels) and torch.allclose(a.boxes, b.boxes)
+        assert torch.allclose(a.scores, b.scores, atol=1e-5)
+        assert a.masks is not None and b.masks is not None
+        assert (a.masks != b.masks).float().mean() < 1e-3
