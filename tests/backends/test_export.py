@@ -287,3 +287,14 @@ def test_export_with_mask_rescoring_detects_like_pytorch(tmp_path, capsys) -> No
     for g, r in zip(got, ref):
         assert not torch.equal(r.scores, r.box_scores)  # re-scored
         assert_same_detections(g, r)
+
+
+def test_cuda_without_a_cuda_runtime_runs_on_the_cpu(files, monkeypatch, capsys) -> None:
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    for kind in ("onnx", "openvino"):
+        predictor = Predictor.from_checkpoint(files[kind], device="cuda")
+        assert predictor.device.type == "cpu" and len(predictor(scenes(1)[0])) > 0
+    err = capsys.readouterr().err
+    assert "no CUDA provider" in err and "OpenVINO models run on the CPU here, not cuda" in err

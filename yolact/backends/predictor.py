@@ -30,7 +30,8 @@ class ExportedPredictor(Predictor):
         path: the ``.onnx`` file or ``*_openvino_model`` directory.
         cfg: the model's config (read from the file's metadata by the registry).
         meta: the file's metadata (read from ``path`` when omitted).
-        device: "cpu" (default), or "cuda" for onnxruntime's CUDA provider.
+        device: "cpu" (default), or "cuda" for onnxruntime's CUDA provider; the
+            batch is made and the results are pasted on the host either way.
         score_threshold, top_k, masks: as :class:`~yolact.core.predictor.Predictor`.
         nms_method, crop: must be None or what the graph was exported with.
         threads: the runtime's intra-op threads (0: its default).
@@ -68,7 +69,7 @@ class ExportedPredictor(Predictor):
         self.meta = meta
         self.cfg = cfg
         self.runtime: Runtime = open_runtime(path, meta, str(device or "cpu"), threads)
-        self.device = torch.device("cpu")
+        self.device = torch.device(self.runtime.device)  # where the graph runs
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_method = meta.nms_method

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -34,7 +35,8 @@ def _cannot_run_deformable(path: str, runtime: str) -> ExportedFileError:
 
 
 class OnnxRuntime(Runtime):
-    """onnxruntime, with its CUDA provider for ``device="cuda"`` when present."""
+    """onnxruntime, with its CUDA provider for ``device="cuda"`` when present (else
+    the CPU, with a note)."""
 
     name = "onnxruntime"
 
@@ -46,13 +48,15 @@ class OnnxRuntime(Runtime):
         providers = ["CPUExecutionProvider"]
         self.device = "cpu"
         if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ExportedFileError(
-                    "device cuda: this onnxruntime has no CUDA provider "
-                    "(pip install onnxruntime-gpu)"
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+                self.device = "cuda"
+            else:
+                print(
+                    "note: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                    "running on the CPU",
+                    file=sys.stderr,
                 )
-            providers.insert(0, "CUDAExecutionProvider")
-            self.device = "cuda"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         try:
@@ -67,7 +71,7 @@ class OnnxRuntime(Runtime):
 
 
 class OpenVinoRuntime(Runtime):
-    """OpenVINO on the CPU."""
+    """OpenVINO on the CPU (another ``device`` is noted and ignored)."""
 
     name = "openvino"
 
@@ -77,7 +81,7 @@ class OpenVinoRuntime(Runtime):
         if meta.deformable:
             raise _cannot_run_deformable(path, "OpenVINO")
         if device != "cpu":
-            raise ExportedFileError(f"device {device}: OpenVINO models run on the CPU here")
+            print(f"note: OpenVINO models run on the CPU here, not {device}", file=sys.stderr)
         self.device = "cpu"
         xml = os.path.join(path, OPENVINO_XML) if os.path.isdir(path) else path
         core = ov.Core()
