@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from yolact.backends.meta import exported_format, read_meta
 from yolact.core import resolve
 from yolact.core.config import ConfigError, ModelConfig
 from yolact.core.family import Family
@@ -108,10 +109,40 @@ def resolve_config(
     class_source: str = "the dataset",
 ) -> tuple[ModelConfig, Checkpoint | None]:
     """The config for a file and/or a config name, with the file's classes (see
-    :func:`yolact.core.resolve.resolve_config`), over every registered family."""
+    :func:`yolact.core.resolve.resolve_config`), over every registered family.
+
+    An exported file (``.onnx``, ``*_openvino_model/``) gives the config stored in
+    its metadata and no checkpoint; a ``config_name`` must be that config's.
+    """
+    if trained_model is not None and exported_format(trained_model):
+        return exported_config(trained_model, config_name, class_names), None
     return resolve.resolve_config(
         trained_model, config_name, class_names, class_source, families=FAMILIES
     )
+
+
+def exported_config(
+    path: str, config_name: str | None = None, class_names: Sequence[str] | None = None
+) -> ModelConfig:
+    """The config stored in an exported file's metadata.
+
+    Raises:
+        CheckpointError: an unreadable file; ConfigError: a ``config_name`` or
+            ``class_names`` other than the file's.
+    """
+    meta = read_meta(path)
+    try:
+        cfg = config_from_dict(meta.config)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: unreadable stored config ({e})") from None
+    if config_name is not None and get_config(config_name).name != cfg.name:
+        raise ConfigError(f"{path} was exported from config {cfg.name}, not {config_name}")
+    if class_names is not None and tuple(class_names) != tuple(cfg.class_names):
+        raise ConfigError(
+            f"{path} detects {len(cfg.class_names)} classes ({', '.join(cfg.class_names[:5])}"
+            f"{', ...' if len(cfg.class_names) > 5 else ''}), not the given ones"
+        )
+    return cfg
 
 
 def build_predictor(
@@ -122,11 +153,16 @@ def build_predictor(
     source: str = "checkpoint",
     **options: Any,
 ) -> Predictor:
-    """The predictor of ``cfg``'s family, with ``checkpoint``'s weights (random without).
+    """The predictor of ``cfg``'s family, with ``checkpoint``'s weights (random
+    without); for an exported ``source`` file, the predictor that runs it.
 
     Args:
         options: the keyword-only options of :class:`~yolact.core.predictor.Predictor`.
     """
+    if exported_format(source):
+        from yolact.backends.predictor import ExportedPredictor
+
+        return ExportedPredictor(source, cfg, device=device, **options)
     family = family_of(cfg)
     return family.predictor_class.from_config(
         cfg, checkpoint, device=device, source=source, **options
@@ -141,7 +177,8 @@ def load_predictor(
     class_names: Sequence[str] | None = None,
     **options: Any,
 ) -> Predictor:
-    """A predictor for a checkpoint of any family (config inferred when not given).
+    """A predictor for a checkpoint of any family (config inferred when not given),
+    or for an exported file (``.onnx``, ``*_openvino_model/``).
 
     Raises:
         ConfigError, CheckpointError: as :func:`resolve_config`.
@@ -158,6 +195,7 @@ __all__ = [
     "build_predictor",
     "config_from_dict",
     "config_name_from_checkpoint",
+    "exported_config",
     "family_of",
     "family_of_checkpoint",
     "get_config",

@@ -9,7 +9,7 @@ import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "yolact"
-SHARED = ("yolact.core", "yolact.engine", "yolact.data", "yolact.io")
+SHARED = ("yolact.core", "yolact.engine", "yolact.data", "yolact.io", "yolact.backends")
 FAMILIES = "yolact.models"
 KINDS = ("mask_rcnn",)  # YOLACT's kind is also the package and logger name
 
@@ -130,7 +130,7 @@ def family_mentions(path: Path) -> list[str]:
 def test_only_the_registry_and_the_families_tell_families_apart() -> None:
     """Shared code, the CLIs and the apps name no family type, function or kind."""
     bad = []
-    for area in ("core", "engine", "data", "io", "cli", "apps"):
+    for area in ("core", "engine", "data", "io", "cli", "apps", "backends"):
         for path in sorted((PACKAGE / area).rglob("*.py")):
             bad += [f"{path.relative_to(PACKAGE)}:{m}" for m in family_mentions(path)]
     assert not bad, "\n".join(bad)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from yolact import registry
+from yolact.core.padded import PaddedDetections
 from yolact.core.predictor import Predictor
 from yolact.models.mask_rcnn.predictor import RCNNOutput
-from yolact.models.yolact.postprocess import ProtoDetections
+from yolact.models.yolact.postprocess import PostProcessor
 
 OPTIONS = {
     "device": None,
@@ -67,17 +68,21 @@ def test_yolact_network_stage_ends_after_nms_with_prototype_masks() -> None:
     assert tuple(batch.shape) == (1, 3, 160, 160)
     raw = predictor.run_network(batch)
     proto_side = predictor.network(batch)["proto"].shape[1]  # [B, h, w, k]
-    assert len(raw) == 1 and isinstance(raw[0], ProtoDetections)
-    D = len(raw[0].boxes)
-    assert 0 < D <= cfg.nms.max_detections  # suppressed already
-    assert tuple(raw[0].masks.shape) == (D, proto_side, proto_side)
+    assert isinstance(raw, PaddedDetections)
+    D = raw.scores.shape[1]
+    assert cfg.nms.max_detections == D  # padded, suppressed already
+    assert raw.count.tolist() == [5]  # top_k applied on the device
+    assert tuple(raw.masks.shape) == (1, D, proto_side, proto_side)
     det = predictor.run_post(raw, [image.shape[:2]])[0]
     assert len(det) == 5 and det.masks.shape == (5, 60, 80)
-    # The stages give what the whole call and the post-processor alone give.
+    # The stages give what the whole call and the reference post-processor give.
     whole = predictor(image)
-    direct = predictor.postprocess(predictor.network(batch), [image.shape[:2]])[0]
+    direct = PostProcessor(cfg.nms, cfg.class_names, top_k=5)(
+        predictor.network(batch), [image.shape[:2]]
+    )[0]
     for other in (whole, direct):
-        assert torch.equal(det.boxes, other.boxes) and torch.equal(det.scores, other.scores)
+        assert torch.equal(det.boxes, other.boxes) and torch.equal(det.labels, other.labels)
+        assert torch.allclose(det.scores, other.scores, atol=1e-6)
         assert torch.equal(det.masks, other.masks)
 
 

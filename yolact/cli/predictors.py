@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from yolact.apps.benchmark import synthetic_frames
+from yolact.backends.meta import exported_format
 from yolact.core.device import select_device
 from yolact.core.predictor import Predictor
 from yolact.data.coco import _load_json
@@ -67,7 +68,7 @@ def build_predictor(
     on_dataset = dataset_mode(args)  # COCO evaluation keeps every detection
     every_score = keep_all or on_dataset  # AP needs every detection, whatever its score
     keep_all = keep_all or args.output_json is not None or on_dataset
-    if ckpt is None:
+    if ckpt is None and not exported_format(args.trained_model or ""):
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
     methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
     return build_family_predictor(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
@@ -158,3 +159,46 @@ class Family(ABC):
     def training_hooks(self, model: nn.Module, cfg: ModelConfig) -> TrainingHooks | None:
         """Per-step training state of ``cfg`` (None: none)."""
         return None
+
+    # ---- export ------------------------------------------------------------------
+
+    def export_spec(
+        self, model: nn.Module, cfg: ModelConfig, nms_method: str | None = None
+    ) -> ExportSpec:
+        """What an exported graph of ``model`` holds (see :class:`ExportSpec`).
+
+        Raises:
+            ExportError: the family's models cannot be exported.
+        """
+        raise ExportError(f"{self.title} models cannot be exported")
+
+
+class ExportError(ValueError):
+    """A model or an option that cannot be exported, or an exported file that
+    cannot run here (one line)."""
+
+
+@dataclass
+class ExportSpec:
+    """A family's exportable module and how its input is made.
+
+    Attributes:
+        module: ``images [B, 3, S, S] -> PaddedDetections.as_tuple()`` (normalised
+            input as ``pixel_mean``/``pixel_std``/``channels`` say).
+        input_size: S, the square input side.
+        pixel_mean, pixel_std: per-channel normalisation of BGR 0-255 pixels.
+        channels: "rgb" or "bgr", the channel order the network takes.
+        crop: the masks come cropped to their boxes widened by ``crop_padding``.
+        nms_method: the NMS baked into the graph.
+        deformable: the graph holds deformable convolutions (ONNX DeformConv).
+    """
+
+    module: nn.Module
+    input_size: int
+    pixel_mean: tuple[float, float, float]
+    pixel_std: tuple[float, float, float]
+    channels: str = "rgb"
+    crop: bool = True
+    crop_padding: float = 1.0
+    nms_method: str = "fast"
+    deformable: bool = False

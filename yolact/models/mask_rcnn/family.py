@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from yolact.core.config import ModelConfig
-from yolact.core.family import Family, TrainingHooks, TrainTransform
+from yolact.core.family import ExportError, ExportSpec, Family, TrainingHooks, TrainTransform
 from yolact.core.weights import Checkpoint
 from yolact.data.transforms import keep_aspect_train_transform
 from yolact.models.mask_rcnn.config import KIND, RCNN_CONFIGS, MaskRCNNConfig
@@ -107,6 +107,15 @@ class MaskRCNNFamily(Family):
             return None
         assert isinstance(model, MaskRCNN)
         return DynamicRCNNHooks(model, c)
+
+    def export_spec(
+        self, model: nn.Module, cfg: ModelConfig, nms_method: str | None = None
+    ) -> ExportSpec:
+        raise ExportError(
+            "the Mask R-CNN reference cannot be exported: torchvision's detector takes "
+            "image lists and returns data-sized results (RPN, RoI heads), which the "
+            "fixed-shape export layout does not hold; export a YOLACT model"
+        )
 
 
 MASK_RCNN = MaskRCNNFamily()

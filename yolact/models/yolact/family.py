@@ -8,10 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from yolact.core.config import ModelConfig
-from yolact.core.family import Family, TrainTransform
+from yolact.core.family import ExportError, ExportSpec, Family, TrainTransform
 from yolact.core.weights import Checkpoint
 from yolact.data.transforms import train_transform
 from yolact.models.yolact.config import CONFIGS, YolactConfig
+from yolact.models.yolact.fixed_post import YolactInference
 from yolact.models.yolact.model import Yolact, build_model
 from yolact.models.yolact.predictor import YolactPredictor
 from yolact.models.yolact.training import NetWithLoss, build_criterion
@@ -95,6 +96,25 @@ class YolactFamily(Family):
         c = _yolact(cfg)
         tc = c.train
         return train_transform(c.max_size, discard_size=tc.discard_box_size, augment=tc.augment)
+
+    def export_spec(
+        self, model: nn.Module, cfg: ModelConfig, nms_method: str | None = None
+    ) -> ExportSpec:
+        yc = _yolact(cfg)
+        nms = yc.nms if nms_method is None else yc.with_nms(method=nms_method).nms
+        if nms.method == "standard":
+            raise ExportError(
+                "standard NMS loops over images and cannot be exported; use fast or cross_class"
+            )
+        return ExportSpec(
+            module=YolactInference(model, nms).eval(),  # type: ignore[arg-type]
+            input_size=yc.max_size,
+            pixel_mean=yc.pixel_mean,
+            pixel_std=yc.pixel_std,
+            channels="rgb",
+            nms_method=nms.method,
+            deformable=any(n > 0 for n in yc.backbone.dcn_layers),
+        )
 
 
 YOLACT = YolactFamily()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -38,4 +37,4 @@ class MaskIoUNet(nn.Module):
     def forward(self, masks: Tensor) -> Tensor:
         """Args: masks [N, 1, H, W] soft masks. Returns [N, num_fg_classes] predicted IoU."""
         x = self.maskiou_net(masks)
-        return F.max_pool2d(x, kernel_size=x.shape[2:]).flatten(1)
+        return x.amax(dim=(2, 3))  # global max pool, [N, num_fg_classes]

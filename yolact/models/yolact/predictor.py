@@ -9,11 +9,12 @@ import torch
 from torch import Tensor
 
 from yolact.core.ops.nms import NMSMethod
+from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
 from yolact.models.yolact.config import YolactConfig
+from yolact.models.yolact.fixed_post import YolactInference
 from yolact.models.yolact.model import Yolact
-from yolact.models.yolact.postprocess import PostProcessor, ProtoDetections
 from yolact.models.yolact.preprocess import Preprocessor
 
 
@@ -29,8 +30,13 @@ class YolactPredictor(Predictor):
     Args:
         model: a built model (its weights loaded).
         device, score_threshold, top_k, nms_method, crop, masks: see
-            :class:`~yolact.core.predictor.Predictor` and :class:`PostProcessor`;
-            ``nms_method`` None is the config's.
+            :class:`~yolact.core.predictor.Predictor`; ``nms_method`` None is
+            the config's.
+
+    Attributes:
+        inference: the network and the fixed-shape post-processing
+            (:class:`~yolact.models.yolact.fixed_post.YolactInference`).
+        postprocess: its post-processing module.
     """
 
     model: Yolact
@@ -54,9 +60,8 @@ class YolactPredictor(Predictor):
         cfg = self.cfg = model.cfg
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
         self.preprocess = Preprocessor(cfg, self.device)
-        self.postprocess = PostProcessor(
-            nms, cfg.class_names, score_threshold, top_k, crop, masks, classifier=cfg.classifier
-        )
+        self.inference = YolactInference(model, nms, crop).eval()
+        self.postprocess = self.inference.post
 
     def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
         """BGR uint8 images -> the network's input batch [B, 3, S, S]."""
@@ -68,15 +73,17 @@ class YolactPredictor(Predictor):
         return self.model(batch)
 
     @torch.no_grad()
-    def run_network(self, batch: Tensor) -> list[ProtoDetections]:
-        """The network, box decoding, NMS and masks at prototype resolution."""
-        return self.postprocess.to_prototypes(
-            self.network(batch), getattr(self.model, "maskiou_net", None)
-        )
+    def run_network(self, batch: Tensor) -> PaddedDetections:
+        """The network, box decoding, NMS and masks at prototype resolution, in
+        fixed shapes on the device, with the score threshold and top-k applied."""
+        return select(self.inference.detect(batch), self.score_threshold, self.top_k)
 
     @torch.no_grad()
     def run_post(
-        self, raw: list[ProtoDetections], image_sizes: Sequence[tuple[int, int]]
+        self, raw: PaddedDetections, image_sizes: Sequence[tuple[int, int]]
     ) -> list[Detections]:
-        """Detections at the original image sizes: boxes in pixels, masks pasted."""
-        return [self.postprocess.to_image(r, size) for r, size in zip(raw, image_sizes)]
+        """Detections at the original image sizes: boxes in pixels, masks pasted
+        (only the counted ones, each inside its box)."""
+        return to_detections(
+            raw, image_sizes, self.cfg.class_names, masks=self.masks, crop=self.crop
+        )

@@ -1,0 +1,75 @@
+"""Square-resize pre-processing shared by a family and its exported graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ImageLike = np.ndarray | Tensor
+
+
+class SquarePreprocessor:
+    """BGR uint8 [H, W, 3] images -> normalised [B, 3, S, S] float32 tensors.
+
+    Steps, on the target device: to float, resize to S x S (aspect ratio not
+    kept) bilinearly with align_corners=False, subtract the BGR mean and divide
+    by the BGR std, reorder the channels to ``channels``.
+
+    Args:
+        size: S.
+        pixel_mean, pixel_std: per-channel BGR normalisation.
+        channels: "rgb" or "bgr", the order the network takes.
+        device: where the batch is made.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        channels: str = "rgb",
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if channels not in ("rgb", "bgr"):
+            raise ValueError(f"channels must be 'rgb' or 'bgr', not '{channels}'")
+        self.size = size
+        self.channels = channels
+        self.device = torch.device(device)
+        self.mean = torch.tensor(list(pixel_mean), device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(list(pixel_std), device=self.device).view(1, 3, 1, 1)
+
+    def to_tensor(self, image: ImageLike) -> Tensor:
+        """One BGR image [H, W, 3] (numpy or tensor) -> float [1, 3, H, W] on the device."""
+        t = (
+            torch.from_numpy(np.ascontiguousarray(image))
+            if isinstance(image, np.ndarray)
+            else image
+        )
+        # Contiguous NCHW like the original, so the resize runs the same kernel.
+        return t.to(self.device, non_blocking=True).float().permute(2, 0, 1)[None].contiguous()
+
+    def __call__(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        """Args: one image [H, W, 3] or a list of them (sizes may differ).
+
+        Returns:
+            [B, 3, S, S] float32.
+        """
+        if isinstance(images, (np.ndarray, Tensor)) and images.ndim == 3:
+            images = [images]
+        batch = torch.cat(
+            [
+                F.interpolate(
+                    self.to_tensor(img), (self.size, self.size), mode="bilinear",
+                    align_corners=False,
+                )
+                for img in images
+            ]
+        )  # fmt: skip
+        batch = (batch - self.mean) / self.std
+        if self.channels == "rgb":
+            batch = batch[:, [2, 1, 0]]
+        return batch.contiguous()

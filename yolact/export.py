@@ -1,0 +1,267 @@
+"""Export a model to ONNX or OpenVINO: network, box decoding, Fast NMS and masks
+at prototype resolution in one graph, checked against PyTorch on the spot::
+
+    python -m yolact.export --trained_model=weights/yolact_tiny_synthetic.pth \\
+        --format=onnx --output=yolact_tiny.onnx
+    python -m yolact.export --trained_model=W --format=openvino --output=out/yolact_tiny
+        (writes out/yolact_tiny_openvino_model/)
+
+The graph takes the normalised [B, 3, S, S] batch and returns ``boxes`` [B, D, 4]
+(relative x1 y1 x2 y2), ``scores``, ``box_scores``, ``classes`` [B, D],
+``masks`` [B, D, h, w] (soft, cropped) and ``count`` [B]; the file's metadata
+holds the config, class names, input size and normalisation. Exported files run
+like checkpoints: ``eval.py --trained_model=model.onnx``,
+``Predictor.from_checkpoint("model_openvino_model")``.
+
+YOLACT++'s deformable convolutions are written as ONNX DeformConv (opset 19),
+which only TensorRT runs today: such a file is exported unchecked, and
+onnxruntime/OpenVINO refuse it in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from yolact.backends.meta import (
+    META_KEY,
+    OPENVINO_META,
+    OPENVINO_SUFFIX,
+    OPENVINO_XML,
+    ExportedFileError,
+    ExportMeta,
+)
+from yolact.backends.onnx_ops import DEFORM_CONV_OPSET, register_deform_conv
+from yolact.backends.runtimes import OnnxRuntime, OpenVinoRuntime, Runtime
+from yolact.core.config import ConfigError
+from yolact.core.family import ExportError, ExportSpec
+from yolact.core.padded import OUTPUT_NAMES
+from yolact.core.preprocess import SquarePreprocessor
+from yolact.core.weights import CheckpointError
+from yolact.registry import family_of, resolve_config
+
+OPSET = 17
+
+
+def _example_batch(spec: ExportSpec, batch: int) -> torch.Tensor:
+    """A drawn scene, pre-processed, repeated to ``batch`` (some detections to check)."""
+    from yolact.apps.benchmark import synthetic_frames
+
+    frames = synthetic_frames(batch, 240, 320, seed=1)
+    pre = SquarePreprocessor(spec.input_size, spec.pixel_mean, spec.pixel_std, spec.channels)
+    return pre(frames)
+
+
+def compare_outputs(
+    ref: Sequence[np.ndarray], got: Sequence[np.ndarray], tol: float = 1e-3
+) -> tuple[float, str]:
+    """How well an exported graph's outputs match PyTorch's.
+
+    Every detection of ``ref`` is matched to one of ``got`` in the same image with
+    the same class, boxes within ``tol`` (relative) and scores within ``tol``.
+
+    Returns:
+        (fraction of detections matched, a one-line summary).
+    """
+    boxes_r, scores_r, _, classes_r, masks_r, count_r = ref
+    boxes_g, scores_g, _, classes_g, masks_g, count_g = got
+    matched = total = 0
+    worst_mask = 0.0
+    for b in range(len(count_r)):
+        n, m = int(count_r[b]), int(count_g[b])
+        total += n
+        if n == 0 or m == 0:
+            continue
+        same = (
+            (classes_r[b, :n, None] == classes_g[b, None, :m])
+            & (np.abs(boxes_r[b, :n, None] - boxes_g[b, None, :m]).max(-1) <= tol)
+            & (np.abs(scores_r[b, :n, None] - scores_g[b, None, :m]) <= tol)
+        )  # [n, m]
+        hit = same.any(axis=1)
+        matched += int(hit.sum())
+        j = same.argmax(axis=1)[hit]
+        if hit.any():
+            diff = np.abs(masks_r[b, :n][hit].astype(np.float32) - masks_g[b, j].astype(np.float32))
+            worst_mask = max(worst_mask, float(diff.mean()))
+    fraction = matched / total if total else float(np.array_equal(count_r, count_g))
+    summary = (
+        f"{matched}/{total} detections match PyTorch (boxes and scores within {tol:g}), "
+        f"counts {list(map(int, count_r))} vs {list(map(int, count_g))}, "
+        f"mean mask difference {worst_mask:.2e}"
+    )
+    return fraction, summary
+
+
+def _check(runtime: Runtime, module: torch.nn.Module, x: torch.Tensor, half: bool) -> str:
+    with torch.no_grad():
+        ref = [t.float().numpy() for t in module(x)]
+    got = runtime.run(x.numpy())
+    fraction, summary = compare_outputs(ref, got, 1e-2 if half else 1e-3)
+    if fraction < 0.99:
+        raise ExportError(f"{runtime.name} disagrees with PyTorch: {summary}")
+    return f"checked with {runtime.name}: {summary}"
+
+
+def export_onnx(
+    spec: ExportSpec, meta: ExportMeta, path: str, x: torch.Tensor, dynamic_batch: bool
+) -> None:
+    """Write ``spec.module`` on input ``x`` to ``path`` with ``meta`` in its metadata."""
+    import onnx
+
+    opset = OPSET
+    if spec.deformable:
+        register_deform_conv()
+        opset = DEFORM_CONV_OPSET
+    axes = None
+    if dynamic_batch:
+        axes = {name: {0: "batch"} for name in ("images", *OUTPUT_NAMES)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on shape arithmetic
+        try:
+            torch.onnx.export(
+                spec.module, (x,), path, dynamo=False, opset_version=opset,
+                input_names=["images"], output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 (the exporter raises many kinds, with graph dumps)
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ExportError(f"torch.onnx.export failed: {line}") from None
+    model = onnx.load(path)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, meta.to_json()
+    onnx.save(model, path)
+
+
+def openvino_dir(output: str) -> str:
+    """``out/name`` or ``out/name.onnx`` -> ``out/name_openvino_model``."""
+    base = output.rstrip("/\\")
+    if base.endswith(OPENVINO_SUFFIX):
+        return base
+    root, ext = os.path.splitext(base)
+    return (root if ext.lower() in (".onnx", ".xml") else base) + OPENVINO_SUFFIX
+
+
+def export(
+    trained_model: str | None,
+    output: str,
+    fmt: str = "onnx",
+    *,
+    config: str | None = None,
+    half: bool = False,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    nms_method: str | None = None,
+    check: bool = True,
+    log: bool = True,
+) -> str:
+    """Export a checkpoint (or a config's random weights) and check it.
+
+    Returns:
+        The path written (the ``.onnx`` file or the ``*_openvino_model`` directory).
+
+    Raises:
+        ExportError, ConfigError, CheckpointError: in one line.
+    """
+    say = print if log else (lambda *a, **k: None)
+    if fmt not in ("onnx", "openvino"):
+        raise ExportError(f"unknown format '{fmt}'; use onnx or openvino")
+    if batch < 1:
+        raise ExportError(f"--batch must be at least 1, got {batch}")
+    cfg, ckpt = resolve_config(trained_model, config)
+    family = family_of(cfg)
+    model = family.build_model(cfg, ckpt, trained_model or "checkpoint").eval()
+    spec = family.export_spec(model, cfg, nms_method)
+    x = _example_batch(spec, 2 if dynamic_batch else batch)
+    if half:
+        spec.module.half()
+        x = x.half()
+    meta = ExportMeta(
+        config_name=cfg.name,
+        config=cfg.to_dict(),
+        class_names=list(cfg.class_names),
+        input_size=spec.input_size,
+        batch=None if dynamic_batch else batch,
+        pixel_mean=list(spec.pixel_mean),
+        pixel_std=list(spec.pixel_std),
+        channels=spec.channels,
+        crop=spec.crop,
+        crop_padding=spec.crop_padding,
+        nms_method=spec.nms_method,
+        half=half,
+        deformable=spec.deformable,
+    )
+    if fmt == "onnx":
+        path = output if output.lower().endswith(".onnx") else output + ".onnx"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        export_onnx(spec, meta, path, x, dynamic_batch)
+        say(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+        if spec.deformable:
+            say("note: the graph holds ONNX DeformConv, which only TensorRT runs; not checked")
+        elif check:
+            say(_check(OnnxRuntime(path, meta), spec.module, x, half))
+        return path
+    import openvino as ov
+
+    folder = openvino_dir(output)
+    if spec.deformable:
+        raise ExportError(
+            "OpenVINO cannot run deformable convolutions (ONNX DeformConv); "
+            "export YOLACT++ to onnx for TensorRT instead"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = os.path.join(tmp, "model.onnx")
+        export_onnx(spec, meta, onnx_path, x, dynamic_batch)
+        converted = ov.convert_model(onnx_path)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
+        ov.save_model(converted, os.path.join(folder, OPENVINO_XML), compress_to_fp16=half)
+    with open(os.path.join(folder, OPENVINO_META), "w", encoding="utf-8") as f:
+        f.write(meta.to_json())
+    say(f"wrote {folder}/")
+    if check:
+        say(_check(OpenVinoRuntime(folder, meta), spec.module, x, half))
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m yolact.export", description=(__doc__ or "").split("\n")[0]
+    )
+    p.add_argument("--trained_model", help="the checkpoint to export")
+    p.add_argument("--config", help="a registered config name (default: from the file)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino"])
+    p.add_argument("--output", required=True, help="the .onnx file, or the OpenVINO name")
+    p.add_argument("--half", action="store_true", help="float16 weights and input")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--batch", type=int, default=1, help="the fixed batch size (default 1)")
+    group.add_argument("--dynamic_batch", action="store_true", help="any batch size")
+    p.add_argument(
+        "--nms_method",
+        choices=["fast", "cross_class"],
+        help="the NMS in the graph (default: config's)",
+    )
+    p.add_argument("--no_check", action="store_true", help="skip the check against PyTorch")
+    a = p.parse_args(argv)
+    if a.trained_model is None and a.config is None:
+        p.error("give --trained_model (or --config for random weights)")
+    try:
+        export(
+            a.trained_model, a.output, a.format, config=a.config, half=a.half, batch=a.batch,
+            dynamic_batch=a.dynamic_batch, nms_method=a.nms_method, check=not a.no_check,
+        )  # fmt: skip
+    except (ExportError, ExportedFileError, ConfigError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
