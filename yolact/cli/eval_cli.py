@@ -29,6 +29,7 @@ from yolact.core.config import ConfigError
 from yolact.core.device import select_device
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
+from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
@@ -43,7 +44,7 @@ from yolact.io.video import VideoWriter, open_window_possible
 log = logging.getLogger("yolact")
 
 
-ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError)
+ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError, ThreadsError)
 QUIT_KEYS = (27, ord("q"), ord("Q"))
 
 
@@ -346,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(argv) if argv is not None else None)
     with StopSignals() as stop:
         try:
+            # A video keeps one drawing and writing thread busy beside the network.
+            configure_threads(args.threads, reserved=1 if args.video else 0)
             code = run(args, stop)
         except ERRORS as e:
             print(f"error: {e}", file=sys.stderr)
