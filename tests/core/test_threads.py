@@ -109,3 +109,27 @@ def test_eval_sizes_its_pools_before_running(tmp_path, capsys, restore_pools):
     plan = current_plan()
     assert (plan.source, plan.budget, plan.intra_op, plan.opencv) == ("--threads", 3, 2, 1)
     assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "given", "expected"),
+    [("eval.py", None, "PASSIVE"), ("train.py", None, "PASSIVE"), ("eval.py", "ACTIVE", "ACTIVE")],
+)
+def test_entry_points_make_openmp_threads_wait_passively(script, given, expected):
+    """Before torch loads, the scripts ask for passive waiting unless the user chose."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = (
+        f"import runpy, os, sys; runpy.run_path({script!r}, run_name='not_main'); "
+        "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, text=True,
+                          capture_output=True, check=True)  # fmt: skip
+    assert done.stdout.split() == [expected, "True"]

@@ -12,6 +12,13 @@ applies it. Other backends read the decision from :func:`current_plan`
 The budget is, in order of precedence: ``--threads N``, then the cores the
 process may run on (``os.sched_getaffinity``). An explicit ``OMP_NUM_THREADS``
 (unless ``--threads`` is given) fixes the network's own thread count.
+
+``eval.py`` and ``train.py`` also set ``OMP_WAIT_POLICY=PASSIVE`` (unless it is
+set) before torch loads: OpenMP threads that wait at the end of a parallel
+region then sleep instead of spinning. With spinning, a process whose threads
+fill every core slows many times over as soon as another process takes one
+core: each region waits for its descheduled thread while its siblings burn the
+remaining time.
 """
 
 from __future__ import annotations
