@@ -40,6 +40,7 @@ class Run:
     busy: bool
     fps: float
     wall_s: float
+    load: float  # the machine's 1-minute load average before the run
 
 
 def write_video(path: str, frames: int, fps: float = 30.0) -> None:
@@ -96,13 +97,14 @@ def run_eval(repo: str, mode: str, weights: str, video: str, out_dir: str, busy:
         args.append(f"--video={video}:{out}")
     else:
         args += ["--benchmark", "--max_images=60"]
+    load = os.getloadavg()[0]
     with busy_process(busy):
         start = time.perf_counter()
         done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{repo}: eval.py failed: {done.stderr.strip().splitlines()[-1:]}")
-    return Run(repo, mode, busy, parse_fps(mode, done.stdout), wall)
+    return Run(repo, mode, busy, parse_fps(mode, done.stdout), wall, load)
 
 
 def table(runs: Sequence[Run]) -> str:
