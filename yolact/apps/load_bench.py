@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from yolact.apps.benchmark import synthetic_frames
 
@@ -53,10 +54,9 @@ def write_video(path: str, frames: int, fps: float = 30.0) -> None:
     writer.release()
 
 
-def _shift(step: int):  # [2, 3] affine matrix
-    import numpy as np
-
-    return np.float32([[1, 0, 2 * step], [0, 1, step]])
+def _shift(step: int) -> np.ndarray:
+    """The [2, 3] affine matrix moving a frame by (2 * step, step) pixels."""
+    return np.array([[1, 0, 2 * step], [0, 1, step]], dtype=np.float32)
 
 
 @contextlib.contextmanager

@@ -311,7 +311,7 @@ def eval_video(
     print(times.summary(wall_s))
     if getattr(reader, "ended_early", False) and not stopped:
         print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
-    if out:
+    if video_out is not None:
         print(f"wrote {out} ({video_out.frames_written} frames)")
 
 

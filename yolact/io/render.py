@@ -180,7 +180,7 @@ def draw_detections(
     if masks and det.masks is not None and n > 0:
         if tuple(det.masks.shape[1:]) != (H, W):
             raise ValueError(f"masks are {tuple(det.masks.shape[1:])}, image is {(H, W)}")
-        out = image.copy()
+        out: np.ndarray = image.copy()
         region = _covered_region(det.masks)
         if region is not None:
             y0, y1, x0, x1 = region
