@@ -398,8 +398,8 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
     """Frames come every 2 ms, the model takes far longer: each processed frame is the
     newest one or the one before it, and the run ends cleanly when the camera stops."""
     import yolact.cli.eval_cli as cli
-    from yolact.core.predictor import Predictor
     from yolact.io.sources import VideoSource
+    from yolact.models.yolact.predictor import YolactPredictor
 
     camera = FastCamera(total=300)
     monkeypatch.setattr(
@@ -408,16 +408,16 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
         staticmethod(lambda spec, **kw: VideoSource(camera, "webcam", spec)),
     )
     lags = []
-    real_call = Predictor.__call__
+    real_pre = YolactPredictor.run_pre
 
-    def slow_call(self, images):
+    def slow_pre(self, images):
         newest = camera.latest
         for img in images:
             lags.append(newest - (int(img[0, 0, 0]) + 256 * int(img[0, 0, 1])))
         time.sleep(0.03)
-        return real_call(self, images)
+        return real_pre(self, images)
 
-    monkeypatch.setattr(Predictor, "__call__", slow_call)
+    monkeypatch.setattr(YolactPredictor, "run_pre", slow_pre)
     dst = tmp_path / "cam.avi"
     start = time.monotonic()
     code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--video=0:{dst}")
@@ -434,22 +434,22 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
     half a second, with the frames processed before it written."""
     import threading
 
-    from yolact.core.predictor import Predictor
+    from yolact.models.yolact.predictor import YolactPredictor
 
     server = mjpeg_server(3, interval=0.02, then="stall", make_frame=lambda i: scene(seed=i))
     dst, js = tmp_path / "live.avi", tmp_path / "live.json"
-    real_call, sent = Predictor.__call__, []
+    real_call, sent = YolactPredictor.run_network, []
 
-    def call_then_signal(self, images):
+    def call_then_signal(self, batch):
         if not sent:  # the stream is silent well before this fires
             sent.append(threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)))
             sent[0].start()
-        return real_call(self, images)
+        return real_call(self, batch)
 
     previous = signal.signal(signal.SIGTERM, lambda *_: None)  # in case it fires late
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(Predictor, "__call__", call_then_signal)
+            mp.setattr(YolactPredictor, "run_network", call_then_signal)
             start = time.monotonic()
             code, out, err = run_main(
                 capsys, f"--trained_model={tiny_ckpt}", f"--video={server.url}:{dst}",
@@ -604,18 +604,18 @@ def test_every_flag_has_help_and_states_its_default(script):
 
 # ---- SIGINT / SIGTERM end long runs cleanly ---------------------------------------------
 
-# eval.py's main with each predictor call slowed down and announced on stdout, so that
+# eval.py's main with each network call slowed down and announced on stdout, so that
 # the test can signal the process in the middle of a run.
 SLOW_EVAL = """
 import sys, time
-from yolact.core.predictor import Predictor
-call = Predictor.__call__
-def slow(self, images):
-    out = call(self, images)
+from yolact.models.yolact.predictor import YolactPredictor
+call = YolactPredictor.run_network
+def slow(self, batch):
+    out = call(self, batch)
     time.sleep(0.05)
     print("predicted", flush=True)
     return out
-Predictor.__call__ = slow
+YolactPredictor.run_network = slow
 from yolact.cli.eval_cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -660,7 +660,9 @@ def test_signal_during_video_keeps_playable_video_and_json(tmp_path, tiny_ckpt, 
     assert match, out
     processed = int(match.group(1))
     calls = out.count("predicted")
-    assert 8 <= calls < 150 and processed == 2 * calls  # stopped early, every read frame kept
+    # stopped early, every read frame kept (the last batch may hold the one frame read
+    # before the stop was seen)
+    assert 8 <= calls < 150 and processed in (2 * calls - 1, 2 * calls)
     assert f"wrote {dst} ({processed} frames)" in out
     assert video_props(dst) == (processed, 64, 48, pytest.approx(12.0, abs=0.01))
     ids = {e["image_id"] for e in json.loads(js.read_text())}

@@ -122,6 +122,39 @@ def test_pixels_outside_masks_unchanged() -> None:
     assert not np.array_equal(out[~outside], image[~outside])
 
 
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_only_the_covered_rectangle_is_blended_with_the_same_result(kind, monkeypatch) -> None:
+    """The blend runs over the masks' bounding rectangle only, and the drawing equals
+    the full-image blend bit for bit."""
+    import yolact.io.render as render
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    masks = torch.zeros((3, H, W))
+    masks[0, 5:15, 8:25] = 1.0
+    masks[1, 12:31, 20:44] = 0.6 if kind == "float" else 1.0
+    masks = masks.bool() if kind == "bool" else masks
+    det = make_det([[8, 5, 25, 15], [20, 12, 44, 31], [0, 0, 1, 1]], [0, 2, 1], [0.9, 0.7, 0.5],
+                   masks)  # fmt: skip
+    colors = torch.tensor([color_for(i, det.labels[i].item(), False) for i in range(3)])
+    full = blend_masks(torch.from_numpy(image).float(), masks, colors.float(), 0.45)
+    expected = full.round().clamp(0, 255).to(torch.uint8).numpy()
+    shapes = []
+    real = render.blend_masks
+    monkeypatch.setattr(
+        render, "blend_masks", lambda im, *a: shapes.append(im.shape) or real(im, *a)
+    )
+    out = draw_detections(image, det, boxes=False, text=False)
+    assert shapes == [(31 - 5, 44 - 8, 3)]
+    assert np.array_equal(out, expected)
+
+
+def test_empty_masks_leave_the_image_as_it_is() -> None:
+    image = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    det = make_det([[1, 1, 9, 9]], [0], [0.9], torch.zeros((1, H, W), dtype=torch.bool))
+    assert np.array_equal(draw_detections(image, det, boxes=False, text=False), image)
+
+
 def test_box_outline_has_detection_colour() -> None:
     image = np.zeros((H, W, 3), np.uint8)
     det = make_det([[10, 5, 50, 30], [2, 2, 8, 8]], [0, 1], [0.9, 0.5], full_mask(2))

@@ -17,6 +17,7 @@ from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.predictor import Predictor
 from yolact.core.preprocess import SquarePreprocessor
 from yolact.core.structures import Detections
+from yolact.core.threads import current_plan
 
 
 class ExportedPredictor(Predictor):
@@ -35,7 +36,8 @@ class ExportedPredictor(Predictor):
             batch is made and the results are pasted on the host either way.
         score_threshold, top_k, masks: as :class:`~yolact.core.predictor.Predictor`.
         nms_method, crop: must be None or what the graph was exported with.
-        threads: the runtime's intra-op threads (0: its default).
+        threads: the runtime's intra-op threads (0: the process's thread plan,
+            :func:`yolact.core.threads.current_plan`).
 
     Raises:
         ExportedFileError: an unreadable file, a runtime that cannot run it, or
@@ -69,6 +71,7 @@ class ExportedPredictor(Predictor):
         self.path = path
         self.meta = meta
         self.cfg = cfg
+        threads = threads or current_plan().runtime
         self.runtime: Runtime = open_runtime(path, meta, str(device or "cpu"), threads)
         self.device = torch.device(self.runtime.device)  # where the graph runs
         self.score_threshold = score_threshold

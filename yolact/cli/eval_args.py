@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--mask_det_file", default="results/mask_detections.json", help="mask results path")
     a("--metrics_json", default=None, metavar="PATH", help="dataset mode: write the APs")
     a("--seed", default=None, type=int, help="random seed (random-weight benchmarks)")
+    a("--threads", default=None, type=int, metavar="N",
+      help="threads this process keeps busy (default: the cores it may use that are idle "
+      "at start; an explicit "
+      "OMP_NUM_THREADS sets the network's own)")  # fmt: skip
     return p
 
 

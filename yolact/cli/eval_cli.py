@@ -10,6 +10,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,12 +30,14 @@ from yolact.core.config import ConfigError
 from yolact.core.device import select_device
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
+from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
+from yolact.io.pipeline import StageError, StageThread, StageTimes
 from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, split_in_out
 from yolact.io.stop import StopSignals
@@ -43,7 +46,8 @@ from yolact.io.video import VideoWriter, open_window_possible
 log = logging.getLogger("yolact")
 
 
-ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError)
+ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError, ThreadsError,
+          StageError)  # fmt: skip
 QUIT_KEYS = (27, ord("q"), ord("Q"))
 
 
@@ -163,6 +167,63 @@ class FPSMeter:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
+class _VideoSink:
+    """The drawing and writing stage of a video run (on its own thread): post-processing,
+    ``--output_json``, drawing and encoding, in the order the frames were read."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        args: argparse.Namespace,
+        src: str,
+        writer: CocoJsonWriter | None,
+        video_out: VideoWriter | None,
+        show: bool,
+        times: StageTimes,
+        bar: Any,
+    ) -> None:
+        self.predictor, self.args, self.src = predictor, args, src
+        self.writer, self.video_out, self.show = writer, video_out, show
+        self.times, self.bar = times, bar
+        self.ids = category_ids_for(predictor.class_names)
+        self.meter = FPSMeter()
+        self.fps: float | None = None
+        self.processed = 0
+        self.detections = 0
+        self.latest: np.ndarray | None = None
+
+    def __call__(self, item: tuple[list[tuple[int, np.ndarray]], Any]) -> None:
+        """Post-process one network batch and draw, write and count its frames."""
+        frames, raw = item
+        with self.times.timed("post"):
+            dets = self.predictor.run_post(raw, [frame.shape[:2] for _, frame in frames])
+        with self.times.timed("draw+write"):
+            for (index, frame), det in zip(frames, dets):
+                self.processed += 1
+                self.times.frames = self.processed
+                self.detections += len(det)
+                self.fps = self.meter.tick() or self.fps
+                if self.writer is not None:
+                    self.writer.add(det, index, os.path.basename(self.src), self.ids)
+                if self.video_out is None and not self.show:
+                    continue
+                fps = self.fps if self.args.display_fps else None
+                drawing = _draw(frame, det, self.args, fps)
+                if self.video_out is not None:
+                    self.video_out.write(drawing)
+                if self.show:
+                    self.latest = drawing
+        self.bar.update(len(frames))
+
+
+def _show_latest(sink: _VideoSink, window: str) -> bool:
+    """Show the newest drawing (windows belong to the main thread); True on a quit key."""
+    drawing, sink.latest = sink.latest, None
+    if drawing is not None:
+        cv2.imshow(window, drawing)
+    return (cv2.waitKey(1) & 0xFF) in QUIT_KEYS
+
+
 def eval_video(
     predictor: Predictor,
     spec: str,
@@ -172,8 +233,13 @@ def eval_video(
 ) -> None:
     """``--video SRC[:OUT]``: a video file, webcam or stream, drawn to OUT or a window.
 
-    A stop request (SIGINT, SIGTERM) ends reading; the frames already read are
-    processed, written and reported, and OUT is closed as a playable file.
+    Three stages run at once: reading and decoding (a reader thread), the network
+    (this thread), and post-processing, drawing and encoding (a stage thread), with
+    bounded queues between them; a file's frames all arrive in order, a live
+    source's newest frame is taken. The time per frame of every stage is printed
+    at the end. A stop request (SIGINT, SIGTERM) ends reading; the frames already
+    read are processed, written and reported, and OUT is closed as a playable
+    file. An error in a stage ends the run with that error.
     """
     src, out = split_in_out(spec)
     source = VideoSource.open(src)
@@ -190,21 +256,22 @@ def eval_video(
     if total is not None and args.max_images >= 0:
         total = min(total, args.max_images)
     bar = tqdm(total=total, desc="frames", unit="frame", disable=args.no_bar or source.is_live)
-    ids = category_ids_for(predictor.class_names)
-    meter = FPSMeter()
-    fps = None
-    processed, detections = 0, 0
-    stopped = False
+    times = StageTimes(dict.fromkeys(("read", "network", "post", "draw+write"), 0.0))
+    sink = _VideoSink(predictor, args, src, writer, video_out, show, times, bar)
+    stage = StageThread(sink, "drawing and writing", max_queue=2, context=torch.no_grad)
     reader = FrameReader(source, cancel=stop.event if stop is not None else None)
+    stopped = False
+    start = time.perf_counter()
     try:
         with reader:
-            pending: list = []
+            pending: list[tuple[int, np.ndarray]] = []
+            sent = 0
             frames_iter = iter(reader)
             while not stopped:
                 item = next(frames_iter, None)
                 if item is not None:
                     pending.append((item[0], to_bgr8(item[1])))
-                    if args.max_images >= 0 and processed + len(pending) >= args.max_images:
+                    if args.max_images >= 0 and sent + len(pending) >= args.max_images:
                         stopped = True
                     if stop is not None and stop.requested:
                         stopped = True
@@ -212,37 +279,36 @@ def eval_video(
                         continue
                 if not pending:
                     break
-                dets = predictor([f for _, f in pending])
-                for (index, frame), det in zip(pending, dets):
-                    processed += 1
-                    detections += len(det)
-                    fps = meter.tick() or fps
-                    if writer is not None:
-                        writer.add(det, index, os.path.basename(src), ids)
-                    if video_out is None and not show:
-                        continue
-                    drawing = _draw(frame, det, args, fps if args.display_fps else None)
-                    if video_out is not None:
-                        video_out.write(drawing)
-                    if show:
-                        cv2.imshow(window, drawing)
-                        if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
-                            stopped = True
-                            break
-                bar.update(len(pending))
+                with times.timed("network"), torch.no_grad():
+                    raw = predictor.run_network(predictor.run_pre([f for _, f in pending]))
+                stage.put((pending, raw))
+                sent += len(pending)
                 pending = []
+                if show and _show_latest(sink, window):
+                    stopped = True
                 if item is None:
                     break
+        stage.finish()
+        if show:
+            _show_latest(sink, window)
+    except Exception:
+        with contextlib.suppress(Exception):  # keep what went through the network
+            stage.finish()
+        raise
     finally:
+        stage.abort()
         bar.close()
         if video_out is not None:
             video_out.close()
         if show:
             cv2.destroyAllWindows()
-    rate = f", {fps:.1f} FPS" if fps else ""
+    wall_s = time.perf_counter() - start
+    times.add("read", reader.read_seconds)
+    rate = f", {sink.fps:.1f} FPS" if sink.fps else ""
     dropped = getattr(reader, "dropped", 0)
     extra = f", {dropped} stale frames dropped" if dropped else ""
-    print(f"{src}: processed {processed} frames, {detections} detections{rate}{extra}")
+    print(f"{src}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
+    print(times.summary(wall_s))
     if getattr(reader, "ended_early", False) and not stopped:
         print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
     if video_out is not None:
@@ -345,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(argv) if argv is not None else None)
     with StopSignals() as stop:
         try:
+            # A video keeps one drawing and writing thread busy beside the network.
+            configure_threads(args.threads, reserved=1 if args.video else 0)
             code = run(args, stop)
         except ERRORS as e:
             print(f"error: {e}", file=sys.stderr)

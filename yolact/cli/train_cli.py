@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.core.checkpoint_names import resume_path
 from yolact.core.config import AUGMENTATIONS, OPTIMIZERS, ConfigError, ModelConfig
+from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no_bar", action="store_true", help="no progress bar")
     a("--log_interval", default=10, type=int, help="iterations between CSV log rows")
     a("--cuda", default=None, type=str2bool, help="original flag; --device is preferred")
+    a("--threads", default=None, type=int, metavar="N",
+      help="threads this process keeps busy, data loader workers included (default: the idle "
+      "cores it may use; an explicit OMP_NUM_THREADS sets the network's own)")  # fmt: skip
     return p
 
 
@@ -166,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
+        workers = plan_threads(available_cores(), requested=args.threads).loader_workers(
+            args.num_workers
+        )
+        configure_threads(args.threads, reserved=workers)
         cfg = config_for(args)
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")

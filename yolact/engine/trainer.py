@@ -30,6 +30,7 @@ from yolact.core.checkpoint_names import (
 from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
 from yolact.core.family import Family, TrainingHooks
 from yolact.core.init_weights import initialise
+from yolact.core.threads import current_plan
 from yolact.data.coco import CocoDataset
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
@@ -366,7 +367,7 @@ class Trainer:
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
         self.data.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip_batches * self.local_batch)
-        workers = max(0, min(self.opts.num_workers, os.cpu_count() or 1))
+        workers = current_plan().loader_workers(self.opts.num_workers)
         return DataLoader(
             self.data,
             batch_size=self.local_batch,

@@ -83,6 +83,18 @@ def blend_masks(image: Tensor, masks: Tensor, colors: Tensor, alpha: float) -> T
     return image * transmit[-1].unsqueeze(-1) + paint
 
 
+def _covered_region(masks: Tensor) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the smallest rectangle holding every nonzero mask pixel of
+    ``masks`` [N, H, W], end-exclusive; None when every mask is empty. Blending
+    leaves the pixels outside it unchanged, so only this rectangle is blended."""
+    covered = (masks != 0).any(dim=0)  # [H, W]
+    rows = torch.nonzero(covered.any(dim=1)).flatten().tolist()
+    if not rows:
+        return None
+    cols = torch.nonzero(covered.any(dim=0)).flatten().tolist()
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
 def _line_metrics() -> tuple[int, int]:
     """(ascent, descent) in pixels of one text line, descenders included
     (``cv2.getTextSize`` reports the descent only for text that has one)."""
@@ -136,7 +148,8 @@ def draw_detections(
     """Draw detections the way the original YOLACT display does.
 
     Masks are blended on the detections' device in one vectorised step with the
-    best-scored detection on top; boxes and labels are then drawn with OpenCV.
+    best-scored detection on top, over the rectangle that the masks cover; boxes
+    and labels are then drawn with OpenCV.
 
     Args:
         image: [H, W, 3] uint8 BGR; not modified.
@@ -167,12 +180,15 @@ def draw_detections(
     if masks and det.masks is not None and n > 0:
         if tuple(det.masks.shape[1:]) != (H, W):
             raise ValueError(f"masks are {tuple(det.masks.shape[1:])}, image is {(H, W)}")
-        device = det.masks.device
-        img = torch.from_numpy(image).to(device=device, dtype=torch.float32)  # [H, W, 3]
-        col = torch.tensor(colors, dtype=torch.float32, device=device)  # [N, 3]
-        blended = blend_masks(img, det.masks, col, mask_alpha)
-        out = blended.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
-        out = np.ascontiguousarray(out)
+        out: np.ndarray = image.copy()
+        region = _covered_region(det.masks)
+        if region is not None:
+            y0, y1, x0, x1 = region
+            device = det.masks.device
+            crop = torch.from_numpy(image[y0:y1, x0:x1]).to(device=device, dtype=torch.float32)
+            col = torch.tensor(colors, dtype=torch.float32, device=device)  # [N, 3]
+            blended = blend_masks(crop, det.masks[:, y0:y1, x0:x1], col, mask_alpha)
+            out[y0:y1, x0:x1] = blended.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
     else:
         out = image.copy()
 

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol, get_args
@@ -277,7 +278,8 @@ class FrameReader(ClosesOnExit):
     skipped are counted in ``dropped``. Iteration ends when the source ends;
     ``ended_early`` / ``end_message`` tell when a live source dropped. An error
     in the thread is raised in the consumer as a one-line ``SourceError`` after
-    the frames read before it. The thread closes the source when it exits.
+    the frames read before it. The thread closes the source when it exits;
+    ``read_seconds`` is the time it spent reading and decoding.
     Once ``cancel`` is set, iteration ends within half a second, even while a
     live source sends nothing.
 
@@ -301,6 +303,7 @@ class FrameReader(ClosesOnExit):
         self.live = bool(source.is_live if live is None else live)
         self.max_queue = 1 if self.live else int(max_queue)
         self.frames_read = 0
+        self.read_seconds = 0.0
         self.dropped = 0
         self.ended_early = False
         self.end_message: str | None = None
@@ -316,7 +319,9 @@ class FrameReader(ClosesOnExit):
     def _run(self) -> None:
         try:
             while not self._stopping:
+                start = time.perf_counter()
                 frame = self.source.read()
+                self.read_seconds += time.perf_counter() - start
                 with self._cond:
                     if frame is None:
                         if self.live and not self._stopping:
