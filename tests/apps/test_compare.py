@@ -161,3 +161,20 @@ def test_compare_the_demo_model_named_by_its_config(tmp_path, capsys):
     ap = {r["model"]: r["mask_ap"] for r in rows}
     assert list(ap) == ["yolact_tiny (1)", "yolact_tiny (2)"]
     assert ap["yolact_tiny (1)"] == ap["yolact_tiny (2)"] and float(ap["yolact_tiny (1)"]) > 0.2
+
+
+def test_a_predictor_without_a_torch_model_is_compared_with_unknown_parameters():
+    """Exported graphs have no torch model: the comparison runs and says NaN."""
+    import math
+
+    inner = YolactPredictor(build_model(get_config("yolact_tiny")), device="cpu")
+
+    class GraphOnly:
+        device = inner.device
+        class_names, cfg = inner.class_names, inner.cfg
+        run_pre, run_network, run_post = inner.run_pre, inner.run_network, inner.run_post
+
+    frames = synthetic_frames(2, 96, 128)
+    result = compare_models([("graph", GraphOnly())], frames, batch_sizes=(1,), warmup=0)
+    (report,) = result.reports
+    assert math.isnan(report.params_m) and report.timings[0].fps > 0

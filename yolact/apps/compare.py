@@ -32,7 +32,7 @@ class ModelReport:
     name: str
     timings: list[BenchmarkResult]
     peak_memory_mb: dict[int, float]
-    params_m: float
+    params_m: float  # NaN where unknown (an exported graph)
     metrics: dict | None = None
 
     def ap(self, kind: str) -> float | None:
@@ -218,7 +218,12 @@ def compare_models(
         for bs in batch_sizes:
             timing, memory[bs] = _timed(predictor, frames, warmup, bs)
             timings.append(timing)
-        params = sum(p.numel() for p in predictor.model.parameters()) / 1e6
+        model = getattr(predictor, "model", None)  # an exported graph has no torch model
+        params = (
+            sum(p.numel() for p in model.parameters()) / 1e6
+            if isinstance(model, torch.nn.Module)
+            else float("nan")
+        )
         metrics = evaluate(predictor) if evaluate is not None else None
         reports.append(ModelReport(name, timings, memory, params, metrics))
     notes = []
