@@ -102,3 +102,16 @@ def test_compare_takes_several_models(tmp_path, capsys):
     assert [r["model"] for r in _rows(out_dir)] == [
         "yolact_tiny (1)", "yolact_tiny (2)", "mask_rcnn_tiny"
     ]  # fmt: skip
+
+
+def test_onnxruntime_workers_do_not_spin_between_runs(tmp_path):
+    """Spinning onnxruntime workers held the cores while PyTorch pasted the masks: the
+    onnxruntime row's post column was 4x the others' on 2 cores."""
+    pytest.importorskip("onnxruntime")
+    from yolact.export import export
+    from yolact.predictor import Predictor
+
+    path = export(DEMO, str(tmp_path / "m.onnx"), "onnx", check=False, log=False)
+    predictor = Predictor.from_checkpoint(path, device="cpu")
+    options = predictor.runtime.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
