@@ -115,3 +115,39 @@ def test_onnxruntime_workers_do_not_spin_between_runs(tmp_path):
     predictor = Predictor.from_checkpoint(path, device="cpu")
     options = predictor.runtime.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_deformable_convolutions_skip_the_runtimes_that_cannot_run_them(tmp_path, capsys):
+    """A YOLACT++-style model (one deformable block): exported for onnxruntime (whose
+    file it then refuses) and refused by the OpenVINO export, each in one line."""
+    import dataclasses
+
+    import torch
+
+    from yolact.models.yolact.model import build_model
+    from yolact.registry import get_config
+
+    pytest.importorskip("onnxruntime")
+    base = get_config("yolact_tiny")
+    backbone = dataclasses.replace(base.backbone, depth=50, width=16, dcn_layers=(0, 0, 0, 1))
+    cfg = base.replace(name="yolact_tiny_dcn", backbone=backbone)
+    torch.manual_seed(0)
+    path = tmp_path / "dcn_1_1.pth"
+    torch.save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict()}, path)
+    out_dir = tmp_path / "bench"
+    code = main([
+        "--benchmark", f"--trained_model={path}", "--backends=pytorch,onnxruntime,openvino",
+        "--max_images=1", "--benchmark_batch=1", "--benchmark_warmup=0",
+        f"--benchmark_dir={out_dir}", "--cuda=False",
+    ])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    skips = [line for line in err.splitlines() if line.startswith("skipping")]
+    assert [s.split(":")[0] for s in skips] == ["skipping onnxruntime", "skipping openvino"]
+    assert "(ONNX DeformConv), which onnxruntime cannot run" in skips[0]
+    assert skips[1] == (
+        "skipping openvino: OpenVINO cannot run deformable convolutions (ONNX DeformConv); "
+        "export YOLACT++ to onnx for TensorRT instead"
+    )
+    assert "Traceback" not in err
+    assert [r["model"] for r in _rows(out_dir)] == ["yolact_tiny_dcn (pytorch)"]
