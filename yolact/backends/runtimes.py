@@ -59,6 +59,9 @@ class OnnxRuntime(Runtime):
                 )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # Idle workers sleep instead of spinning, which would take the cores from the
+        # post-processing that follows each run on the same process.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # noqa: BLE001 (onnxruntime raises its own kinds)

@@ -1,4 +1,5 @@
-"""``eval.py --benchmark --compare OTHER``: two models side by side on the same frames."""
+"""``eval.py --benchmark --compare OTHER[,OTHER...]`` and ``--backends=...``: models
+and runtimes side by side on the same frames."""
 
 from __future__ import annotations
 
@@ -6,51 +7,115 @@ import argparse
 import copy
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 
 from yolact.apps.compare import compare_models
+from yolact.backends.meta import ExportedFileError
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
+from yolact.core.family import ExportError
+from yolact.core.predictor import Predictor
 from yolact.data.coco import CocoDataset, named_dataset
 from yolact.engine.evaluate import evaluate_dataset, match_classes
 
+# ``--backends`` names -> the export format (None: the PyTorch model itself).
+BACKENDS: dict[str, str | None] = {"pytorch": None, "onnxruntime": "onnx", "openvino": "openvino"}
 
-def _other_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The flags of the second model: --compare names a checkpoint or a config."""
+
+def parse_backends(text: str | None) -> list[str]:
+    """``"pytorch,openvino"`` -> ``["pytorch", "openvino"]``, in order, once each.
+
+    Raises:
+        UsageError: an unknown name, in one line listing the choices.
+    """
+    names = [n.strip().lower() for n in (text or "").split(",") if n.strip()]
+    for n in names:
+        if n not in BACKENDS:
+            raise UsageError(f"unknown backend '{n}'; choose from {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
+
+
+def _other_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
+    """The flags of a compared model: ``spec`` names a checkpoint, an exported file or a config."""
     other = copy.copy(args)
-    spec = args.compare
-    if spec.endswith((".pth", ".pt")) or os.path.isfile(spec):
+    if spec.endswith((".pth", ".pt")) or os.path.exists(spec):
         other.trained_model, other.config = spec, None
     else:
         other.trained_model, other.config = None, spec
     return other
 
 
+def _export_for(args: argparse.Namespace, fmt: str, folder: str) -> argparse.Namespace:
+    """Export the ``--trained_model``/``--config`` model to ``fmt`` in ``folder``; the
+    flags that load the exported file instead (any batch size)."""
+    from yolact.export import export
+
+    nms = "cross_class" if args.cross_class_nms else ("fast" if args.fast_nms else None)
+    path = export(args.trained_model, os.path.join(folder, "model"), fmt, config=args.config,
+                  dynamic_batch=True, nms_method=nms, log=False)  # fmt: skip
+    other = copy.copy(args)
+    other.trained_model, other.config = path, None
+    return other
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Number repeated row names: ``a, a`` -> ``a (1), a (2)``."""
+    return [f"{n} ({names[:i].count(n) + 1})" if names.count(n) > 1 else n
+            for i, n in enumerate(names)]  # fmt: skip
+
+
+def _predictors(
+    args: argparse.Namespace, build: Callable[[argparse.Namespace], Predictor], folder: str
+) -> list[tuple[str, Predictor]]:
+    """One predictor per ``--backends`` entry (rows ``<config> (<backend>)``), then one
+    per ``--compare`` entry; a backend that cannot run the model is skipped in one line."""
+    out: list[tuple[str, Predictor]] = []
+    backends = parse_backends(args.backends)
+    for backend in backends:
+        fmt = BACKENDS[backend]
+        try:
+            flags = args if fmt is None else _export_for(args, fmt, os.path.join(folder, backend))
+            predictor = build(flags)
+        except (ExportError, ExportedFileError) as e:
+            print(f"skipping {backend}: {e}", file=sys.stderr)
+            continue
+        out.append((f"{predictor.cfg.name} ({backend})", predictor))
+    if not backends:
+        predictor = build(args)
+        out.append((predictor.cfg.name, predictor))
+    for spec in (s.strip() for s in (args.compare or "").split(",")):
+        if spec:
+            predictor = build(_other_args(args, spec))
+            out.append((predictor.cfg.name, predictor))
+    if not out:
+        raise UsageError("no backend can run this model")
+    names = _unique([n for n, _ in out])
+    return [(n, p) for n, (_, p) in zip(names, out)]
+
+
 def run_compare(args: argparse.Namespace) -> int:
-    """Time both models at batch 1 and ``--benchmark_batch``; with a dataset
+    """Time every model at batch 1 and ``--benchmark_batch``; with a dataset
     (``--dataset`` or ``--val_ann/--val_images``) also measure their AP."""
     if args.benchmark_batch < 1:
         raise UsageError("--benchmark_batch must be at least 1")
+    parse_backends(args.backends)  # a bad name fails before any work
     dataset = None
     if args.dataset or args.val_ann or args.val_images:
         if not args.dataset and not (args.val_ann and args.val_images):
             raise UsageError("--val_ann and --val_images go together")
         files = named_dataset(args.dataset) if args.dataset else (args.val_ann, args.val_images)
         dataset = CocoDataset(*files)
-    # Both models keep every detection, as for AP, so they do the same work.
+    # Every model keeps every detection, as for AP, so they all do the same work.
     classes = dataset.class_names if dataset is not None else None
     source = os.path.basename(dataset.ann_file) if dataset is not None else "the dataset"
-    first = build_predictor(args, keep_all=True, class_names=classes, class_source=source)
-    second = build_predictor(_other_args(args), keep_all=True, class_names=classes,
-                             class_source=source)  # fmt: skip
-    names = [first.cfg.name, second.cfg.name]
-    if names[0] == names[1]:
-        names = [f"{names[0]} (1)", f"{names[1]} (2)"]
-    default = 50 if first.device.type == "cuda" else 8
-    count = args.max_images if args.max_images > 0 else default
-    frames = benchmark_frames(args, count)
+
+    def build(flags: argparse.Namespace) -> Predictor:
+        return build_predictor(flags, keep_all=True, class_names=classes, class_source=source)
+
     evaluate = None
     if dataset is not None:
 
-        def evaluate(predictor):
+        def evaluate(predictor: Predictor) -> dict | None:
             matched, note = match_classes(dataset, predictor.class_names)
             if note:
                 print(note, file=sys.stderr)
@@ -58,11 +123,14 @@ def run_compare(args: argparse.Namespace) -> int:
                                       progress=not args.no_bar)  # fmt: skip
             return result.metrics
 
-    sizes = (1,) if args.benchmark_batch == 1 else (1, args.benchmark_batch)
-    comparison = compare_models(
-        list(zip(names, (first, second))), frames, batch_sizes=sizes,
-        warmup=args.benchmark_warmup, evaluate=evaluate,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="yolact_backends_") as folder:
+        models = _predictors(args, build, folder)
+        default = 50 if models[0][1].device.type == "cuda" else 8
+        count = args.max_images if args.max_images > 0 else default
+        frames = benchmark_frames(args, count)
+        sizes = (1,) if args.benchmark_batch == 1 else (1, args.benchmark_batch)
+        comparison = compare_models(models, frames, batch_sizes=sizes,
+                                    warmup=args.benchmark_warmup, evaluate=evaluate)  # fmt: skip
     print(comparison.table())
     for path in comparison.write(args.benchmark_dir):
         print(f"wrote {path}")

@@ -78,10 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max_images", default=-1, type=int, help="stop after this many images/frames (-1: all)")
     a("--benchmark", action="store_true", help="time pre-processing, network, post-processing")
     a("--benchmark_warmup", default=3, type=int, help="untimed frames before --benchmark timing")
-    a("--compare", default=None, metavar="CONFIG|CHECKPOINT",
-      help="with --benchmark: time (and evaluate) this second model side by side")  # fmt: skip
-    a("--benchmark_batch", default=4, type=int, help="the larger batch size of --compare")
-    a("--benchmark_dir", default="runs/benchmark", help="where --compare writes its files")
+    a("--compare", default=None, metavar="MODEL[,MODEL...]",
+      help="with --benchmark: time (and evaluate) these configs, checkpoints or exported "
+           "files side by side")  # fmt: skip
+    a("--backends", default=None, metavar="NAME[,NAME...]",
+      help="with --benchmark: export the model for each of pytorch, onnxruntime, openvino "
+           "and time (and evaluate) them side by side")  # fmt: skip
+    a("--benchmark_batch", default=4, type=int, help="the larger batch of --compare/--backends")
+    a("--benchmark_dir", default="runs/benchmark", help="where --compare/--backends write")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
     a("--no_bar", action="store_true", help="no progress bar")
     a("--dataset", default=None, help="evaluate a named dataset (coco2017_val, coco2017_testdev)")

@@ -382,7 +382,9 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
         raise UsageError("give --image, --images or --video (or --dataset, --val_ann, --benchmark)")
     if args.video_multiframe < 1:
         raise UsageError("--video_multiframe must be at least 1")
-    if args.benchmark and args.compare:
+    if args.backends and not args.benchmark:
+        raise UsageError("--backends goes with --benchmark")
+    if args.benchmark and (args.compare or args.backends):
         return run_compare(args)
     predictor = build_predictor(args)
     if args.benchmark:
