@@ -14,8 +14,36 @@ import numpy as np
 import pytest
 import torch
 
+from yolact.core.structures import Detections
+
 # The repository root (eval.py, train.py, weights/).
 REPO = Path(__file__).resolve().parents[1]
+
+
+def make_detections(
+    boxes: list[list[float]],
+    labels: list[int],
+    scores: list[float],
+    masks: torch.Tensor | None,
+    *,
+    image_size: tuple[int, int],
+    class_names: tuple[str, ...],
+    box_score_scale: float = 1.0,
+    mask_score_scale: float = 1.0,
+) -> Detections:
+    """Detections from plain lists (boxes xyxy pixels); box and mask scores are the
+    scores times the given scales, so tests can tell the three apart."""
+    s = torch.tensor(scores, dtype=torch.float32)
+    return Detections(
+        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        scores=s,
+        box_scores=s * box_score_scale,
+        mask_scores=s * mask_score_scale,
+        masks=masks,
+        image_size=image_size,
+        class_names=class_names,
+    )
 
 
 def free_port() -> int:

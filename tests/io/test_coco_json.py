@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import make_detections
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -34,17 +35,9 @@ def make_det(
     masks: torch.Tensor | None,
     class_names: tuple[str, ...] = NAMES,
 ) -> Detections:
-    s = torch.tensor(scores, dtype=torch.float32)
-    return Detections(
-        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        scores=s,
-        box_scores=s * 0.5,
-        mask_scores=s * 0.25,
-        masks=masks,
-        image_size=(H, W),
-        class_names=class_names,
-    )
+    return make_detections(boxes, labels, scores, masks, image_size=(H, W),
+                           class_names=class_names, box_score_scale=0.5,
+                           mask_score_scale=0.25)  # fmt: skip
 
 
 def sample_masks() -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_detections
 
 from yolact.core.structures import Detections
 from yolact.io.render import PALETTE, blend_masks, color_for, draw_detections
@@ -20,17 +21,8 @@ def make_det(
     masks: torch.Tensor | None,
     image_size: tuple[int, int] = (H, W),
 ) -> Detections:
-    s = torch.tensor(scores, dtype=torch.float32)
-    return Detections(
-        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        scores=s,
-        box_scores=s,
-        mask_scores=s,
-        masks=masks,
-        image_size=image_size,
-        class_names=NAMES,
-    )
+    return make_detections(boxes, labels, scores, masks, image_size=image_size,
+                           class_names=NAMES)  # fmt: skip
 
 
 def full_mask(n: int = 1) -> torch.Tensor:

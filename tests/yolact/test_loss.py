@@ -303,10 +303,15 @@ def test_maskiou_input_detach_option() -> None:
 # ----------------------------------------------------------------------------- real model
 
 
-def _scene(size: int) -> tuple[torch.Tensor, list[dict]]:
-    """Two images with bright rectangles (class 0 in the first channel, class 1 in the second)."""
-    images = torch.randn(2, 3, size, size) * 0.1
-    objects = [[(16, 24, 72, 96, 0), (80, 16, 120, 56, 1)], [(30, 40, 110, 100, 1)]]
+SCENE_OBJECTS = [[(16, 24, 72, 96, 0), (80, 16, 120, 56, 1)], [(30, 40, 110, 100, 1)]]
+
+
+def _scene(
+    size: int, objects: list[list[tuple[int, int, int, int, int]]] = SCENE_OBJECTS
+) -> tuple[torch.Tensor, list[dict]]:
+    """One image per entry of ``objects`` (x1, y1, x2, y2, label in pixels): noise with
+    bright rectangles, class 0 in the first channel and class 1 in the second."""
+    images = torch.randn(len(objects), 3, size, size) * 0.1
     targets = []
     for b, objs in enumerate(objects):
         masks = torch.zeros(len(objs), size, size, dtype=torch.uint8)
@@ -418,17 +423,7 @@ def test_focal_model_trains_and_detects_with_sensible_scores(one_thread: None) -
         [(10, 30, 40, 60, 1), (44, 6, 60, 24, 0)],
         [(20, 20, 50, 44, 0)],
     ]
-    images = torch.randn(len(objects), 3, size, size) * 0.1
-    targets = []
-    for b, objs in enumerate(objects):
-        masks = torch.zeros(len(objs), size, size, dtype=torch.uint8)
-        for i, (x1, y1, x2, y2, label) in enumerate(objs):
-            masks[i, y1:y2, x1:x2] = 1
-            images[b, label, y1:y2, x1:x2] += 1.5
-        boxes = torch.tensor([o[:4] for o in objs], dtype=torch.float32) / size
-        targets.append(
-            {"boxes": boxes, "labels": torch.tensor([o[4] for o in objs]), "masks": masks}
-        )
+    images, targets = _scene(size, objects)
     crit = build_criterion(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     for _ in range(200):
