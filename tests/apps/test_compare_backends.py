@@ -69,11 +69,13 @@ def test_a_backend_that_cannot_run_the_model_is_skipped_in_one_line(tmp_path, ca
 
 
 def test_an_unknown_backend_is_one_error_line_with_the_choices(tmp_path, capsys):
-    code = main(["--benchmark", "--config=yolact_tiny", "--backends=pytorch,tensorrt",
+    code = main(["--benchmark", "--config=yolact_tiny", "--backends=pytorch,coreml",
                  f"--benchmark_dir={tmp_path}", "--cuda=False"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1
-    assert err == "error: unknown backend 'tensorrt'; choose from pytorch, onnxruntime, openvino\n"
+    assert err == (
+        "error: unknown backend 'coreml'; choose from pytorch, onnxruntime, openvino, tensorrt\n"
+    )
     assert not (tmp_path / "comparison.csv").exists()
 
 

@@ -24,6 +24,9 @@ OPTIONS = {
     "nms_method": None,
     "crop": True,
     "masks": True,
+    "half": False,
+    "cuda_graph": False,
+    "channels_last": None,
 }
 
 pytestmark = pytest.mark.usefixtures("one_thread")

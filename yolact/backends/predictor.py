@@ -12,6 +12,7 @@ from torch import Tensor
 from yolact.backends.meta import ExportedFileError, ExportMeta, read_meta
 from yolact.backends.runtimes import Runtime, open_runtime
 from yolact.core.config import ModelConfig
+from yolact.core.gpu import check_gpu_options
 from yolact.core.ops.nms import parse_nms_method
 from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.predictor import Predictor
@@ -32,12 +33,19 @@ class ExportedPredictor(Predictor):
         path: the ``.onnx`` file or ``*_openvino_model`` directory.
         cfg: the model's config (read from the file's metadata by the registry).
         meta: the file's metadata (read from ``path`` when omitted).
-        device: "cpu" (default), or "cuda" for onnxruntime's CUDA provider; the
-            batch is made and the results are pasted on the host either way.
+        device: "cpu" (default), or "cuda" for onnxruntime's TensorRT or CUDA
+            provider (:func:`~yolact.backends.runtimes.onnx_providers`); the batch
+            is made and the results are pasted on the host either way.
         score_threshold, top_k, masks: as :class:`~yolact.core.predictor.Predictor`.
         nms_method, crop: must be None or what the graph was exported with.
+        half: let TensorRT build fp16 kernels (CUDA only; an fp16 file runs in fp16
+            without it).
+        cuda_graph, channels_last: accepted, no effect (the runtime plans its own
+            execution and memory layout).
         threads: the runtime's intra-op threads (0: the process's thread plan,
             :func:`yolact.core.threads.current_plan`).
+        tensorrt: True requires onnxruntime's TensorRT provider, False leaves it
+            out, None (default) uses it on CUDA where present.
 
     Raises:
         ExportedFileError: an unreadable file, a runtime that cannot run it, or
@@ -56,8 +64,13 @@ class ExportedPredictor(Predictor):
         nms_method: str | None = None,
         crop: bool = True,
         masks: bool = True,
+        half: bool = False,
+        cuda_graph: bool = False,
+        channels_last: bool | None = None,
         threads: int = 0,
+        tensorrt: bool | None = None,
     ) -> None:
+        check_gpu_options(torch.device(device or "cpu"), half=half)
         meta = read_meta(path) if meta is None else meta
         if nms_method is not None and nms_method != meta.nms_method:
             raise ExportedFileError(
@@ -72,8 +85,13 @@ class ExportedPredictor(Predictor):
         self.meta = meta
         self.cfg = cfg
         threads = threads or current_plan().runtime
-        self.runtime: Runtime = open_runtime(path, meta, str(device or "cpu"), threads)
+        self.runtime: Runtime = open_runtime(
+            path, meta, str(device or "cpu"), threads, half=half, tensorrt=tensorrt
+        )
         self.device = torch.device(self.runtime.device)  # where the graph runs
+        self.half = half or meta.half
+        self.cuda_graph = False
+        self.channels_last = False
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_method = parse_nms_method(meta.nms_method)

@@ -1,4 +1,5 @@
-"""The runtimes that run an exported graph: onnxruntime and OpenVINO."""
+"""The runtimes that run an exported graph: onnxruntime (with its TensorRT, CUDA or CPU
+provider) and OpenVINO."""
 
 from __future__ import annotations
 
@@ -27,6 +28,91 @@ class Runtime(ABC):
         """The graph's outputs in :data:`yolact.core.padded.OUTPUT_NAMES` order."""
 
 
+TENSORRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+# An onnxruntime provider: its name, or its name and options.
+Provider = str | tuple[str, dict[str, object]]
+
+
+class TensorRTMissingError(ExportedFileError):
+    """TensorRT asked for, but this onnxruntime has no TensorRT provider (one line)."""
+
+
+def require_tensorrt() -> None:
+    """Check that onnxruntime can use TensorRT here.
+
+    Raises:
+        TensorRTMissingError: no onnxruntime, or no TensorrtExecutionProvider, in one line.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise TensorRTMissingError(
+            "the tensorrt backend needs onnxruntime-gpu; onnxruntime is not installed"
+        ) from None
+    if TENSORRT not in ort.get_available_providers():
+        raise TensorRTMissingError(
+            "the tensorrt backend needs onnxruntime's TensorrtExecutionProvider "
+            "(onnxruntime-gpu with the TensorRT libraries); this onnxruntime has "
+            + ", ".join(ort.get_available_providers())
+        )
+
+
+def trt_cache_dir(path: str) -> str:
+    """Where TensorRT keeps the engines it builds for ``path``: ``<folder>/trt_cache``."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), "trt_cache")
+
+
+def onnx_providers(
+    path: str, device: str, *, half: bool = False, tensorrt: bool | None = None
+) -> list[Provider]:
+    """The onnxruntime providers to try, best first.
+
+    On CUDA: TensorRT (fp16 kernels allowed when ``half`` or the file is fp16,
+    engines cached under :func:`trt_cache_dir`), then CUDA, then the CPU; each
+    only where this onnxruntime has it. On the CPU: the CPU alone.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: "cpu" or "cuda[:N]".
+        half: let TensorRT build fp16 kernels.
+        tensorrt: True requires TensorRT, False leaves it out, None uses it when present.
+
+    Raises:
+        TensorRTMissingError: ``tensorrt`` True where it is not available.
+    """
+    import onnxruntime as ort
+
+    if tensorrt:
+        require_tensorrt()
+    if not device.startswith("cuda"):
+        if tensorrt:
+            raise ExportedFileError(f"the tensorrt backend needs a CUDA device, not {device}")
+        return [CPU]
+    available = ort.get_available_providers()
+    index = int(device.split(":")[1]) if ":" in device else 0
+    providers: list[Provider] = []
+    if TENSORRT in available and tensorrt is not False:
+        cache = trt_cache_dir(path)
+        providers.append(
+            (
+                TENSORRT,
+                {
+                    "device_id": index,
+                    "trt_fp16_enable": half,
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": cache,
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": cache,
+                },
+            )
+        )
+    if CUDA in available:
+        providers.append((CUDA, {"device_id": index}))
+    return [*providers, CPU]
+
+
 def _cannot_run_deformable(path: str, runtime: str) -> ExportedFileError:
     return ExportedFileError(
         f"{path} holds deformable convolutions (ONNX DeformConv), which {runtime} cannot "
@@ -35,28 +121,45 @@ def _cannot_run_deformable(path: str, runtime: str) -> ExportedFileError:
 
 
 class OnnxRuntime(Runtime):
-    """onnxruntime, with its CUDA provider for ``device="cuda"`` when present (else
-    the CPU, with a note)."""
+    """onnxruntime with the providers of :func:`onnx_providers`: for ``device="cuda"``
+    TensorRT, then CUDA, where present (else the CPU, with a note).
+
+    Args:
+        half: TensorRT may build fp16 kernels (also when the file is fp16).
+        tensorrt: True requires TensorRT, False leaves it out, None uses it when present.
+
+    Attributes:
+        providers: the providers of the session, best first.
+    """
 
     name = "onnxruntime"
 
-    def __init__(self, path: str, meta: ExportMeta, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        meta: ExportMeta,
+        device: str = "cpu",
+        threads: int = 0,
+        *,
+        half: bool = False,
+        tensorrt: bool | None = None,
+    ) -> None:
         import onnxruntime as ort
 
-        if meta.deformable:
+        providers = onnx_providers(path, device, half=half or meta.half, tensorrt=tensorrt)
+        names = [p if isinstance(p, str) else p[0] for p in providers]
+        if meta.deformable and TENSORRT not in names:
             raise _cannot_run_deformable(path, "onnxruntime")
-        providers = ["CPUExecutionProvider"]
-        self.device = "cpu"
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-                self.device = "cuda"
-            else:
-                print(
-                    "note: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
-                    "running on the CPU",
-                    file=sys.stderr,
-                )
+        self.device = "cuda" if names[0] != CPU else "cpu"
+        if TENSORRT in names:
+            self.name = "tensorrt"
+            os.makedirs(trt_cache_dir(path), exist_ok=True)
+        if device.startswith("cuda") and self.device == "cpu":
+            print(
+                "note: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                "running on the CPU",
+                file=sys.stderr,
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         # Idle workers sleep instead of spinning, which would take the cores from the
@@ -67,6 +170,7 @@ class OnnxRuntime(Runtime):
         except Exception as e:  # noqa: BLE001 (onnxruntime raises its own kinds)
             line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportedFileError(f"{path}: onnxruntime cannot load it: {line}") from None
+        self.providers = list(self.session.get_providers())
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -104,15 +208,26 @@ class OpenVinoRuntime(Runtime):
         return [np.asarray(result[out]) for out in self.compiled.outputs]
 
 
-def open_runtime(path: str, meta: ExportMeta, device: str = "cpu", threads: int = 0) -> Runtime:
+def open_runtime(
+    path: str,
+    meta: ExportMeta,
+    device: str = "cpu",
+    threads: int = 0,
+    *,
+    half: bool = False,
+    tensorrt: bool | None = None,
+) -> Runtime:
     """The runtime for an exported file (its format tells which).
 
     Args:
         threads: the runtime's intra-op threads; 0 leaves its default.
+        half, tensorrt: see :class:`OnnxRuntime` (TensorRT runs ONNX files only).
 
     Raises:
         ExportedFileError: it cannot run here, in one line.
     """
     if exported_format(path) == "openvino":
+        if tensorrt:
+            raise ExportedFileError(f"{path}: TensorRT runs .onnx files, not OpenVINO models")
         return OpenVinoRuntime(path, meta, device, threads)
-    return OnnxRuntime(path, meta, device, threads)
+    return OnnxRuntime(path, meta, device, threads, half=half, tensorrt=tensorrt)

@@ -12,14 +12,21 @@ from collections.abc import Callable
 
 from yolact.apps.compare import compare_models
 from yolact.backends.meta import ExportedFileError
+from yolact.backends.runtimes import require_tensorrt
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
 from yolact.core.predictor import Predictor
 from yolact.data.coco import CocoDataset, named_dataset
 from yolact.engine.evaluate import evaluate_dataset, match_classes
 
-# ``--backends`` names -> the export format (None: the PyTorch model itself).
-BACKENDS: dict[str, str | None] = {"pytorch": None, "onnxruntime": "onnx", "openvino": "openvino"}
+# ``--backends`` names -> the export format (None: the PyTorch model itself); tensorrt
+# is the ONNX file on onnxruntime's TensorRT provider, onnxruntime the same without it.
+BACKENDS: dict[str, str | None] = {
+    "pytorch": None,
+    "onnxruntime": "onnx",
+    "openvino": "openvino",
+    "tensorrt": "onnx",
+}
 
 
 def parse_backends(text: str | None) -> list[str]:
@@ -74,7 +81,11 @@ def _predictors(
     for backend in backends:
         fmt = BACKENDS[backend]
         try:
+            if backend == "tensorrt":
+                require_tensorrt()  # before the export, which takes a while
             flags = args if fmt is None else _export_for(args, fmt, os.path.join(folder, backend))
+            if fmt == "onnx":
+                flags.tensorrt = backend == "tensorrt"
             predictor = build(flags)
         except (ExportError, ExportedFileError) as e:
             print(f"skipping {backend}: {e}", file=sys.stderr)

@@ -58,6 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     a("--score_threshold", default=0.0, type=float, help="detections at or below are hidden")
     a("--cuda", default=None, type=str2bool, help="use CUDA (default: when available)")
     a("--device", default=None, help="cpu, cuda or cuda:N (overrides --cuda)")
+    a(
+        "--half",
+        action="store_true",
+        help="fp16 inference on CUDA: the network in float16, the post-processing in float32",
+    )
+    a(
+        "--cuda_graph",
+        action="store_true",
+        help="CUDA: replay the network and post-processing as one CUDA graph captured at the "
+        "first batch's size (smaller batches padded to it, larger ones in chunks)",
+    )
+    a(
+        "--channels_last",
+        default=None,
+        type=str2bool,
+        help="the network in NHWC memory format (default: on with --half)",
+    )
     a("--fast_nms", default=True, type=str2bool, help="Fast NMS (False: torchvision NMS)")
     a("--cross_class_nms", default=False, type=str2bool, help="suppress across classes")
     a("--display_masks", default=True, type=str2bool, help="draw the masks")
@@ -82,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="with --benchmark: time (and evaluate) these configs, checkpoints or exported "
            "files side by side")  # fmt: skip
     a("--backends", default=None, metavar="NAME[,NAME...]",
-      help="with --benchmark: export the model for each of pytorch, onnxruntime, openvino "
-           "and time (and evaluate) them side by side")  # fmt: skip
+      help="with --benchmark: export the model for each of pytorch, onnxruntime, openvino, "
+           "tensorrt (onnxruntime's TensorRT provider) and time (and evaluate) them side by "
+           "side")  # fmt: skip
     a("--benchmark_batch", default=4, type=int, help="the larger batch of --compare/--backends")
     a("--benchmark_dir", default="runs/benchmark", help="where --compare/--backends write")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
@@ -100,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
       help="threads this process keeps busy (default: the cores it may use that are idle "
       "at start; an explicit "
       "OMP_NUM_THREADS sets the network's own)")  # fmt: skip
+    # Set by --backends for its tensorrt entry: an exported file's runtime must use TensorRT.
+    p.set_defaults(tensorrt=None)
     return p
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from yolact.apps.benchmark import synthetic_frames
 from yolact.backends.meta import exported_format
 from yolact.core.device import select_device
+from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
-from yolact.data.coco import _load_json
 from yolact.io.images import InputError, list_images, read_image, to_bgr8
 from yolact.io.sources import VideoSource, split_in_out
 from yolact.registry import build_predictor as build_family_predictor
@@ -34,6 +34,8 @@ def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, 
     """The class names of ``--val_ann`` (categories in id order) and its file name."""
     if not args.val_ann or args.trained_model is None:
         return None, ""
+    from yolact.data.coco import _load_json
+
     cats = sorted(_load_json(args.val_ann).get("categories", []), key=lambda c: c["id"])
     names = tuple(str(c["name"]) for c in cats)
     return names or None, os.path.basename(args.val_ann)
@@ -59,6 +61,7 @@ def build_predictor(
         raise UsageError("give --trained_model (or --config with --benchmark for random weights)")
     try:
         device = select_device(device_from_args(args))
+        check_gpu_options(device, half=args.half, cuda_graph=args.cuda_graph)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if class_names is None:
@@ -71,17 +74,26 @@ def build_predictor(
     if ckpt is None and not exported_format(args.trained_model or ""):
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
     methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}
-    return build_family_predictor(
-        cfg,
-        ckpt,
-        device=device,
-        source=args.trained_model or "checkpoint",
-        score_threshold=0.0 if every_score else args.score_threshold,
-        top_k=None if keep_all else max(args.top_k, 0),
-        nms_method=methods[bool(args.cross_class_nms)],
-        crop=args.crop,
-        masks=args.display_masks or keep_all,
-    )
+    # An exported file's runtime: --backends=tensorrt requires TensorRT, onnxruntime leaves it out.
+    extra = {"tensorrt": args.tensorrt} if exported_format(args.trained_model or "") else {}
+    try:
+        return build_family_predictor(
+            cfg,
+            ckpt,
+            device=device,
+            source=args.trained_model or "checkpoint",
+            score_threshold=0.0 if every_score else args.score_threshold,
+            top_k=None if keep_all else max(args.top_k, 0),
+            nms_method=methods[bool(args.cross_class_nms)],
+            crop=args.crop,
+            masks=args.display_masks or keep_all,
+            half=args.half,
+            cuda_graph=args.cuda_graph,
+            channels_last=args.channels_last,
+            **extra,
+        )
+    except GpuOptionError as e:
+        raise UsageError(str(e)) from None
 
 
 def benchmark_frames(args: argparse.Namespace, count: int) -> list:

@@ -12,7 +12,8 @@ every family, so that they can be timed side by side (:mod:`yolact.apps.benchmar
 
 Every family's predictor takes the same keyword-only options (see
 :class:`Predictor`); an option that does not apply to a family is accepted and
-has no effect there.
+has no effect there (except ``cuda_graph``, which a predictor that cannot
+capture its network refuses in one line).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from yolact.core.config import ModelConfig
 from yolact.core.device import select_device
 from yolact.core.family import Family
+from yolact.core.gpu import check_gpu_options, use_channels_last
 from yolact.core.ops.nms import NMS_METHODS, NMSMethod
 from yolact.core.resolve import resolve_config
 from yolact.core.structures import Detections
@@ -52,15 +54,22 @@ class Predictor(ABC):
             (YOLACT; the Mask R-CNN reference has its own NMS settings).
         crop: zero masks outside their boxes (YOLACT's prototype masks).
         masks: compute masks at the image size (False: boxes only, ``masks`` None).
+        half: run the network in float16 (CUDA only); the post-processing stays float32.
+        cuda_graph: replay the network and the fixed-shape post-processing as one
+            CUDA graph captured at the first batch's size (CUDA only; see
+            :class:`~yolact.core.gpu.CudaGraphRunner` for other batch sizes).
+        channels_last: the network in NHWC memory format; None: on with ``half``.
 
     Raises:
         ValueError: an ``nms_method`` that is not one of :data:`~yolact.core.ops.nms.NMS_METHODS`
             (for every family, also where it has no effect).
+        GpuOptionError: ``half`` or ``cuda_graph`` off CUDA, in one line.
 
     Attributes:
         family: the predictor's :class:`~yolact.core.family.Family` (set when the
             family is built).
         model, cfg, device: the model, its config and its device.
+        half, cuda_graph, channels_last: the GPU options in effect.
     """
 
     family: ClassVar[Family]
@@ -75,6 +84,9 @@ class Predictor(ABC):
         nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
+        half: bool = False,
+        cuda_graph: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         if nms_method is not None and nms_method not in NMS_METHODS:
             listed = ", ".join(repr(m) for m in NMS_METHODS)
@@ -82,7 +94,13 @@ class Predictor(ABC):
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
+        check_gpu_options(self.device, half=half, cuda_graph=cuda_graph)
+        self.half = half
+        self.cuda_graph = cuda_graph
+        self.channels_last = use_channels_last(channels_last, half)
         self.model = model.to(self.device).eval()
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         cfg: ModelConfig = getattr(model, "cfg")  # noqa: B009
         self.cfg = cfg
         self.score_threshold = score_threshold

@@ -12,6 +12,18 @@ from torch import Tensor
 ImageLike = np.ndarray | Tensor
 
 
+def upload(image: ImageLike, device: torch.device) -> Tensor:
+    """An image (numpy or tensor, any layout) as a tensor on ``device``, same dtype.
+
+    On CUDA a host array goes through pinned memory, so the copy is asynchronous
+    (``non_blocking``) and the host can prepare the next image meanwhile.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+    if device.type == "cuda" and t.device.type == "cpu":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
 class SquarePreprocessor:
     """BGR uint8 [H, W, 3] images -> normalised [B, 3, S, S] float32 tensors.
 
@@ -24,6 +36,10 @@ class SquarePreprocessor:
         pixel_mean, pixel_std: per-channel BGR normalisation.
         channels: "rgb" or "bgr", the order the network takes.
         device: where the batch is made.
+
+    Attributes:
+        dtype: the batch's dtype (float32; a predictor running in fp16 sets float16).
+        channels_last: make the batch NHWC in memory (for a network in channels_last).
     """
 
     def __init__(
@@ -41,22 +57,19 @@ class SquarePreprocessor:
         self.device = torch.device(device)
         self.mean = torch.tensor(list(pixel_mean), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(list(pixel_std), device=self.device).view(1, 3, 1, 1)
+        self.dtype = torch.float32
+        self.channels_last = False
 
     def to_tensor(self, image: ImageLike) -> Tensor:
         """One BGR image [H, W, 3] (numpy or tensor) -> float [1, 3, H, W] on the device."""
-        t = (
-            torch.from_numpy(np.ascontiguousarray(image))
-            if isinstance(image, np.ndarray)
-            else image
-        )
         # Contiguous NCHW like the original, so the resize runs the same kernel.
-        return t.to(self.device, non_blocking=True).float().permute(2, 0, 1)[None].contiguous()
+        return upload(image, self.device).float().permute(2, 0, 1)[None].contiguous()
 
     def __call__(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """Args: one image [H, W, 3] or a list of them (sizes may differ).
 
         Returns:
-            [B, 3, S, S] float32.
+            [B, 3, S, S] in ``dtype`` (float32 by default).
         """
         if isinstance(images, (np.ndarray, Tensor)) and images.ndim == 3:
             images = [images]
@@ -72,4 +85,5 @@ class SquarePreprocessor:
         batch = (batch - self.mean) / self.std
         if self.channels == "rgb":
             batch = batch[:, [2, 1, 0]]
-        return batch.contiguous()
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return batch.to(dtype=self.dtype, memory_format=layout)

@@ -15,8 +15,10 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
+from yolact.core.gpu import GpuOptionError, to_float32
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
+from yolact.core.preprocess import upload
 from yolact.core.structures import Detections
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
 from yolact.models.mask_rcnn.model import MaskRCNN
@@ -57,6 +59,12 @@ class RCNNPredictor(Predictor):
         nms_method, crop: YOLACT's options; the reference's NMS is its config's, and
             its masks are its mask head's, so these have no effect.
         masks: paste masks at the image size; False leaves ``Detections.masks`` None.
+        half: run the network under float16 autocast (CUDA only): convolutions and
+            matrix products in float16, while torchvision's RoIAlign, NMS and box
+            coding take float32; its detections come back in float32.
+        cuda_graph: refused in one line (the RPN and the RoI heads have
+            data-dependent shapes).
+        channels_last: the network in NHWC memory format; None: on with ``half``.
 
     Attributes:
         label_of_output: [num_classes] long, the 0-based class index of each classifier
@@ -76,11 +84,20 @@ class RCNNPredictor(Predictor):
         nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
+        half: bool = False,
+        cuda_graph: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         super().__init__(
             model, device=device, score_threshold=score_threshold, top_k=top_k,
-            nms_method=nms_method, crop=crop, masks=masks,
+            nms_method=nms_method, crop=crop, masks=masks, half=half,
+            cuda_graph=cuda_graph, channels_last=channels_last,
         )  # fmt: skip
+        if cuda_graph:
+            raise GpuOptionError(
+                "--cuda_graph needs fixed-shape post-processing, which the Mask R-CNN "
+                "reference does not have (its RPN and RoI heads keep a varying number of boxes)"
+            )
         self.cfg = model.cfg
         ids = self.cfg.output_ids or tuple(range(1, len(self.cfg.class_names) + 1))
         table = torch.full((self.cfg.num_classes,), -1, dtype=torch.long)
@@ -93,17 +110,20 @@ class RCNNPredictor(Predictor):
         """BGR uint8 images [H, W, 3] -> RGB 0..1, resized, normalised and batched."""
         tensors = []
         for im in images:
-            x = torch.from_numpy(np.ascontiguousarray(im)).to(self.device)  # [H, W, 3] BGR
+            x = upload(im, self.device)  # [H, W, 3] BGR
             tensors.append(x.flip(-1).permute(2, 0, 1).float() / 255.0)  # [3, H, W] RGB
         batch, _ = self.model.preprocess(tensors)
+        if self.channels_last:
+            batch.tensors = batch.tensors.contiguous(memory_format=torch.channels_last)
         return RCNNBatch(batch, [(int(im.shape[0]), int(im.shape[1])) for im in images])
 
     @torch.no_grad()
     def network(self, batch: RCNNBatch) -> RCNNOutput:
         """The network alone: backbone, FPN, RPN (with its NMS) and RoI heads (box NMS,
-        28x28 mask probabilities), in the resized frame."""
-        detections, _ = self.model.network(batch.images)
-        return RCNNOutput(detections, list(batch.images.image_sizes))
+        28x28 mask probabilities), in the resized frame; float32 also with ``half``."""
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+            detections, _ = self.model.network(batch.images)
+        return RCNNOutput(to_float32(detections), list(batch.images.image_sizes))
 
     def run_network(self, batch: RCNNBatch) -> RCNNOutput:
         """Raw detections at the model's resolution: :meth:`network`."""

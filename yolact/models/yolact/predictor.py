@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from yolact.core.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.predictor import Predictor
@@ -27,16 +28,29 @@ class YolactPredictor(Predictor):
         det = predictor(cv2.imread("photo.jpg"))
         det.boxes, det.scores, det.names, det.masks, det.polygons()
 
+    With ``half`` the network runs in float16 (YOLACT++'s mask re-scoring net
+    excepted) and its outputs go to the post-processing in float32. With
+    ``cuda_graph`` the network and the post-processing are one CUDA graph,
+    captured at the first batch's size: a smaller batch is padded to it, a
+    larger one runs in chunks of it (``standard`` NMS, which loops over images,
+    cannot be captured).
+
     Args:
         model: a built model (its weights loaded).
-        device, score_threshold, top_k, nms_method, crop, masks: see
-            :class:`~yolact.core.predictor.Predictor`; ``nms_method`` None is
-            the config's.
+        device, score_threshold, top_k, nms_method, crop, masks, half, cuda_graph,
+            channels_last: see :class:`~yolact.core.predictor.Predictor`;
+            ``nms_method`` None is the config's.
+
+    Raises:
+        GpuOptionError: ``cuda_graph`` with standard NMS, or a GPU option off CUDA.
 
     Attributes:
         inference: the network and the fixed-shape post-processing
             (:class:`~yolact.models.yolact.fixed_post.YolactInference`).
         postprocess: its post-processing module.
+        network_module: the network as run (:class:`~yolact.core.gpu.HalfNetwork`
+            with ``half``).
+        graph: the :class:`~yolact.core.gpu.CudaGraphRunner`, or None.
     """
 
     model: Yolact
@@ -52,16 +66,31 @@ class YolactPredictor(Predictor):
         nms_method: NMSMethod | None = None,
         crop: bool = True,
         masks: bool = True,
+        half: bool = False,
+        cuda_graph: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         super().__init__(
             model, device=device, score_threshold=score_threshold, top_k=top_k,
-            nms_method=nms_method, crop=crop, masks=masks,
+            nms_method=nms_method, crop=crop, masks=masks, half=half,
+            cuda_graph=cuda_graph, channels_last=channels_last,
         )  # fmt: skip
         cfg = self.cfg = model.cfg
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
+        if cuda_graph and nms.method == "standard":
+            raise GpuOptionError(
+                "--cuda_graph needs fast or cross-class NMS (standard NMS has data-dependent "
+                "shapes); drop --fast_nms=False"
+            )
         self.preprocess = Preprocessor(cfg, self.device)
+        self.preprocess.dtype = torch.float16 if half else torch.float32
+        self.preprocess.channels_last = self.channels_last
         self.inference = YolactInference(model, nms, crop).eval()
         self.postprocess = self.inference.post
+        self.network_module: nn.Module = (
+            HalfNetwork(model, keep_float32=("maskiou_net",)) if half else model
+        )
+        self.graph = CudaGraphRunner(self.detect_tuple) if cuda_graph else None
 
     def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
         """BGR uint8 images -> the network's input batch [B, 3, S, S]."""
@@ -69,14 +98,24 @@ class YolactPredictor(Predictor):
 
     @torch.no_grad()
     def network(self, batch: Tensor) -> dict[str, Tensor]:
-        """The network alone on a pre-processed batch [B, 3, S, S]: raw predictions."""
-        return self.model(batch)
+        """The network alone on a pre-processed batch [B, 3, S, S]: raw predictions
+        (float32 also with ``half``)."""
+        return self.network_module(batch)
+
+    @torch.no_grad()
+    def detect_tuple(self, batch: Tensor) -> tuple[Tensor, ...]:
+        """The network (float16 with ``half``) and the float32 post-processing on a
+        batch [B, 3, S, S]: :class:`PaddedDetections` as a tuple (``as_tuple`` order)."""
+        out = self.network_module(batch)
+        return self.postprocess(out["loc"], out["conf"], out["coef"], out["proto"], out["priors"])
 
     @torch.no_grad()
     def run_network(self, batch: Tensor) -> PaddedDetections:
         """The network, box decoding, NMS and masks at prototype resolution, in
-        fixed shapes on the device, with the score threshold and top-k applied."""
-        return select(self.inference.detect(batch), self.score_threshold, self.top_k)
+        fixed shapes on the device (replayed as a CUDA graph with ``cuda_graph``),
+        with the score threshold and top-k applied."""
+        raw = self.graph(batch) if self.graph is not None else self.detect_tuple(batch)
+        return select(PaddedDetections.from_tuple(raw), self.score_threshold, self.top_k)
 
     @torch.no_grad()
     def run_post(

@@ -1,0 +1,191 @@
+"""GPU execution options shared by every family: fp16, channels_last and CUDA graphs.
+
+- :func:`check_gpu_options` refuses the options that need CUDA on another device,
+  in one line;
+- :class:`HalfNetwork` runs a network in float16 and hands float32 outputs to the
+  post-processing, whose box decoding, IoU, sigmoid and sorting stay in float32;
+- :class:`FixedBatchRunner` runs a function built for one batch size on any batch
+  (a smaller one padded, a larger one in chunks); :class:`CudaGraphRunner` is one
+  that replays a CUDA graph captured at that size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+BatchFn = Callable[[Tensor], tuple[Tensor, ...]]
+
+
+class GpuOptionError(ValueError):
+    """A GPU option that cannot be used here (one line)."""
+
+
+def check_gpu_options(
+    device: torch.device, *, half: bool = False, cuda_graph: bool = False
+) -> None:
+    """Refuse fp16 inference and CUDA graphs off CUDA.
+
+    Raises:
+        GpuOptionError: ``half`` or ``cuda_graph`` on a device that is not CUDA.
+    """
+    if half and device.type != "cuda":
+        raise GpuOptionError(
+            f"fp16 inference (--half) needs a CUDA device; this run is on {device.type}"
+        )
+    if cuda_graph and device.type != "cuda":
+        raise GpuOptionError(f"--cuda_graph needs a CUDA device; this run is on {device.type}")
+
+
+def use_channels_last(channels_last: bool | None, half: bool) -> bool:
+    """The channels_last setting: ``None`` means on with fp16, off in float32.
+
+    fp16 convolutions run on tensor cores in NHWC, so NCHW would add a transpose
+    around each of them; float32 keeps NCHW and with it the reference's kernels.
+    """
+    return half if channels_last is None else channels_last
+
+
+def to_float32(value: Any) -> Any:
+    """Floating tensors in a nested dict / list / tuple cast to float32 (others unchanged)."""
+    if isinstance(value, Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: to_float32(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_float32(v) for v in value)
+    return value
+
+
+class HalfNetwork(nn.Module):
+    """A network in float16 whose floating outputs come back in float32.
+
+    Args:
+        net: the network; converted to float16 in place.
+        keep_float32: names of sub-modules left in float32 (those the float32
+            post-processing calls, such as YOLACT++'s mask re-scoring net).
+    """
+
+    def __init__(self, net: nn.Module, keep_float32: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.net = net.half()
+        for name in keep_float32:
+            sub = getattr(net, name, None)
+            if isinstance(sub, nn.Module):
+                sub.float()
+
+    def forward(self, images: Tensor) -> Any:
+        """images [B, 3, H, W] (any float dtype) -> the network's outputs, floats as float32."""
+        return to_float32(self.net(images.half()))
+
+
+class FixedBatchRunner:
+    """Runs ``fn``, written for batches of exactly ``batch`` items, on a batch of any size.
+
+    A smaller batch is padded with zeros up to ``batch`` and the outputs cut back;
+    a larger one runs in chunks of ``batch`` (the last one padded) and the outputs
+    are concatenated. Every output must have the batch as its first dimension, and
+    an item's outputs must not depend on the other items of its batch.
+
+    Args:
+        fn: [batch, ...] -> tuple of [batch, ...] tensors.
+        batch: the batch size ``fn`` takes.
+    """
+
+    def __init__(self, fn: BatchFn, batch: int) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        self.fn = fn
+        self.batch = batch
+
+    def run_fixed(self, x: Tensor) -> tuple[Tensor, ...]:
+        """``fn`` on exactly ``batch`` items."""
+        return self.fn(x)
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
+        """x [N, ...] -> ``fn``'s outputs for the N items."""
+        N, step = x.shape[0], self.batch
+        parts: list[tuple[Tensor, ...]] = []
+        for start in range(0, N, step):
+            chunk = x[start : start + step]
+            n = chunk.shape[0]
+            if n < step:
+                pad = chunk.new_zeros((step - n, *chunk.shape[1:]))
+                chunk = torch.cat([chunk, pad]).contiguous(memory_format=_format_of(x))
+            parts.append(tuple(o[:n] for o in self.run_fixed(chunk)))
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(torch.cat(outs) for outs in zip(*parts))
+
+
+def _format_of(x: Tensor) -> torch.memory_format:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class CudaGraphRunner(FixedBatchRunner):
+    """:class:`FixedBatchRunner` that captures ``fn`` into one CUDA graph on its first
+    call and replays it after.
+
+    The batch size is that of the first call (pass ``batch`` to fix it ahead).
+    The capture copies the input into a static buffer, runs ``fn`` ``warmup``
+    times on a side stream (cuDNN picks its kernels, the caching allocator fills),
+    then records it; each later call copies its input into the buffer, replays the
+    graph and returns copies of the static outputs. ``fn`` must run without host
+    synchronisation and with the same shapes on every call.
+
+    Args:
+        fn: [batch, ...] -> tuple of [batch, ...] CUDA tensors.
+        batch: the batch size of the graph; None takes the first call's.
+        warmup: eager runs before the capture.
+
+    Raises:
+        GpuOptionError: (at the first call) an input that is not on CUDA, or ``fn``
+            cannot be captured, in one line.
+    """
+
+    def __init__(self, fn: BatchFn, batch: int | None = None, warmup: int = 3) -> None:
+        super().__init__(fn, batch or 1)
+        self.fixed = batch is not None
+        self.warmup = warmup
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_in: Tensor | None = None
+        self.static_out: tuple[Tensor, ...] = ()
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
+        if self.graph is None and not self.fixed:
+            self.batch = max(1, x.shape[0])
+        return super().__call__(x)
+
+    def capture(self, x: Tensor) -> None:
+        """Record ``fn`` on a batch like ``x`` ([batch, ...] on CUDA)."""
+        if x.device.type != "cuda":
+            raise GpuOptionError(f"CUDA graphs need CUDA tensors; the input is on {x.device}")
+        static_in = x.clone(memory_format=_format_of(x))
+        side = torch.cuda.Stream(device=x.device)  # type: ignore[no-untyped-call]
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self.fn(static_in)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                static_out = self.fn(static_in)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise GpuOptionError(f"--cuda_graph: this model cannot be captured ({first})") from None
+        self.graph, self.static_in, self.static_out = graph, static_in, tuple(static_out)
+
+    def run_fixed(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Replay the graph on ``x`` [batch, ...] (captured on the first call)."""
+        if self.graph is None:
+            self.capture(x)
+        assert self.graph is not None and self.static_in is not None
+        self.static_in.copy_(x)
+        self.graph.replay()
+        return tuple(o.clone() for o in self.static_out)
