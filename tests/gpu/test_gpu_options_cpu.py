@@ -228,3 +228,18 @@ def test_cuda_graph_runner_takes_the_first_batch_size() -> None:
     with pytest.raises(GpuOptionError):
         fixed(torch.zeros(5, 3, 2, 2))
     assert fixed.batch == 8
+
+
+def test_compare_report_states_the_precision(tmp_path, monkeypatch) -> None:
+    """``--backends ... --half --cuda_graph`` labels the comparison with its precision (run
+    on the CPU with the CUDA checks stubbed out and the graph replaced by eager runs)."""
+    monkeypatch.setattr(cli_predictors, "check_gpu_options", lambda *a, **k: None)
+    monkeypatch.setattr(core_predictor, "check_gpu_options", lambda *a, **k: None)
+    monkeypatch.setattr(CudaGraphRunner, "run_fixed", FixedBatchRunner.run_fixed)
+    code = eval_main([
+        "--benchmark", f"--trained_model={DEMO}", "--backends=pytorch", "--half",
+        "--cuda_graph", "--max_images=1", "--benchmark_batch=1", "--benchmark_warmup=0",
+        f"--benchmark_dir={tmp_path}", "--cuda=False",
+    ])  # fmt: skip
+    assert code == 0
+    assert "precision: fp16, CUDA graph," in (tmp_path / "comparison.md").read_text()

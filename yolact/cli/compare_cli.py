@@ -140,8 +140,9 @@ def run_compare(args: argparse.Namespace) -> int:
         count = args.max_images if args.max_images > 0 else default
         frames = benchmark_frames(args, count)
         sizes = (1,) if args.benchmark_batch == 1 else (1, args.benchmark_batch)
-        comparison = compare_models(models, frames, batch_sizes=sizes,
-                                    warmup=args.benchmark_warmup, evaluate=evaluate)  # fmt: skip
+        precision = ("fp16" if args.half else "fp32") + (", CUDA graph" if args.cuda_graph else "")
+        comparison = compare_models(models, frames, batch_sizes=sizes, warmup=args.benchmark_warmup,
+                                    evaluate=evaluate, precision=precision)  # fmt: skip
     print(comparison.table())
     for path in comparison.write(args.benchmark_dir):
         print(f"wrote {path}")
