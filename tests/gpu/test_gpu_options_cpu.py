@@ -243,3 +243,25 @@ def test_compare_report_states_the_precision(tmp_path, monkeypatch) -> None:
     ])  # fmt: skip
     assert code == 0
     assert "precision: fp16, CUDA graph," in (tmp_path / "comparison.md").read_text()
+
+
+def test_upload_to_cuda_pins_and_copies_without_blocking(monkeypatch) -> None:
+    """The host image goes to pinned memory, then to the device with ``non_blocking``
+    (CUDA's calls recorded by stand-ins, as this machine may have no GPU)."""
+    calls: list[tuple] = []
+
+    def pin(self):
+        calls.append(("pin",))
+        return self
+
+    def to(self, device, non_blocking=False):
+        calls.append(("to", str(device), non_blocking))
+        return self
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    upload(scene(1), torch.device("cuda"))
+    assert calls == [("pin",), ("to", "cuda", True)]
+    calls.clear()
+    upload(scene(1), torch.device("cpu"))
+    assert calls == [("to", "cpu", True)]  # no pinning for the CPU
