@@ -26,6 +26,7 @@ always have a positive (every box claims a prior), so they are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +36,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from yolact.core.ops.boxes import center_size
 from yolact.core.ops.masks import crop_masks
-from yolact.models.yolact.match import Matches, match
+from yolact.models.yolact.match import AssignRule, Matches, match
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class YolactLoss(nn.Module):
         maskiou_detach_input: feed the mask IoU net detached masks so that ``I``
             trains that net only. The original feeds the masks as they are
             (gradients also reach the prototypes and coefficients), the default.
+        assigner: ``"max_iou"`` (the original's matching) or ``"atss"``; see
+            :mod:`yolact.models.yolact.match`.
+        atss_topk: ATSS candidates per FPN level and object.
     """
 
     def __init__(
@@ -106,6 +110,8 @@ class YolactLoss(nn.Module):
         use_maskiou: bool = False,
         discard_mask_area: float = 25.0,
         maskiou_detach_input: bool = False,
+        assigner: AssignRule = "max_iou",
+        atss_topk: int = 9,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -121,9 +127,17 @@ class YolactLoss(nn.Module):
         self.use_maskiou = use_maskiou
         self.discard_mask_area = discard_mask_area
         self.maskiou_detach_input = maskiou_detach_input
+        self.assigner: AssignRule = assigner
+        self.atss_topk = atss_topk
 
-    def match(self, priors: Tensor, targets: list[dict[str, Tensor]]) -> Matches:
-        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`)."""
+    def match(
+        self,
+        priors: Tensor,
+        targets: list[dict[str, Tensor]],
+        level_counts: Sequence[int] | None = None,
+    ) -> Matches:
+        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`);
+        ``level_counts``: priors per FPN level, for ATSS."""
         device = priors.device
         boxes = [torch.as_tensor(t["boxes"], device=device) for t in targets]
         labels = [torch.as_tensor(t["labels"], device=device).long() for t in targets]
@@ -141,6 +155,9 @@ class YolactLoss(nn.Module):
             pos_thresh=self.pos_thresh,
             neg_thresh=self.neg_thresh,
             crowd_iou_thresh=self.crowd_iou_thresh,
+            assigner=self.assigner,
+            level_counts=level_counts,
+            topk=self.atss_topk,
         )
 
     def forward(
@@ -154,7 +171,8 @@ class YolactLoss(nn.Module):
         Args:
             outputs: the network's training outputs: ``loc`` [B, P, 4], ``conf``
                 [B, P, C], ``coef`` [B, P, k], ``proto`` [B, h, w, k], ``priors``
-                [P, 4] and optionally ``segm`` [B, C-1, hs, ws].
+                [P, 4], optionally ``segm`` [B, C-1, hs, ws] and ``prior_levels``
+                [L] priors per FPN level (needed by ATSS).
             targets: per image ``boxes`` [N, 4] relative xyxy, ``labels`` [N]
                 0-based, ``masks`` [N, S, S] at the network input size and
                 optionally ``crowd_boxes`` [M, 4] relative xyxy.
@@ -169,7 +187,9 @@ class YolactLoss(nn.Module):
         B = conf.shape[0]
         if len(targets) != B:
             raise ValueError(f"{len(targets)} targets for a batch of {B} images")
-        matches = self.match(outputs["priors"], targets)
+        levels = outputs.get("prior_levels")
+        level_counts = None if levels is None else [int(n) for n in levels.tolist()]
+        matches = self.match(outputs["priors"], targets, level_counts)
         pos = matches.conf > 0  # [B, P]
         num_pos = pos.sum(dim=1)  # [B]
         normaliser = num_pos.sum().clamp(min=1).to(conf.dtype)
