@@ -28,10 +28,12 @@ Optimizer = Literal["sgd", "adamw"]
 Augmentation = Literal["ssd", "light", "none"]
 LrSchedule = Literal["steps", "cosine"]
 Assigner = Literal["max_iou", "atss"]
+BoxLoss = Literal["smooth_l1", "giou"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
 LR_SCHEDULES: tuple[LrSchedule, ...] = get_args(LrSchedule)
 ASSIGNERS: tuple[Assigner, ...] = get_args(Assigner)
+BOX_LOSSES: tuple[BoxLoss, ...] = get_args(BoxLoss)
 
 
 class ConfigError(ValueError):
@@ -139,6 +141,9 @@ class TrainConfig:
             the candidates' mean plus standard deviation, with their centre inside
             the box, are positives; see :func:`yolact.models.yolact.match.match`).
         atss_topk: candidates per FPN level and object for ``"atss"``.
+        box_loss: the YOLACT box term: ``"smooth_l1"`` on the encoded offsets (the
+            original's) or ``"giou"`` (generalised IoU loss of the decoded boxes);
+            either is multiplied by ``bbox_alpha``.
         focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
         bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
@@ -165,6 +170,7 @@ class TrainConfig:
     masks_to_train: int = 100
     assigner: Assigner = "max_iou"
     atss_topk: int = 9
+    box_loss: BoxLoss = "smooth_l1"
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     discard_mask_area: float = 25.0

@@ -2,7 +2,8 @@
 
 Terms (as the original's ``MultiBoxLoss``, keys as it prints them):
 
-- ``B``: smooth L1 between the box offsets of foreground priors and their targets.
+- ``B``: smooth L1 between the box offsets of foreground priors and their targets
+  (or, with ``box_loss="giou"``, the generalised IoU loss of the decoded boxes).
 - ``C``: cross entropy over foreground priors and the hardest background priors
   (online hard example mining, ``negpos_ratio`` negatives per positive), or a
   sigmoid focal loss over all non-neutral priors.
@@ -32,9 +33,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import sigmoid_focal_loss
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from yolact.core.ops.boxes import center_size
+from yolact.core.config import BoxLoss
+from yolact.core.ops.boxes import center_size, decode
 from yolact.core.ops.masks import crop_masks
 from yolact.models.yolact.match import AssignRule, Matches, match
 
@@ -92,6 +94,7 @@ class YolactLoss(nn.Module):
         assigner: ``"max_iou"`` (the original's matching) or ``"atss"``; see
             :mod:`yolact.models.yolact.match`.
         atss_topk: ATSS candidates per FPN level and object.
+        box_loss: ``"smooth_l1"`` (the original's) or ``"giou"``.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class YolactLoss(nn.Module):
         maskiou_detach_input: bool = False,
         assigner: AssignRule = "max_iou",
         atss_topk: int = 9,
+        box_loss: BoxLoss = "smooth_l1",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -129,6 +133,7 @@ class YolactLoss(nn.Module):
         self.maskiou_detach_input = maskiou_detach_input
         self.assigner: AssignRule = assigner
         self.atss_topk = atss_topk
+        self.box_loss: BoxLoss = box_loss
 
     def match(
         self,
@@ -195,7 +200,7 @@ class YolactLoss(nn.Module):
         normaliser = num_pos.sum().clamp(min=1).to(conf.dtype)
 
         w = self.weights
-        losses = {"B": F.smooth_l1_loss(loc[pos], matches.loc[pos], reduction="sum") * w.bbox}
+        losses = {"B": self.box_term(loc, matches.loc, outputs["priors"], pos) * w.bbox}
         if self.use_focal_loss:
             losses["C"] = self.focal_conf_loss(conf, matches.conf) * w.conf
         else:
@@ -209,6 +214,21 @@ class YolactLoss(nn.Module):
         if "segm" in outputs:
             losses["S"] = self.semantic_loss(outputs["segm"], targets) / B
         return losses
+
+    def box_term(self, loc: Tensor, loc_t: Tensor, priors: Tensor, pos: Tensor) -> Tensor:
+        """The unweighted box loss (sum) over foreground priors.
+
+        Args:
+            loc: [B, P, 4] predicted offsets; loc_t: [B, P, 4] target offsets.
+            priors: [P, 4] (cx, cy, w, h).
+            pos: [B, P] foreground.
+        """
+        if self.box_loss == "smooth_l1":
+            return F.smooth_l1_loss(loc[pos], loc_t[pos], reduction="sum")
+        anchors = priors.expand(pos.shape[0], *priors.shape)[pos]  # [n, 4]
+        predicted = decode(loc[pos], anchors)
+        target = decode(loc_t[pos], anchors)
+        return generalized_box_iou_loss(predicted, target, reduction="sum")
 
     def ohem_conf_loss(self, conf: Tensor, conf_t: Tensor, num_pos: Tensor) -> Tensor:
         """Cross entropy (sum) over positives and hard negatives.

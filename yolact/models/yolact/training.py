@@ -53,4 +53,5 @@ def build_criterion(cfg: YolactConfig) -> YolactLoss:
         discard_mask_area=tc.discard_mask_area,
         assigner=tc.assigner,
         atss_topk=tc.atss_topk,
+        box_loss=tc.box_loss,
     )
