@@ -519,3 +519,41 @@ def test_single_process_step_takes_one_reduction_and_no_stop_flag_collective(
     result = Trainer(small_cfg(), opts(tmp_path, max_iter=3), train_set).run()
     assert result.iteration == 3
     assert calls == [1 + len(result.losses)] * 3  # flag, the loss terms and their total
+
+
+def test_cosine_schedule_by_hand():
+    tc = TrainConfig(lr=1e-3, warmup_init=1e-4, warmup_until=100, lr_steps=(150,),
+                     max_iter=500, lr_schedule="cosine")  # fmt: skip
+    s = make_schedule(tc, batch_size=8)
+    assert s.lr_at(50) == pytest.approx(5.5e-4)  # the warm-up is unchanged
+    assert s.lr_at(100) == pytest.approx(1e-3)
+    assert s.lr_at(200) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.25)))  # no step at 150
+    assert s.lr_at(300) == pytest.approx(5e-4)
+    assert s.lr_at(500) == pytest.approx(0.0, abs=1e-12)
+    # The cosine spans the run actually made: --max_iter moves its end.
+    short = make_schedule(tc, batch_size=8, max_iter=300)
+    assert short.lr_at(200) == pytest.approx(5e-4)
+    assert short.lr_at(300) == pytest.approx(0, abs=1e-12)
+
+
+def test_set_flag_reaches_the_run_and_resume_keeps_it(tmp_path, data, capsys):
+    from yolact.cli.train_cli import main
+
+    args = [
+        "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
+        f"--train_images={data['train_image_dir']}", "--num_workers=0",
+        f"--save_folder={tmp_path}", "--no_bar", "--device=cpu", "--batch_size=4",
+    ]  # fmt: skip
+    sets = ["--set", "train.assigner=atss", "train.lr_schedule=cosine", "--set", "max_size=96"]
+    assert main([*args, "--max_iter=1", *sets]) == 0
+    first = read_checkpoint(find_latest(str(tmp_path), "yolact_tiny")).config
+    assert (first.train.assigner, first.train.lr_schedule, first.max_size) == ("atss", "cosine", 96)
+    # Resuming by name continues with the stored settings, --set not repeated.
+    assert main([*args, "--max_iter=2", "--resume=latest"]) == 0
+    second = read_checkpoint(find_latest(str(tmp_path), "yolact_tiny"))
+    assert second.meta["iteration"] == 2
+    assert (second.config.train.assigner, second.config.max_size) == ("atss", 96)
+    capsys.readouterr()
+    assert main([*args, "--max_iter=1", "--set", "train.assigner=nearest"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: train.assigner must be one of 'max_iou', 'atss'; got 'nearest'"]

@@ -469,3 +469,27 @@ def test_maskiou_net_too_deep_for_the_prototypes_is_a_clear_error(one_thread: No
     crit = YolactLoss(cfg.num_classes, use_maskiou=True)
     with pytest.raises(ValueError, match="needs prototypes of at least 63x63 pixels, got 24x24"):
         crit(outputs, targets, model.maskiou_net)
+
+
+def test_giou_box_loss_by_hand() -> None:
+    # One prior, the box [0.25, 0.25, 0.75, 0.75], predicting no offset.
+    priors = torch.tensor([[0.5, 0.5, 0.5, 0.5]])
+    loc = torch.zeros(1, 1, 4)
+    pos = torch.tensor([[True]])
+    giou = YolactLoss(2, box_loss="giou")
+    # A target that contains the prior box: the enclosing box is the union, so the loss
+    # is 1 - IoU = 1 - 0.25 / 0.375.
+    inside = encode(torch.tensor([[0.25, 0.25, 0.75, 1.0]]), priors)[None]
+    assert giou.box_term(loc, inside, priors, pos).item() == pytest.approx(1 / 3, abs=1e-5)
+    # A disjoint target [0.8, 0.25, 1.0, 0.75]: IoU 0, enclosing box 0.75 x 0.5, union
+    # 0.35, so GIoU = -(0.375 - 0.35) / 0.375 and the loss 1 + 1 / 15.
+    apart = encode(torch.tensor([[0.8, 0.25, 1.0, 0.75]]), priors)[None]
+    assert giou.box_term(loc, apart, priors, pos).item() == pytest.approx(1 + 1 / 15, abs=1e-5)
+    # The default stays the original's smooth L1 on the offsets.
+    expected = F.smooth_l1_loss(loc[0], inside[0], reduction="sum").item()
+    assert YolactLoss(2).box_term(loc, inside, priors, pos).item() == pytest.approx(expected)
+    # Nothing foreground: zero, and still differentiable.
+    loc.requires_grad_(True)
+    none = giou.box_term(loc, inside, priors, torch.tensor([[False]]))
+    none.backward()
+    assert none.item() == 0 and loc.grad is not None

@@ -233,7 +233,7 @@ def _used_parameters(model: Yolact, x: torch.Tensor) -> tuple[set[str], set[str]
     for p in model.parameters():
         p.grad = None
     out = model(x)
-    loss = sum(v.square().mean() for k, v in out.items() if k != "priors")
+    loss = sum(v.square().mean() for k, v in out.items() if k not in ("priors", "prior_levels"))
     loss.backward()
     with_grad = {
         n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0

@@ -245,3 +245,22 @@ def test_resume_by_path_takes_the_config_stored_in_the_file(trained, tmp_path, c
     assert resumed.meta["iteration"] == start.meta["iteration"] + 1
     assert resumed.config.name == "yolact_tiny" and resumed.config.class_names == THREE
     assert resumed.config.backbone == start.config.backbone
+
+
+def test_named_config_decodes_a_file_as_it_was_trained(data, tmp_path):
+    # Trained with other anchors and input size than today's yolact_tiny (--set):
+    # naming the config must not swap its priors for the named config's.
+    code = train_main([
+        "--config=yolact_tiny", f"--train_ann={data['train_ann_file']}",
+        f"--train_images={data['train_image_dir']}", "--batch_size=2", "--max_iter=1",
+        "--num_workers=0", f"--save_folder={tmp_path}", "--validation_epoch=-1", "--no_bar",
+        "--device=cpu", "--set", "max_size=128", "scales=((12,), (24,), (48,), (96,), (192,))",
+    ])  # fmt: skip
+    assert code == 0
+    (path,) = [str(p) for p in tmp_path.glob("yolact_tiny_*_1.pth")]
+    named = Predictor.from_checkpoint(path, config="yolact_tiny", device="cpu")
+    assert named.cfg.max_size == 128 and named.cfg.scales[0] == (12,)
+    _same_detections(named, Predictor.from_checkpoint(path, device="cpu"), _image(data))
+    # Another config name still means that config's architecture.
+    with pytest.raises(CheckpointError):
+        Predictor.from_checkpoint(path, config="yolact_base", device="cpu")

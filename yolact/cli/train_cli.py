@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.core.checkpoint_names import resume_path
-from yolact.core.config import AUGMENTATIONS, OPTIMIZERS, ConfigError, ModelConfig
+from yolact.core.config import (
+    AUGMENTATIONS,
+    OPTIMIZERS,
+    ConfigError,
+    ModelConfig,
+    apply_overrides,
+)
 from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
@@ -81,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no_bar", action="store_true", help="no progress bar")
     a("--log_interval", default=10, type=int, help="iterations between CSV log rows")
     a("--cuda", default=None, type=str2bool, help="original flag; --device is preferred")
+    a("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+      help="change config fields, dotted into nested settings, e.g. --set "
+      "train.assigner=atss train.lr_schedule=cosine max_size=192 (stored in the checkpoint; "
+      "see yolact/core/config.py and yolact/models/*/config.py for the fields)")  # fmt: skip
     a("--threads", default=None, type=int, metavar="N",
       help="threads this process keeps busy, data loader workers included (default: the idle "
       "cores it may use; an explicit OMP_NUM_THREADS sets the network's own)")  # fmt: skip
@@ -91,16 +102,20 @@ DEFAULT_CONFIG = "yolact_base"
 
 
 def config_for(args: argparse.Namespace) -> ModelConfig:
-    """``--config``'s named config; without it, the config stored in the file that
-    ``--resume`` names by path (its classes and training settings), else yolact_base."""
-    if args.config is not None:
-        return get_config(args.config)
-    if args.resume and args.resume not in ("latest", "interrupt"):
-        ckpt = read_checkpoint(args.resume)
-        if ckpt.config is not None:
-            log.info("config %s from %s", ckpt.config.name, args.resume)
-            return ckpt.config
-    return get_config(DEFAULT_CONFIG)
+    """The config to train: on ``--resume``, the one stored in the file when it is
+    ``--config`` or no ``--config`` is given (so a run resumes with the settings it
+    started with, ``--set`` changes included); else ``--config``'s named config,
+    else yolact_base."""
+    name = args.config or DEFAULT_CONFIG
+    path = None
+    if args.resume:
+        path = resume_path(args.resume, args.save_folder, name)
+    if path is not None and os.path.exists(path):
+        stored = read_checkpoint(path).config
+        if stored is not None and args.config in (None, stored.name):
+            log.info("config %s from %s", stored.name, path)
+            return stored
+    return get_config(name)
 
 
 def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[str, str], str]:
@@ -175,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         configure_threads(args.threads, reserved=workers)
         cfg = config_for(args)
+        if args.overrides:
+            cfg = apply_overrides(cfg, args.overrides)
+            log.info("config %s with %s", cfg.name, " ".join(args.overrides))
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
         train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))

@@ -9,10 +9,15 @@ backbone and training settings here.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
+
+_Config = TypeVar("_Config")
 
 # BGR order, as the original models were trained with.
 PIXEL_MEAN_BGR = (103.94, 116.78, 123.68)
@@ -21,8 +26,14 @@ PIXEL_STD_BGR = (57.38, 57.12, 58.40)
 # The string options of the shared configs (TrainConfig).
 Optimizer = Literal["sgd", "adamw"]
 Augmentation = Literal["ssd", "light", "none"]
+LrSchedule = Literal["steps", "cosine"]
+Assigner = Literal["max_iou", "atss"]
+BoxLoss = Literal["smooth_l1", "giou"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
+LR_SCHEDULES: tuple[LrSchedule, ...] = get_args(LrSchedule)
+ASSIGNERS: tuple[Assigner, ...] = get_args(Assigner)
+BOX_LOSSES: tuple[BoxLoss, ...] = get_args(BoxLoss)
 
 
 class ConfigError(ValueError):
@@ -113,12 +124,26 @@ class TrainConfig:
             :func:`yolact.data.transforms.train_transform`.
         gamma: learning-rate factor at each of ``lr_steps``.
         lr_steps, max_iter: schedule in iterations.
+        lr_schedule: after the warm-up, ``"steps"`` (the original's: multiply by
+            ``gamma`` at each of ``lr_steps``) or ``"cosine"`` (a half cosine from
+            ``lr`` down to 0 at the run's last iteration, whatever its length;
+            ``lr_steps`` and ``gamma`` are unused).
         warmup_init, warmup_until: linear warm-up from ``warmup_init`` to ``lr``.
         batch_size: the total batch the schedule is written for; other batch
             sizes scale lr, max_iter and lr_steps (``autoscale``).
         freeze_bn: keep BatchNorm statistics and affine parameters fixed.
         pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
         discard_mask_area: loss settings (see :class:`yolact.models.yolact.loss.YolactLoss`).
+        assigner: which priors train on which object: ``"max_iou"`` (the original's:
+            IoU against ``pos_thresh`` / ``neg_thresh``, plus each object's best
+            prior) or ``"atss"`` (adaptive: per FPN level the ``atss_topk`` priors
+            nearest each object's centre are candidates, and those whose IoU reaches
+            the candidates' mean plus standard deviation, with their centre inside
+            the box, are positives; see :func:`yolact.models.yolact.match.match`).
+        atss_topk: candidates per FPN level and object for ``"atss"``.
+        box_loss: the YOLACT box term: ``"smooth_l1"`` on the encoded offsets (the
+            original's) or ``"giou"`` (generalised IoU loss of the decoded boxes);
+            either is multiplied by ``bbox_alpha``.
         focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
         bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
@@ -133,6 +158,7 @@ class TrainConfig:
     gamma: float = 0.1
     lr_steps: tuple[int, ...] = (280000, 600000, 700000, 750000)
     max_iter: int = 800000
+    lr_schedule: LrSchedule = "steps"
     warmup_init: float = 1e-4
     warmup_until: int = 500
     batch_size: int = 8
@@ -142,6 +168,9 @@ class TrainConfig:
     crowd_iou_thresh: float = 0.7
     negpos_ratio: int = 3
     masks_to_train: int = 100
+    assigner: Assigner = "max_iou"
+    atss_topk: int = 9
+    box_loss: BoxLoss = "smooth_l1"
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     discard_mask_area: float = 25.0
@@ -181,6 +210,99 @@ TINY_TRAIN = TrainConfig(
     max_iter=2400,
     batch_size=8,
 )
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _as_tuples(value: Any) -> Any:
+    """Lists (at any depth) as tuples, as the configs store sequences."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def _parse_value(text: str, hint: Any, key: str) -> Any:
+    """``text`` as a value of the type ``hint`` (see :func:`apply_overrides`)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(hint) if a is not type(None)]
+        if text.lower() == "none" and len(members) < len(get_args(hint)):
+            return None
+        return _parse_value(text, members[0], key)
+    try:
+        if hint is bool:
+            if text.lower() in _TRUE + _FALSE:
+                return text.lower() in _TRUE
+            raise ValueError
+        if hint in (int, float):
+            return hint(text)
+        if hint is str or origin is Literal:
+            return text
+        if origin is tuple:
+            if text.strip()[:1] in "([":
+                value = _as_tuples(ast.literal_eval(text))
+                if not isinstance(value, tuple):
+                    raise ValueError
+                return value
+            args = get_args(hint)
+            parts = [t.strip() for t in text.split(",") if t.strip()]
+            kinds = [args[0]] * len(parts) if len(args) == 2 and args[1] is ... else list(args)
+            if len(kinds) != len(parts):
+                raise ValueError
+            return tuple(_parse_value(t, k, key) for t, k in zip(parts, kinds, strict=True))
+        return _as_tuples(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError):
+        name = str(hint) if get_origin(hint) else getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{key}={text}: not a value of type {name}") from None
+
+
+def apply_overrides(config: _Config, items: Sequence[str]) -> _Config:
+    """A copy of a config with ``KEY=VALUE`` settings applied, checked as a new config.
+
+    ``KEY`` is a field name, dotted into the nested configs (``max_size``,
+    ``train.lr``, ``train.assigner``, ``nms.top_k``, ``backbone.width``).
+    ``VALUE`` is read as the field's type: a number, true/false, a name, ``none``
+    where the field allows it, and for sequences a comma list (``1800,2250``) or a
+    Python literal (``((24,), (48,))``).
+
+    Raises:
+        ConfigError: a malformed item, an unknown key (naming the closest known
+            ones), a value that does not parse or a config that is invalid with it.
+    """
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got '{item}'")
+        config = _override(config, key.split("."), text.strip(), key)
+    return config
+
+
+def _override(config: Any, path: list[str], text: str, key: str) -> Any:
+    """``config`` with the field at ``path`` set from ``text``."""
+    hints = get_type_hints(type(config))
+    name = path[0]
+    if name not in hints:
+        prefix = key[: len(key) - len(".".join(path))]
+        known = [prefix + n for n in hints]
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown config key '{key}'{hint}")
+    current = getattr(config, name)
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"unknown config key '{key}': '{name}' has no fields")
+        value = _override(current, path[1:], text, key)
+    elif dataclasses.is_dataclass(current):
+        raise ConfigError(f"'{key}' is a group of settings; set one of its fields ({key}.NAME)")
+    else:
+        value = _parse_value(text, hints[name], key)
+    try:
+        return dataclasses.replace(config, **{name: value})
+    except TypeError as e:
+        raise ConfigError(f"{key}={text}: {e}") from None
 
 
 class ModelConfig(Protocol):

@@ -122,8 +122,9 @@ def resolve_config(
 ) -> tuple[ModelConfig, Checkpoint | None]:
     """Pick the config for a checkpoint and give it the file's classes.
 
-    The architecture comes from ``config_name`` if given, else the config stored
-    in the file, else the one its file name implies, else the config a family
+    The architecture comes from ``config_name`` if given (the config the file
+    stores when it has that name: a file decodes as it was trained), else the
+    config stored in the file, else the one its file name implies, else the config a family
     recognises in a file of a foreign layout (a torchvision Mask R-CNN file). The classes
     come from the file (see :func:`fit_classes`): a named config takes the class
     names a file stores, or the class count of a plain state dict's class layer.
@@ -143,7 +144,12 @@ def resolve_config(
             ``class_names``.
     """
     ckpt = read_weights(trained_model, families) if trained_model else None
-    if config_name:
+    if config_name and ckpt is not None and ckpt.config is not None:
+        # A file that stores the config it was trained with decodes as it was trained,
+        # whatever the named config has become since (its anchors, input size, ...).
+        named = lookup_config(config_name, families)
+        cfg = ckpt.config if ckpt.config.name == named.name else named
+    elif config_name:
         cfg = lookup_config(config_name, families)
     elif ckpt is not None and ckpt.config is not None:
         cfg = ckpt.config

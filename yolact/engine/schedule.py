@@ -1,7 +1,8 @@
-"""Learning-rate schedule: linear warm-up, then steps (the original's)."""
+"""Learning-rate schedule: linear warm-up, then steps (the original's) or a cosine."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from yolact.core.config import TrainConfig
@@ -17,6 +18,8 @@ class Schedule:
         steps: iterations at which the rate is multiplied by ``gamma``.
         gamma: step factor.
         max_iter: iterations of the run.
+        cosine: after the warm-up, a half cosine from ``lr`` to 0 at ``max_iter``
+            instead of the steps.
     """
 
     lr: float
@@ -25,11 +28,16 @@ class Schedule:
     steps: tuple[int, ...]
     gamma: float
     max_iter: int
+    cosine: bool = False
 
     def lr_at(self, iteration: int) -> float:
         """Learning rate for ``iteration`` (0-based)."""
         if self.warmup_until > 0 and iteration <= self.warmup_until:
             return (self.lr - self.warmup_init) * (iteration / self.warmup_until) + self.warmup_init
+        if self.cosine:
+            span = max(self.max_iter - self.warmup_until, 1)
+            done = min(max(iteration - self.warmup_until, 0) / span, 1.0)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * done))
         passed = sum(1 for s in self.steps if iteration >= s)
         return self.lr * self.gamma**passed
 
@@ -65,4 +73,5 @@ def make_schedule(
         steps=steps,
         gamma=tc.gamma if gamma is None else gamma,
         max_iter=total,
+        cosine=tc.lr_schedule == "cosine",
     )

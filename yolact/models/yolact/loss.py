@@ -2,7 +2,8 @@
 
 Terms (as the original's ``MultiBoxLoss``, keys as it prints them):
 
-- ``B``: smooth L1 between the box offsets of foreground priors and their targets.
+- ``B``: smooth L1 between the box offsets of foreground priors and their targets
+  (or, with ``box_loss="giou"``, the generalised IoU loss of the decoded boxes).
 - ``C``: cross entropy over foreground priors and the hardest background priors
   (online hard example mining, ``negpos_ratio`` negatives per positive), or a
   sigmoid focal loss over all non-neutral priors.
@@ -26,16 +27,18 @@ always have a positive (every box claims a prior), so they are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import sigmoid_focal_loss
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from yolact.core.ops.boxes import center_size
+from yolact.core.config import BoxLoss
+from yolact.core.ops.boxes import center_size, decode
 from yolact.core.ops.masks import crop_masks
-from yolact.models.yolact.match import Matches, match
+from yolact.models.yolact.match import AssignRule, Matches, match
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class YolactLoss(nn.Module):
         maskiou_detach_input: feed the mask IoU net detached masks so that ``I``
             trains that net only. The original feeds the masks as they are
             (gradients also reach the prototypes and coefficients), the default.
+        assigner: ``"max_iou"`` (the original's matching) or ``"atss"``; see
+            :mod:`yolact.models.yolact.match`.
+        atss_topk: ATSS candidates per FPN level and object.
+        box_loss: ``"smooth_l1"`` (the original's) or ``"giou"``.
     """
 
     def __init__(
@@ -106,6 +113,9 @@ class YolactLoss(nn.Module):
         use_maskiou: bool = False,
         discard_mask_area: float = 25.0,
         maskiou_detach_input: bool = False,
+        assigner: AssignRule = "max_iou",
+        atss_topk: int = 9,
+        box_loss: BoxLoss = "smooth_l1",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -121,9 +131,18 @@ class YolactLoss(nn.Module):
         self.use_maskiou = use_maskiou
         self.discard_mask_area = discard_mask_area
         self.maskiou_detach_input = maskiou_detach_input
+        self.assigner: AssignRule = assigner
+        self.atss_topk = atss_topk
+        self.box_loss: BoxLoss = box_loss
 
-    def match(self, priors: Tensor, targets: list[dict[str, Tensor]]) -> Matches:
-        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`)."""
+    def match(
+        self,
+        priors: Tensor,
+        targets: list[dict[str, Tensor]],
+        level_counts: Sequence[int] | None = None,
+    ) -> Matches:
+        """Per-prior targets for a batch (see :func:`yolact.models.yolact.match.match`);
+        ``level_counts``: priors per FPN level, for ATSS."""
         device = priors.device
         boxes = [torch.as_tensor(t["boxes"], device=device) for t in targets]
         labels = [torch.as_tensor(t["labels"], device=device).long() for t in targets]
@@ -141,6 +160,9 @@ class YolactLoss(nn.Module):
             pos_thresh=self.pos_thresh,
             neg_thresh=self.neg_thresh,
             crowd_iou_thresh=self.crowd_iou_thresh,
+            assigner=self.assigner,
+            level_counts=level_counts,
+            topk=self.atss_topk,
         )
 
     def forward(
@@ -154,7 +176,8 @@ class YolactLoss(nn.Module):
         Args:
             outputs: the network's training outputs: ``loc`` [B, P, 4], ``conf``
                 [B, P, C], ``coef`` [B, P, k], ``proto`` [B, h, w, k], ``priors``
-                [P, 4] and optionally ``segm`` [B, C-1, hs, ws].
+                [P, 4], optionally ``segm`` [B, C-1, hs, ws] and ``prior_levels``
+                [L] priors per FPN level (needed by ATSS).
             targets: per image ``boxes`` [N, 4] relative xyxy, ``labels`` [N]
                 0-based, ``masks`` [N, S, S] at the network input size and
                 optionally ``crowd_boxes`` [M, 4] relative xyxy.
@@ -169,13 +192,15 @@ class YolactLoss(nn.Module):
         B = conf.shape[0]
         if len(targets) != B:
             raise ValueError(f"{len(targets)} targets for a batch of {B} images")
-        matches = self.match(outputs["priors"], targets)
+        levels = outputs.get("prior_levels")
+        level_counts = None if levels is None else [int(n) for n in levels.tolist()]
+        matches = self.match(outputs["priors"], targets, level_counts)
         pos = matches.conf > 0  # [B, P]
         num_pos = pos.sum(dim=1)  # [B]
         normaliser = num_pos.sum().clamp(min=1).to(conf.dtype)
 
         w = self.weights
-        losses = {"B": F.smooth_l1_loss(loc[pos], matches.loc[pos], reduction="sum") * w.bbox}
+        losses = {"B": self.box_term(loc, matches.loc, outputs["priors"], pos) * w.bbox}
         if self.use_focal_loss:
             losses["C"] = self.focal_conf_loss(conf, matches.conf) * w.conf
         else:
@@ -189,6 +214,21 @@ class YolactLoss(nn.Module):
         if "segm" in outputs:
             losses["S"] = self.semantic_loss(outputs["segm"], targets) / B
         return losses
+
+    def box_term(self, loc: Tensor, loc_t: Tensor, priors: Tensor, pos: Tensor) -> Tensor:
+        """The unweighted box loss (sum) over foreground priors.
+
+        Args:
+            loc: [B, P, 4] predicted offsets; loc_t: [B, P, 4] target offsets.
+            priors: [P, 4] (cx, cy, w, h).
+            pos: [B, P] foreground.
+        """
+        if self.box_loss == "smooth_l1":
+            return F.smooth_l1_loss(loc[pos], loc_t[pos], reduction="sum")
+        anchors = priors.expand(pos.shape[0], *priors.shape)[pos]  # [n, 4]
+        predicted = decode(loc[pos], anchors)
+        target = decode(loc_t[pos], anchors)
+        return generalized_box_iou_loss(predicted, target, reduction="sum")
 
     def ohem_conf_loss(self, conf: Tensor, conf_t: Tensor, num_pos: Tensor) -> Tensor:
         """Cross entropy (sum) over positives and hard negatives.

@@ -1,15 +1,29 @@
-"""Prior-to-ground-truth matching for training (the original's ``match``).
+"""Prior-to-ground-truth matching for training.
 
-Every prior is assigned the ground-truth box it overlaps most; then every
-ground-truth box claims its single best prior, so no object goes unmatched.
-The overlaps decide the class target: foreground, neutral (ignored by the
-loss) or background. Priors mostly covered by a crowd region are neutral.
+Two rules decide which priors are foreground:
+
+- ``"max_iou"`` (the original's ``match``): every prior is assigned the
+  ground-truth box it overlaps most; then every ground-truth box claims its
+  single best prior, so no object goes unmatched. The overlaps decide the class
+  target: foreground, neutral (ignored by the loss) or background.
+- ``"atss"`` (adaptive training sample selection, Zhang et al. 2020): on each
+  FPN level the ``topk`` priors whose centres lie nearest an object's centre are
+  its candidates; those whose IoU reaches the candidates' mean plus standard
+  deviation and whose centre lies inside the box are foreground. Small and
+  elongated objects, which reach a fixed IoU threshold with few priors or none,
+  get several. A prior claimed by several objects goes to the one it overlaps
+  most, an object left without a prior claims its best one, and every other
+  prior is background (no neutral band).
+
+With either rule, non-foreground priors mostly covered by a crowd region are
+neutral.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -18,6 +32,8 @@ from yolact.core.ops.boxes import batched_iou, encode
 
 # Class target of priors the loss ignores.
 NEUTRAL = -1
+
+AssignRule = Literal["max_iou", "atss"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +47,8 @@ class Matches:
             where ``conf > 0``.
         gt_index: [B, P] int64 index of the matched ground truth in its image;
             only meaningful where ``conf > 0``.
-        overlap: [B, P] IoU with the matched ground truth, 2 for forced matches,
-            -1 in images without ground truth.
+        overlap: [B, P] IoU with the matched ground truth (``"max_iou"``: 2 for
+            forced matches), -1 in images without ground truth.
     """
 
     conf: Tensor
@@ -106,6 +122,59 @@ def _force_best_priors(overlaps: Tensor, counts: Tensor, best: Tensor, best_idx:
         row_max[sb, sg], row_arg[sb, sg] = overlaps[sb, sg].max(dim=1)
 
 
+def _atss_assign(
+    overlaps: Tensor,
+    valid: Tensor,
+    gt: Tensor,
+    priors: Tensor,
+    level_counts: Sequence[int],
+    topk: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ATSS rule (see the module docstring).
+
+    Args:
+        overlaps: [B, G, P] IoU, padded rows -1.
+        valid: [B, G] real (not padding) ground truth.
+        gt: [B, G, 4] boxes, relative xyxy.
+        priors: [P, 4] (cx, cy, w, h), relative, level after level.
+        level_counts: priors per FPN level (summing to P).
+        topk: candidates per level and object.
+
+    Returns:
+        ``best`` [B, P] IoU with the assigned object, ``best_idx`` [B, P] its index,
+        ``fg`` [B, P] bool foreground.
+    """
+    B, G, P = overlaps.shape
+    if sum(level_counts) != P:
+        raise ValueError(f"level_counts sum to {sum(level_counts)}, expected {P} priors")
+    gt_centres = (gt[..., :2] + gt[..., 2:]) / 2  # [B, G, 2]
+    dist = torch.cdist(gt_centres, priors[:, :2].expand(B, P, 2))  # [B, G, P]
+    candidates = []
+    start = 0
+    for n in level_counts:
+        k = min(topk, n)
+        nearest = dist[:, :, start : start + n].topk(k, dim=2, largest=False).indices
+        candidates.append(nearest + start)
+        start += n
+    cand = torch.cat(candidates, dim=2)  # [B, G, K]
+    cand_iou = overlaps.gather(2, cand)  # [B, G, K]
+    spread = cand_iou.std(dim=2) if cand.shape[2] > 1 else torch.zeros_like(cand_iou[..., 0])
+    threshold = cand_iou.mean(dim=2) + spread  # [B, G]
+    cx, cy = priors[:, 0][cand], priors[:, 1][cand]  # [B, G, K]
+    inside = (cx > gt[..., 0:1]) & (cx < gt[..., 2:3]) & (cy > gt[..., 1:2]) & (cy < gt[..., 3:4])
+    chosen = (cand_iou >= threshold[..., None]) & inside & valid[..., None]
+    pos = torch.zeros_like(overlaps, dtype=torch.bool).scatter_(2, cand, chosen)  # [B, G, P]
+    # An object no candidate qualified for keeps its best prior.
+    orphan = valid & ~pos.any(dim=2)  # [B, G]
+    best_prior = overlaps.argmax(dim=2, keepdim=True)  # [B, G, 1]
+    pos.scatter_(2, best_prior, orphan[..., None] | pos.gather(2, best_prior))
+    claimed = overlaps.masked_fill(~pos, -2.0)
+    best, best_idx = claimed.max(dim=1)  # [B, P]
+    fg = pos.any(dim=1)
+    best = torch.where(fg, best, overlaps.max(dim=1).values)
+    return best, best_idx, fg
+
+
 def match(
     priors: Tensor,
     boxes: Sequence[Tensor],
@@ -115,6 +184,9 @@ def match(
     pos_thresh: float = 0.5,
     neg_thresh: float = 0.4,
     crowd_iou_thresh: float = 0.7,
+    assigner: AssignRule = "max_iou",
+    level_counts: Sequence[int] | None = None,
+    topk: int = 9,
 ) -> Matches:
     """Match the priors of a batch of images to their ground truth.
 
@@ -128,6 +200,10 @@ def match(
         crowd_iou_thresh: non-foreground priors whose intersection with a crowd
             box covers more than this fraction of their area become neutral;
             1 or more disables the rule.
+        assigner: ``"max_iou"`` (uses ``pos_thresh`` / ``neg_thresh``) or ``"atss"``
+            (uses ``level_counts`` and ``topk``); see the module docstring.
+        level_counts: priors per FPN level, in order (``"atss"``; default: one level).
+        topk: ATSS candidates per level and object.
 
     Returns:
         :class:`Matches` for the batch.
@@ -152,11 +228,18 @@ def match(
         valid = torch.arange(G, device=device)[None, :] < counts[:, None]  # [B, G]
         overlaps = batched_iou(gt, corners.expand(B, P, 4))  # [B, G, P]
         overlaps = overlaps.masked_fill(~valid[:, :, None], -1.0)
-        best, best_idx = overlaps.max(dim=1)  # [B, P]
-        _force_best_priors(overlaps, counts, best, best_idx)
-        conf = gt_labels.gather(1, best_idx) + 1  # [B, P]
-        conf[best < pos_thresh] = NEUTRAL
-        conf[best < neg_thresh] = 0
+        if assigner == "atss":
+            counts_per_level = list(level_counts) if level_counts is not None else [P]
+            best, best_idx, fg = _atss_assign(overlaps, valid, gt, priors, counts_per_level, topk)
+            conf = torch.where(fg, gt_labels.gather(1, best_idx) + 1, 0)  # [B, P]
+        elif assigner == "max_iou":
+            best, best_idx = overlaps.max(dim=1)  # [B, P]
+            _force_best_priors(overlaps, counts, best, best_idx)
+            conf = gt_labels.gather(1, best_idx) + 1  # [B, P]
+            conf[best < pos_thresh] = NEUTRAL
+            conf[best < neg_thresh] = 0
+        else:
+            raise ValueError(f"unknown assigner '{assigner}'; use 'max_iou' or 'atss'")
         matched = gt.gather(1, best_idx[:, :, None].expand(B, P, 4))  # [B, P, 4]
     if crowd_boxes is not None and crowd_iou_thresh < 1:
         M = max((int(c.shape[0]) for c in crowd_boxes), default=0)

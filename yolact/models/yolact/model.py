@@ -115,8 +115,9 @@ class Yolact(nn.Module):
         Returns:
             A dict with ``loc`` [B, P, 4] box offsets, ``conf`` [B, P, C] class
             logits, ``coef`` [B, P, k] mask coefficients, ``proto`` [B, h, w, k]
-            prototypes, ``priors`` [P, 4]; in training mode also ``segm``
-            [B, C-1, h/2, w/2] semantic logits when the config keeps that layer.
+            prototypes, ``priors`` [P, 4]; in training mode also ``prior_levels``
+            [L] int64 priors per FPN level and ``segm`` [B, C-1, h/2, w/2] semantic
+            logits when the config keeps that layer.
         """
         feats = self.backbone(images)
         pyramid = self.fpn([feats[i] for i in self.cfg.backbone.selected_layers])
@@ -134,6 +135,9 @@ class Yolact(nn.Module):
             "proto": proto,
             "priors": self.priors(sizes, images.device),
         }
+        if self.training:
+            counts = [h * w * self.cfg.anchors_per_cell for h, w in sizes]
+            result["prior_levels"] = torch.tensor(counts, device=images.device)
         if self.training and self.cfg.use_semantic_seg:
             result["segm"] = self.semantic_seg_conv(pyramid[0])
         return result

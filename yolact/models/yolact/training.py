@@ -27,7 +27,7 @@ class NetWithLoss(nn.Module):
         with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):  # fmt: skip
             outputs = self.model(images)
-        outputs = {k: v.float() for k, v in outputs.items()}
+        outputs = {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}
         return self.criterion(outputs, targets, getattr(self.model, "maskiou_net", None))
 
 
@@ -51,4 +51,7 @@ def build_criterion(cfg: YolactConfig) -> YolactLoss:
         weights=weights,
         use_maskiou=cfg.use_maskiou,
         discard_mask_area=tc.discard_mask_area,
+        assigner=tc.assigner,
+        atss_topk=tc.atss_topk,
+        box_loss=tc.box_loss,
     )
