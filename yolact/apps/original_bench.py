@@ -407,7 +407,8 @@ def write_original_weights(config: str, path: str, seed: int = 0) -> str:
 
     This project's initialisation (seeded), then the BatchNorm statistics of a
     forward pass over two synthetic frames, so that activations keep their scale
-    through the random backbone and the head gives finite, distinct scores.
+    through the random backbone, and the class layer scaled to logits of unit
+    spread on those frames, so that scores stay finite and rarely tie.
     """
     from yolact.apps.benchmark import synthetic_frames
     from yolact.models.yolact.weights import save_weights
@@ -430,6 +431,12 @@ def write_original_weights(config: str, path: str, seed: int = 0) -> str:
     for m in norms:
         m.momentum = 0.1
     model.eval()
+    with torch.no_grad():
+        conf = model(batch)["conf"]  # [B, P, C] logits
+        layer = getattr(model, "prediction_layers")[0].conf_layer  # noqa: B009
+        scale = 1.0 / max(float(conf.std()), 1e-6)
+        layer.weight.mul_(scale)
+        layer.bias.mul_(scale)
     save_weights(model, path)
     return path
 
