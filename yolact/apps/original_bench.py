@@ -486,6 +486,20 @@ def _load_average() -> str:
         return "unknown"
 
 
+def _build_backends(a: argparse.Namespace, names: list[str], folder: str) -> list[Backend]:
+    """The backends ``names`` in that order, on ``--trained_model`` or random weights."""
+    weights = a.trained_model or write_original_weights(
+        a.config, os.path.join(folder, f"{a.config}_0_0.pth")
+    )
+    backends: list[Backend] = []
+    if "original" in names:
+        code = load_original(a.original_repo, a.config, weights)
+        backends.append(Backend("original", original_runner(code, a.top_k), original_detections))
+    ours = [n for n in names if n != "original"]
+    backends += project_backends(weights, a.config, ours, folder, a.top_k)
+    return sorted(backends, key=lambda b: names.index(b.name))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m yolact.apps.original_bench",
@@ -521,33 +535,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from yolact.core.threads import configure_threads
     from yolact.core.weights import CheckpointError
 
-    try:
-        plan = configure_threads(a.threads)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="original_bench_") as folder:
+    with busy_process(a.busy):  # started first, so that the thread plan sees it
         try:
-            weights = a.trained_model or write_original_weights(
-                a.config, os.path.join(folder, f"{a.config}_0_0.pth")
-            )
-            backends: list[Backend] = []
-            if "original" in names:
-                code = load_original(a.original_repo, a.config, weights)
-                backends.append(
-                    Backend("original", original_runner(code, a.top_k), original_detections)
-                )
-            ours = [n for n in names if n != "original"]
-            backends += project_backends(weights, a.config, ours, folder, a.top_k)
-            backends.sort(key=lambda b: names.index(b.name))
-        except (OriginalCodeError, CheckpointError, ValueError) as e:
+            plan = configure_threads(a.threads)
+        except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 1
-        frames = synthetic_frames(a.images, 480, 640)
-        before = _load_average()
-        with busy_process(a.busy):
-            result = run_side_by_side(backends, frames, a.warmup)
-        after = _load_average()
+            return 2
+        with tempfile.TemporaryDirectory(prefix="original_bench_") as folder:
+            try:
+                backends = _build_backends(a, names, folder)
+            except (OriginalCodeError, CheckpointError, ValueError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            before = _load_average()
+            result = run_side_by_side(backends, synthetic_frames(a.images, 480, 640), a.warmup)
+            after = _load_average()
     H, W = result.frame_size
     result.notes.append(
         f"{a.config}, {'checkpoint ' + a.trained_model if a.trained_model else 'random weights'}"
