@@ -168,7 +168,7 @@ def test_detections_agree_within_one_pixel_and_by_class():
     ob.compare_frame(ref, _dets([[10, 10, 50, 40], [0, 0, 20, 20]], [3, 2]), a)
     ob.compare_frame(ref, _dets([[10, 10, 50, 40], [0, 0, 20, 20], [5, 5, 6, 6]], [3, 1, 0]), a)
     assert (a.frames, a.frames_equal, a.detections, a.matched) == (4, 1, 8, 6)
-    assert a.line("pytorch").startswith("pytorch vs original: DIFFER: 1/4 frames")
+    assert a.line("pytorch", "original").startswith("pytorch vs original: DIFFER: 1/4 frames")
 
 
 def test_backends_take_turns_and_the_table_gives_the_speed_up():
@@ -189,7 +189,7 @@ def test_backends_take_turns_and_the_table_gives_the_speed_up():
     rows = result.rows()
     assert rows[0] == ("a", 20.0, 20.0, 50.0, "1.00x") and rows[1][4] == "4.00x"
     assert result.markdown().splitlines()[3] == "| b | 5.0 | 5.3 | 200.00 | 4.00x |"
-    assert "b vs original: agree: 3/3 frames" in result.table()
+    assert "b vs a: agree: 3/3 frames" in result.table()
     with pytest.raises(ValueError, match="at least one backend"):
         ob.run_side_by_side([], frames)
 

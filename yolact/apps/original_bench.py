@@ -285,7 +285,7 @@ class Agreement:
     max_box_px: float = 0.0
     min_mask_iou: float = 1.0
 
-    def line(self, name: str, reference: str = "original") -> str:
+    def line(self, name: str, reference: str) -> str:
         verdict = "agree" if self.frames_equal == self.frames else "DIFFER"
         return (
             f"{name} vs {reference}: {verdict}: {self.frames_equal}/{self.frames} frames with "
@@ -328,7 +328,8 @@ def compare_frame(ref: FrameDetections, other: FrameDetections, agreement: Agree
 
 @dataclass
 class SideBySide:
-    """Per-frame milliseconds of each backend (interleaved) and their agreement."""
+    """Per-frame milliseconds of each backend (interleaved) and their agreement with
+    the first backend (the reference for the speed-up too)."""
 
     ms: dict[str, list[float]]
     agreement: dict[str, Agreement]
@@ -354,7 +355,7 @@ class SideBySide:
         head = f"{'backend':<14} {'median ms':>10} {'mean ms':>9} {'FPS':>7} {'speed-up':>9}"
         lines = [head]
         lines += [f"{n:<14} {m:>10.1f} {a:>9.1f} {f:>7.2f} {s:>9}" for n, m, a, f, s in self.rows()]
-        lines += [a.line(n) for n, a in self.agreement.items()]
+        lines += [a.line(n, next(iter(self.ms))) for n, a in self.agreement.items()]
         return "\n".join(lines + self.notes)
 
     def markdown(self) -> str:
@@ -364,7 +365,7 @@ class SideBySide:
             "| --- | --- | --- | --- | --- |",
         ]
         lines += [f"| {n} | {m:.1f} | {a:.1f} | {f:.2f} | {s} |" for n, m, a, f, s in self.rows()]
-        extra = [a.line(n) for n, a in self.agreement.items()] + self.notes
+        extra = [a.line(n, first) for n, a in self.agreement.items()] + self.notes
         return "\n".join(lines) + ("\n\n" + "\n".join(f"- {x}" for x in extra) if extra else "")
 
 
