@@ -15,6 +15,7 @@ import torch
 
 import yolact
 from yolact.apps import original_bench as ob
+from yolact.apps import original_code as oc
 
 FAKE = {
     "data/__init__.py": "from .config import *\n",
@@ -95,7 +96,7 @@ def write_fake_original(root: Path, files: dict[str, str] = FAKE) -> str:
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("w") / "yolact_tiny_0_0.pth")
-    return ob.write_original_weights("yolact_tiny", path)
+    return oc.write_original_weights("yolact_tiny", path)
 
 
 def test_original_loads_on_the_cpu_and_leaves_no_trace(tmp_path, tiny_weights, monkeypatch):
@@ -105,11 +106,11 @@ def test_original_loads_on_the_cpu_and_leaves_no_trace(tmp_path, tiny_weights, m
     other = types.ModuleType("data")
     monkeypatch.setitem(sys.modules, "data", other)
     current_device, tensor_cuda = torch.cuda.current_device, torch.Tensor.cuda
-    code = ob.load_original(repo, "yolact_tiny", tiny_weights)
+    code = oc.load_original(repo, "yolact_tiny", tiny_weights)
     assert torch.cuda.current_device is current_device and torch.Tensor.cuda is tensor_cuda
     assert sys.modules["data"] is other and sys.modules["yolact"] is yolact
     assert not [m for m in sys.modules if m.startswith(("layers", "utils.aug", "_original"))]
-    assert {"data.config", "layers.output_utils", ob.ORIGINAL_MODEL_MODULE} <= set(code.modules)
+    assert {"data.config", "layers.output_utils", oc.ORIGINAL_MODEL_MODULE} <= set(code.modules)
     assert code.net.detect.use_fast_nms and not code.net.detect.use_cross_class_nms
     assert any(k.startswith("proto_net.") for k in code.net.keys)
     assert "prediction_layers.0.conf_layer.weight" in code.net.keys
@@ -127,9 +128,9 @@ def test_random_weights_give_finite_distinct_scores(tiny_weights):
 
 
 def test_original_path_sorts_keeps_top_k_and_restores_its_config(tmp_path, tiny_weights):
-    code = ob.load_original(write_fake_original(tmp_path), "yolact_tiny", tiny_weights)
-    out = ob.original_runner(code, top_k=2)(np.zeros((8, 12, 3), np.uint8))
-    det = ob.original_detections(out)
+    code = oc.load_original(write_fake_original(tmp_path), "yolact_tiny", tiny_weights)
+    out = oc.original_runner(code, top_k=2)(np.zeros((8, 12, 3), np.uint8))
+    det = oc.original_detections(out)
     assert det.classes.tolist() == [0, 1] and det.scores.tolist() == pytest.approx([0.9, 0.5])
     assert det.boxes.tolist() == [[3, 2, 9, 6], [0, 0, 4, 4]]
     assert det.masks is not None and det.masks.shape == (2, 8, 12)
@@ -138,22 +139,22 @@ def test_original_path_sorts_keeps_top_k_and_restores_its_config(tmp_path, tiny_
 
 
 def test_loading_errors_are_one_line(tmp_path, tiny_weights):
-    with pytest.raises(ob.OriginalCodeError, match="not a checkout of the original YOLACT"):
-        ob.load_original(str(tmp_path), "yolact_tiny", tiny_weights)
+    with pytest.raises(oc.OriginalCodeError, match="not a checkout of the original YOLACT"):
+        oc.load_original(str(tmp_path), "yolact_tiny", tiny_weights)
     repo = write_fake_original(tmp_path / "a")
-    with pytest.raises(ob.OriginalCodeError, match="^the original code has no config 'x_config'$"):
-        ob.load_original(repo, "x", tiny_weights)
+    with pytest.raises(oc.OriginalCodeError, match="^the original code has no config 'x_config'$"):
+        oc.load_original(repo, "x", tiny_weights)
     broken = write_fake_original(tmp_path / "b", {**FAKE, "yolact.py": "raise KeyError('boom')"})
-    with pytest.raises(ob.OriginalCodeError) as e:
-        ob.load_original(broken, "yolact_tiny", tiny_weights)
+    with pytest.raises(oc.OriginalCodeError) as e:
+        oc.load_original(broken, "yolact_tiny", tiny_weights)
     assert str(e.value) == f"the original code failed to load from {broken}: KeyError: 'boom'"
     assert "data" not in sys.modules or sys.modules["data"].__file__ is None
 
 
-def _dets(boxes: list[list[float]], classes: list[int]) -> ob.FrameDetections:
+def _dets(boxes: list[list[float]], classes: list[int]) -> oc.FrameDetections:
     masks = np.zeros((len(classes), 4, 4), bool)
     masks[:, :2] = True
-    return ob.FrameDetections(
+    return oc.FrameDetections(
         np.array(boxes, float).reshape(-1, 4), np.array(classes), np.ones(len(classes)), masks
     )
 
@@ -224,3 +225,15 @@ def test_cli_bad_input_is_one_line(args, message, capsys):
     assert ob.main(args) in (1, 2)
     err = capsys.readouterr().err
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
+
+
+def test_the_package_never_imports_the_harness():
+    """The original's loader stays off the normal import path (eval.py, the API)."""
+    import subprocess
+
+    code = (
+        "import sys, yolact, yolact.registry, yolact.cli.eval_cli, yolact.apps.benchmark; "
+        "print(sorted(m for m in sys.modules if m.startswith('yolact.apps.original')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
