@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+# The original's top-level modules (the repository root is its import root).
 ORIGINAL_MODULES = ("data", "layers", "utils", "backbone")
 # The private name its yolact.py is loaded under (``yolact`` is this package).
 ORIGINAL_MODEL_MODULE = "_original_yolact_model"
@@ -49,6 +50,7 @@ class FrameDetections:
     masks: np.ndarray | None = None
 
 
+# One BGR uint8 frame [H, W, 3] -> that backend's own result (timed as a whole).
 Runner = Callable[[np.ndarray], Any]
 
 
@@ -141,6 +143,7 @@ def is_original_checkout(repo: str) -> bool:
 
 
 def not_a_checkout(repo: str) -> str:
+    """The one-line message for a ``repo`` that :func:`is_original_checkout` rejects."""
     return f"{repo} is not a checkout of the original YOLACT (no yolact.py and data/config.py)"
 
 
