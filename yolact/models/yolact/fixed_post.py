@@ -16,8 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from yolact.core.ops.boxes import decode
-from yolact.core.ops.masks import crop_masks
+from yolact.core.ops.boxes import decode, sanitize_coordinates
 from yolact.core.ops.nms import (
     ordered_topk,
     padded_cross_class_fast_nms,
@@ -28,6 +27,29 @@ from yolact.core.padded import PaddedDetections
 from yolact.models.yolact.config import CLASSIFIERS, NMSConfig
 from yolact.models.yolact.model import Yolact
 from yolact.models.yolact.postprocess import class_scores
+
+
+def crop_in_boxes(masks: Tensor, boxes: Tensor, padding: float = 1.0) -> Tensor:
+    """:func:`~yolact.core.ops.masks.crop_masks` for masks laid out detection first.
+
+    The same rule (column c is inside when x1 <= c < x2, the box in mask pixels
+    widened by ``padding``, rows alike) and the same values, as a product with a
+    row factor and a column factor, so that no [h, w, N] copy is made.
+
+    Args:
+        masks: [B, D, h, w]; boxes: [B, D, 4] relative (x1, y1, x2, y2).
+
+    Returns:
+        [B, D, h, w].
+    """
+    h, w = masks.shape[-2:]
+    x1, x2 = sanitize_coordinates(boxes[..., 0], boxes[..., 2], w, padding)  # [B, D]
+    y1, y2 = sanitize_coordinates(boxes[..., 1], boxes[..., 3], h, padding)
+    cols = torch.arange(w, device=masks.device, dtype=x1.dtype)
+    rows = torch.arange(h, device=masks.device, dtype=y1.dtype)
+    in_cols = (cols >= x1[..., None]) & (cols < x2[..., None])  # [B, D, w]
+    in_rows = (rows >= y1[..., None]) & (rows < y2[..., None])  # [B, D, h]
+    return masks * in_rows[..., None].to(masks.dtype) * in_cols[..., None, :].to(masks.dtype)
 
 
 class FixedPostProcess(nn.Module):
@@ -95,13 +117,10 @@ class FixedPostProcess(nn.Module):
         D = index.shape[1]
         boxes = boxes_all.gather(1, index[..., None].expand(B, D, 4))  # [B, D, 4]
         det_coef = coef.gather(1, index[..., None].expand(B, D, k))  # [B, D, k]
-        soft = torch.sigmoid(proto.reshape(B, h * w, k) @ det_coef.transpose(1, 2))  # [B, hw, D]
-        soft = soft.reshape(B, h, w, D)
+        logits = det_coef @ proto.reshape(B, h * w, k).transpose(1, 2)  # [B, D, hw]
+        masks = torch.sigmoid(logits).reshape(B, D, h, w)
         if self.crop:
-            flat = soft.permute(1, 2, 0, 3).reshape(h, w, B * D)  # [h, w, B*D]
-            flat = crop_masks(flat, boxes.reshape(B * D, 4))
-            soft = flat.reshape(h, w, B, D).permute(2, 0, 1, 3)  # [B, h, w, D]
-        masks = soft.permute(0, 3, 1, 2)  # [B, D, h, w]
+            masks = crop_in_boxes(masks, boxes)
         box_scores = scores
         if self.maskiou_net is not None:
             iou = self.maskiou_net(masks.reshape(B * D, 1, h, w)).reshape(B, D, -1)
@@ -113,7 +132,7 @@ class FixedPostProcess(nn.Module):
             scores, box_scores = scores.gather(1, order), box_scores.gather(1, order)
             classes = classes.gather(1, order)
             masks = masks.gather(1, order[..., None, None].expand(B, D, h, w))
-        return boxes, scores, box_scores, classes, masks.contiguous(), count
+        return boxes, scores, box_scores, classes, masks, count
 
 
 class YolactInference(nn.Module):
