@@ -319,3 +319,26 @@ def test_fpn_string_options_are_checked_when_built() -> None:
     message = "FPN extra_levels must be one of ('conv', 'maxpool'): 'pool'"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         FPN([8, 16], 8, extra_levels="pool")  # type: ignore[arg-type]
+
+
+def test_extra_head_layers_have_the_original_keys_and_train() -> None:
+    base = build_model(tiny_config())
+    model = build_model(tiny_config(extra_layers=(1, 2, 0)))
+    head = "prediction_layers.0."
+    added = sorted(set(model.state_dict()) - set(base.state_dict()))
+    assert added == sorted(
+        f"{head}{name}.{i}.{p}"
+        for name, idx in (("bbox_extra", (0,)), ("conf_extra", (0, 2)))
+        for i in idx
+        for p in ("weight", "bias")
+    )
+    c = tiny_config().head_channels
+    extra = sum(p.numel() for n, p in model.named_parameters() if "_extra" in n)
+    assert extra == 3 * (c * c * 9 + c)
+    x = torch.randn(1, 3, 160, 160)
+    # Every extra layer is in the graph of its output.
+    model.train()
+    out = model(x)
+    (out["loc"].sum() + out["conf"].sum()).backward()
+    assert all(p.grad is not None and p.grad.any() for n, p in model.named_parameters()
+               if "_extra" in n)  # fmt: skip

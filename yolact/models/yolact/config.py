@@ -68,6 +68,8 @@ class YolactConfig:
         proto_channels: ProtoNet hidden width.
         num_prototypes: k, the number of prototype masks.
         head_channels: width of the shared head's first conv.
+        extra_layers: 3x3 conv + ReLU layers in front of the box, class and mask
+            coefficient convs of the head (the original's ``extra_layers``).
         aspect_ratios: anchor aspect ratios, the same on every level.
         scales: per FPN level, the anchor sizes in pixels at ``max_size``.
         square_anchors: the v1 models' anchors have h = w (their weights need it).
@@ -95,6 +97,7 @@ class YolactConfig:
     proto_channels: int = 256
     num_prototypes: int = 32
     head_channels: int = 256
+    extra_layers: tuple[int, int, int] = (0, 0, 0)
     aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
     scales: tuple[tuple[float, ...], ...] = ((24,), (48,), (96,), (192,), (384,))
     square_anchors: bool = True
@@ -165,7 +168,8 @@ class YolactConfig:
             if d["train"].get("use_focal_loss", False) and "classifier" not in d:
                 d["classifier"] = "sigmoid"
             d["train"] = TrainConfig.from_dict({"lr_steps": (), **d["train"]})
-        for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std"):
+        for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std",
+                    "extra_layers"):  # fmt: skip
             if key in d:
                 d[key] = tuple(d[key])
         if "scales" in d:

@@ -55,6 +55,7 @@ class Yolact(nn.Module):
                     cfg.num_classes,
                     cfg.num_prototypes,
                     cfg.head_channels,
+                    cfg.extra_layers,
                 )
             ]
         )
