@@ -93,7 +93,9 @@ def test_atss_level_counts_must_cover_the_priors() -> None:
 def test_atss_through_the_loss_gives_every_parameter_a_gradient(one_thread: None) -> None:
     torch.manual_seed(0)
     size = 128
-    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=size)
+    # Anchors that give positives on every FPN level, so each level gets a gradient.
+    scales = ((13,), (25,), (50,), (101,), (201,))
+    cfg = get_config("yolact_tiny").replace(class_names=("a", "b"), max_size=size, scales=scales)
     cfg = cfg.with_train(assigner="atss")
     model = build_model(cfg).train()
     masks = torch.zeros(2, size, size, dtype=torch.uint8)

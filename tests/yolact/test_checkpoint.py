@@ -392,8 +392,8 @@ def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, t
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with torch.no_grad():
         out = model.eval()(image)
-    torch.testing.assert_close(out["proto"], reference["proto"], atol=2e-2, rtol=2e-2)
-    torch.testing.assert_close(out["loc"], reference["loc"], atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(out["proto"], reference["proto"], atol=3e-2, rtol=2e-2)
+    torch.testing.assert_close(out["loc"], reference["loc"], atol=3e-2, rtol=2e-2)
 
 
 def test_export_bad_input(tmp_path, saved, capsys) -> None:

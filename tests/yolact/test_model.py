@@ -322,7 +322,7 @@ def test_fpn_string_options_are_checked_when_built() -> None:
 
 
 def test_extra_head_layers_have_the_original_keys_and_train() -> None:
-    base = build_model(tiny_config())
+    base = build_model(tiny_config(extra_layers=(0, 0, 0)))
     model = build_model(tiny_config(extra_layers=(1, 2, 0)))
     head = "prediction_layers.0."
     added = sorted(set(model.state_dict()) - set(base.state_dict()))

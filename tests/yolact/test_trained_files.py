@@ -148,8 +148,10 @@ def test_another_architecture_is_still_an_error(tmp_path, capsys):
         assert code == 1 and len(lines) == 1
         note = " (the file holds a 'yolact_base' model)" if path == own else ""
         assert lines[0].startswith(
-            f"error: {path} does not fit config 'yolact_tiny'{note}: unexpected keys: "
+            f"error: {path} does not fit config 'yolact_tiny'{note}: missing keys: "
+            "prediction_layers.0.bbox_extra.0.weight, "
         ), lines[0]
+        assert "; unexpected keys: backbone.layers.0.0.conv3.weight, " in lines[0]
         assert "shape mismatch (file vs model): backbone.conv1.weight (64, 3, 7, 7) vs " in lines[0]
 
 
