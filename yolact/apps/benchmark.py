@@ -18,15 +18,9 @@ import torch
 from yolact.core.predictor import Predictor
 
 
-@dataclass
-class BenchmarkResult:
-    """Mean milliseconds per frame of each stage, over the timed frames."""
+class StageTotals:
+    """``total_ms`` and ``fps`` of a result with ``pre_ms``, ``network_ms`` and ``post_ms``."""
 
-    config: str
-    device: str
-    batch_size: int
-    frames: int
-    image_size: tuple[int, int]
     pre_ms: float
     network_ms: float
     post_ms: float
@@ -37,7 +31,22 @@ class BenchmarkResult:
 
     @property
     def fps(self) -> float:
+        """Frames (images) per second over all three stages."""
         return 1000.0 / self.total_ms if self.total_ms > 0 else float("inf")
+
+
+@dataclass
+class BenchmarkResult(StageTotals):
+    """Mean milliseconds per frame of each stage, over the timed frames."""
+
+    config: str
+    device: str
+    batch_size: int
+    frames: int
+    image_size: tuple[int, int]
+    pre_ms: float
+    network_ms: float
+    post_ms: float
 
     def as_dict(self) -> dict:
         return {**asdict(self), "total_ms": self.total_ms, "fps": self.fps}

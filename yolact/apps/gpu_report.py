@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from yolact.apps.benchmark import BenchmarkResult, run_benchmark, synthetic_frames
+from yolact.apps.benchmark import BenchmarkResult, StageTotals, run_benchmark, synthetic_frames
 from yolact.core.predictor import Predictor
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,7 +51,7 @@ WARMUP = 3
 
 
 @dataclass
-class Row:
+class Row(StageTotals):
     """One timed configuration (milliseconds per frame)."""
 
     model: str
@@ -62,15 +62,6 @@ class Row:
     network_ms: float
     post_ms: float
     command: str
-
-    @property
-    def total_ms(self) -> float:
-        return self.pre_ms + self.network_ms + self.post_ms
-
-    @property
-    def fps(self) -> float:
-        """Frames (images) per second over all three stages."""
-        return 1000.0 / self.total_ms if self.total_ms > 0 else float("inf")
 
     @staticmethod
     def from_result(result: BenchmarkResult, runtime: str, precision: str, command: str) -> Row:

@@ -24,18 +24,17 @@ classes, boxes within 1 pixel.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from yolact.apps.load_bench import busy_process
 from yolact.apps.original_code import (
     FrameDetections,
     OriginalCodeError,
@@ -222,21 +221,6 @@ def project_backends(
         predictor = load_predictor(source, config=config, device="cpu", top_k=top_k)
         out.append(Backend(name, predictor, predictor_detections))
     return out
-
-
-@contextlib.contextmanager
-def busy_process(enabled: bool) -> Iterator[None]:
-    """A ``python -c "while True: pass"`` process spinning while active (when enabled)."""
-    if not enabled:
-        yield
-        return
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _load_average() -> str:
