@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from yolact.core.config import (
     apply_overrides,
 )
 from yolact.core.threads import available_cores, configure_threads, plan_threads
-from yolact.core.weights import CheckpointError
+from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
 from yolact.registry import get_config, read_checkpoint
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_CONFIG = "yolact_base"
 
 
+@functools.lru_cache(maxsize=1)
+def _resume_file(path: str) -> Checkpoint:
+    """The checkpoint ``--resume`` names, read once per run for its config and its
+    dataset paths (:func:`main` clears the cache)."""
+    return read_checkpoint(path)
+
+
 def config_for(args: argparse.Namespace) -> ModelConfig:
     """The config to train: on ``--resume``, the one stored in the file when it is
     ``--config`` or no ``--config`` is given (so a run resumes with the settings it
@@ -111,7 +119,7 @@ def config_for(args: argparse.Namespace) -> ModelConfig:
     if args.resume:
         path = resume_path(args.resume, args.save_folder, name)
     if path is not None and os.path.exists(path):
-        stored = read_checkpoint(path).config
+        stored = _resume_file(path).config
         if stored is not None and args.config in (None, stored.name):
             log.info("config %s from %s", stored.name, path)
             return stored
@@ -128,7 +136,7 @@ def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[st
         raise TrainingError(
             f"--resume {args.resume}: no {config_name} checkpoint in {args.save_folder}"
         )
-    data = read_checkpoint(path).meta.get("data")
+    data = _resume_file(path).meta.get("data")
     if not isinstance(data, dict):
         return {}, path
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}, path
@@ -183,6 +191,7 @@ def load_datasets(
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    _resume_file.cache_clear()
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
         workers = plan_threads(available_cores(), requested=args.threads).loader_workers(

@@ -117,7 +117,7 @@ class Yolact(nn.Module):
             A dict with ``loc`` [B, P, 4] box offsets, ``conf`` [B, P, C] class
             logits, ``coef`` [B, P, k] mask coefficients, ``proto`` [B, h, w, k]
             prototypes, ``priors`` [P, 4]; in training mode also ``prior_levels``
-            [L] int64 priors per FPN level and ``segm`` [B, C-1, h/2, w/2] semantic
+            [L] int64 priors per FPN level (on the host) and ``segm`` [B, C-1, h/2, w/2] semantic
             logits when the config keeps that layer.
         """
         feats = self.backbone(images)
@@ -138,7 +138,8 @@ class Yolact(nn.Module):
         }
         if self.training:
             counts = [h * w * self.cfg.anchors_per_cell for h, w in sizes]
-            result["prior_levels"] = torch.tensor(counts, device=images.device)
+            # On the host: the loss reads the counts in Python, so a device copy would sync.
+            result["prior_levels"] = torch.tensor(counts)
         if self.training and self.cfg.use_semantic_seg:
             result["segm"] = self.semantic_seg_conv(pyramid[0])
         return result
