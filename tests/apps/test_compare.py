@@ -50,8 +50,6 @@ def test_compare_two_models_writes_table_csv_plot(tmp_path, predictors):
         assert r["fps"] == pytest.approx(1000 / r["total_ms"], rel=0.01, abs=0.006)
         assert r["peak_mem_mb"] > 10
     assert rows[0]["mask_ap"] == 0.4 and rows[2]["box_ap"] == 0.3
-    # The smaller input runs the same backbone on fewer pixels: faster network.
-    assert rows[2]["network_ms"] < rows[0]["network_ms"]
     files = result.write(str(tmp_path))
     assert [f.rsplit("/", 1)[1] for f in files] == [
         "comparison.md",

@@ -213,6 +213,36 @@ def test_cli_times_the_original_and_pytorch_and_writes_markdown(tmp_path, tiny_w
     assert md.read_text().startswith("| backend | median ms/frame |")
 
 
+def test_bf16_backends_run_with_half_and_share_the_export(tmp_path, tiny_weights, monkeypatch):
+    """``pytorch_bf16`` is the PyTorch predictor with ``half`` (bfloat16 on the CPU; the
+    capability stood in for), agreeing with float32 on random weights; the OpenVINO
+    rows export once; the default list has the bf16 rows only where the CPU has bf16."""
+    from yolact.core import gpu
+
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: True)
+    assert ob.default_backends() == ob.BACKENDS
+    names = ["pytorch", "pytorch_bf16", "onnxruntime", "openvino"]
+    exports: list[str] = []
+    import yolact.export
+
+    real = yolact.export.export
+    monkeypatch.setattr(
+        yolact.export, "export", lambda *a, **k: exports.append(a[2]) or real(*a, **k)
+    )
+    backends = ob.project_backends(tiny_weights, "yolact_tiny", names, str(tmp_path), 5)
+    assert [b.name for b in backends] == names and exports == ["onnx", "openvino"]
+    half = backends[1].run
+    assert half.half and next(half.model.parameters()).dtype == torch.bfloat16
+    assert not backends[0].run.half and not backends[3].run.half
+    frames = [
+        np.random.default_rng(s).integers(0, 255, (120, 160, 3), dtype=np.uint8) for s in (0, 1)
+    ]
+    result = ob.run_side_by_side(backends[:2], frames, warmup=0)
+    assert result.agreement["pytorch_bf16"].detections == 10
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: False)
+    assert ob.default_backends() == ("original", "pytorch", "onnxruntime", "openvino")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

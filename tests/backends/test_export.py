@@ -298,3 +298,62 @@ def test_cuda_without_a_cuda_runtime_runs_on_the_cpu(files, monkeypatch, capsys)
         assert predictor.device.type == "cpu" and len(predictor(scenes(1)[0])) > 0
     err = capsys.readouterr().err
     assert "no CUDA provider" in err and "OpenVINO models run on the CPU here, not cuda" in err
+
+
+SIGNAL_AFTER_TWO_MODELS = """
+import os, signal, sys, threading
+from yolact.backends.meta import read_meta
+from yolact.backends.runtimes import OpenVinoRuntime
+path = sys.argv[1]
+first = OpenVinoRuntime(path, read_meta(path))
+second = OpenVinoRuntime(path, read_meta(path))
+del first  # freed in the order they were made
+del second
+signal.signal(signal.SIGTERM, lambda *_: print("handled SIGTERM", flush=True))
+threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+lock = threading.Lock()
+lock.acquire()
+lock.acquire(timeout=2.0)  # the main thread waits, and takes the signal
+print("done")
+"""
+
+
+def test_a_signal_after_two_openvino_models_were_freed_is_handled(files) -> None:
+    """OpenVINO leaves the compiling thread on its own alternate signal stack; without
+    :func:`signal_stack_kept` two models freed first-to-last left the main thread on a
+    freed stack, and SIGTERM then crashed the process (exit -11)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AFTER_TWO_MODELS, files["openvino"]],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.split() == ["handled", "SIGTERM", "done"]
+
+
+def test_signal_stack_is_put_back() -> None:
+    """The helper restores the thread's alternate signal stack set inside the block."""
+    import ctypes
+    import sys
+
+    from yolact.backends.runtimes import _SignalStack, signal_stack_kept
+
+    if not sys.platform.startswith("linux"):
+        with signal_stack_kept():  # a no-op elsewhere
+            return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before, inside, after = _SignalStack(), _SignalStack(), _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(before))
+    memory = ctypes.create_string_buffer(1 << 16)
+    with signal_stack_kept():
+        mine = _SignalStack(ctypes.cast(memory, ctypes.c_void_p).value, 0, len(memory))
+        assert libc.sigaltstack(ctypes.byref(mine), None) == 0
+        libc.sigaltstack(None, ctypes.byref(inside))
+        assert inside.ss_sp == mine.ss_sp
+    libc.sigaltstack(None, ctypes.byref(after))
+    assert (after.ss_sp, after.ss_size, after.ss_flags) == (
+        before.ss_sp, before.ss_size, before.ss_flags,
+    )  # fmt: skip

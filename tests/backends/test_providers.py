@@ -99,11 +99,22 @@ def test_tensorrt_backend_is_skipped_in_one_line_where_missing(tmp_path, capsys)
     assert "yolact_tiny (pytorch)" in (tmp_path / "comparison.md").read_text()
 
 
-def test_half_on_an_exported_file_on_cpu_is_one_line(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("bf16", [True, False])
+def test_half_on_an_exported_file_on_cpu_is_one_line(tmp_path, capsys, monkeypatch, bf16) -> None:
+    """An ONNX file with --half on the CPU: onnxruntime has no bfloat16 there, and a
+    CPU without bfloat16 has no --half at all (the capability stood in for)."""
+    from yolact.core import gpu
     from yolact.export import export
 
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: bf16)
     path = export(DEMO, str(tmp_path / "m.onnx"), "onnx", check=False, log=False)
     code = main([f"--trained_model={path}", "--benchmark", "--half", "--cuda=False"])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err == "error: fp16 inference (--half) needs a CUDA device; this run is on cpu\n"
+    if bf16:
+        assert err == (
+            f"error: {path}: onnxruntime runs it in float32 on the CPU; for --half there "
+            "(bfloat16) export it with --format=openvino\n"
+        )
+    else:
+        assert err.startswith("error: --half on the CPU runs bfloat16, and this CPU has no")

@@ -14,6 +14,7 @@ from conftest import REPO
 from yolact import registry
 from yolact.cli import predictors as cli_predictors
 from yolact.cli.eval_args import parse_args
+from yolact.core import gpu
 from yolact.core import predictor as core_predictor
 from yolact.core.gpu import (
     CudaGraphRunner,
@@ -77,25 +78,41 @@ def test_gpu_flags_reach_the_predictor(monkeypatch) -> None:
     assert "tensorrt" not in seen  # a checkpoint: no runtime to choose
 
 
+NO_BF16 = (
+    "--half on the CPU runs bfloat16, and this CPU has no bfloat16 instructions "
+    "(AVX512-BF16 or AMX); run without --half"
+)
+
+
 @pytest.mark.parametrize(
     ("flag", "line"),
     [
-        ("--half", "error: fp16 inference (--half) needs a CUDA device; this run is on cpu"),
+        ("--half", f"error: {NO_BF16}"),
         ("--cuda_graph", "error: --cuda_graph needs a CUDA device; this run is on cpu"),
     ],
 )
 @pytest.mark.parametrize("config", ["yolact_tiny", "mask_rcnn_tiny"])
-def test_gpu_flags_on_cpu_are_one_error_line(flag: str, line: str, config: str, capsys) -> None:
+def test_gpu_flags_on_cpu_are_one_error_line(
+    flag: str, line: str, config: str, capsys, monkeypatch
+) -> None:
+    """On a CPU without bfloat16 (stood in for: this one may have it) --half is one line."""
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: False)
     code = eval_main(["--benchmark", f"--config={config}", flag, "--cuda=False", "--max_images=1"])
     out, err = capsys.readouterr()
     assert code == 1 and err == line + "\n" and out == ""
 
 
-@pytest.mark.parametrize("option", ["half", "cuda_graph"])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("half", NO_BF16), ("cuda_graph", "--cuda_graph needs a CUDA device; this run is on cpu")],
+)
 @pytest.mark.parametrize("config", ["yolact_tiny", "mask_rcnn_tiny"])
-def test_api_refuses_gpu_options_on_cpu(option: str, config: str) -> None:
+def test_api_refuses_gpu_options_on_cpu(
+    option: str, message: str, config: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: False)
     cfg = registry.get_config(config)
-    with pytest.raises(GpuOptionError, match=r"needs a CUDA device; this run is on cpu$"):
+    with pytest.raises(GpuOptionError, match=f"^{re.escape(message)}$"):
         registry.build_predictor(cfg, device="cpu", **{option: True})
 
 
@@ -242,7 +259,8 @@ def test_compare_report_states_the_precision(tmp_path, monkeypatch) -> None:
         f"--benchmark_dir={tmp_path}", "--cuda=False",
     ])  # fmt: skip
     assert code == 0
-    assert "precision: fp16, CUDA graph," in (tmp_path / "comparison.md").read_text()
+    # On the CPU --half is bfloat16, and the table says so.
+    assert "precision: bf16, CUDA graph," in (tmp_path / "comparison.md").read_text()
 
 
 def test_upload_to_cuda_pins_and_copies_without_blocking(monkeypatch) -> None:

@@ -107,7 +107,7 @@ def test_the_report_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, one_thread
     assert [line.split(" | ")[1:4] for line in timed] == [
         ["pytorch", "fp32", "1"], ["pytorch", "fp32", "2"],
     ]  # fmt: skip
-    half = "GpuOptionError: fp16 inference (--half) needs a CUDA device; this run is on cpu"
+    half = "fp16 needs CUDA (on the CPU --half is bfloat16)"
     assert f"- yolact_tiny pytorch fp16 batch 1: {half}\n" in text
     assert f"- yolact_tiny pytorch fp16 + CUDA graph batch 2: {half}\n" in text
     trt = "- yolact_tiny tensorrt fp16 batch 1: onnxruntime has no TensorrtExecutionProvider\n"

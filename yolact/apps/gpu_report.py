@@ -242,6 +242,9 @@ def run_report(
                 if provider is not None and provider not in providers:
                     skipped.append(f"{what}: onnxruntime has no {provider}")
                     continue
+                if precision.startswith("fp16") and not device.startswith("cuda"):
+                    skipped.append(f"{what}: fp16 needs CUDA (on the CPU --half is bfloat16)")
+                    continue
                 if time.perf_counter() - start > budget_s:
                     skipped.append(f"{what}: past the time budget of {budget_s:.0f} s")
                     continue

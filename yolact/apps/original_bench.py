@@ -19,6 +19,9 @@ project's predictors run with the same ``top_k`` and score threshold. The
 backends take turns frame by frame (interleaved), after untimed warm-up frames.
 The detections of every backend are compared with the original's: the same
 classes, boxes within 1 pixel.
+
+``pytorch_bf16`` and ``openvino_bf16`` are those backends with ``--half``, which
+on the CPU is bfloat16 (where it has the instructions: AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -47,7 +50,18 @@ from yolact.apps.original_code import (
     write_original_weights,
 )
 
-BACKENDS = ("original", "pytorch", "onnxruntime", "openvino")
+BACKENDS = ("original", "pytorch", "onnxruntime", "openvino", "pytorch_bf16", "openvino_bf16")
+# The float32 ones; the bfloat16 ones join them by default where the CPU has bfloat16.
+FLOAT32_BACKENDS = BACKENDS[:4]
+
+
+def default_backends() -> tuple[str, ...]:
+    """Every backend this CPU runs: the bfloat16 ones only with bfloat16 instructions."""
+    from yolact.core.gpu import cpu_has_bf16
+
+    return BACKENDS if cpu_has_bf16() else FLOAT32_BACKENDS
+
+
 BOX_TOLERANCE_PX = 1.0
 
 
@@ -203,22 +217,27 @@ def run_side_by_side(
 def project_backends(
     weights: str, config: str, names: Sequence[str], folder: str, top_k: int
 ) -> list[Backend]:
-    """This project's predictors for ``names`` (pytorch, onnxruntime, openvino) on
-    ``weights``, with the process's thread plan; the exported graphs are written
-    under ``folder``."""
+    """This project's predictors for ``names`` (pytorch, onnxruntime, openvino, and
+    ``<name>_bf16`` for ``--half``) on ``weights``, with the process's thread plan;
+    the exported graphs are written under ``folder``, once per format."""
     from yolact.export import export
     from yolact.registry import load_predictor
 
     out = []
+    exported: dict[str, str] = {}
     for name in names:
+        runtime, _, precision = name.partition("_")
         source = weights
-        if name in ("onnxruntime", "openvino"):
-            fmt = "onnx" if name == "onnxruntime" else "openvino"
-            source = export(
-                weights, os.path.join(folder, f"{config}.onnx"), fmt, config=config,
-                check=False, log=False,
-            )  # fmt: skip
-        predictor = load_predictor(source, config=config, device="cpu", top_k=top_k)
+        if runtime in ("onnxruntime", "openvino"):
+            fmt = "onnx" if runtime == "onnxruntime" else "openvino"
+            if fmt not in exported:
+                exported[fmt] = export(
+                    weights, os.path.join(folder, f"{config}.onnx"), fmt, config=config,
+                    check=False, log=False,
+                )  # fmt: skip
+            source = exported[fmt]
+        predictor = load_predictor(source, config=config, device="cpu", top_k=top_k,
+                                   half=precision == "bf16")  # fmt: skip
         out.append(Backend(name, predictor, predictor_detections))
     return out
 
@@ -254,13 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default="yolact_base", help="config name (default yolact_base)")
     p.add_argument("--images", type=int, default=10, help="timed 640x480 frames")
     p.add_argument("--warmup", type=int, default=2, help="untimed frames per backend")
-    p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated, in order")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated, in order, of " + ", ".join(BACKENDS) + " (default: "
+                   "the first four, and the bf16 ones where the CPU has bfloat16)")  # fmt: skip
     p.add_argument("--top_k", type=int, default=5, help="detections kept (eval.py's 5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: plan)")
     p.add_argument("--busy", action="store_true", help="beside a spinning python process")
     p.add_argument("--markdown", help="also write the table to this markdown file")
     a = p.parse_args(argv)
-    names = [n.strip() for n in a.backends.split(",") if n.strip()]
+    text = ",".join(default_backends()) if a.backends is None else a.backends
+    names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in BACKENDS]
     if bad or not names or names.count("original") > 1 or len(set(names)) < len(names):
         print(f"error: --backends takes distinct names of {', '.join(BACKENDS)}", file=sys.stderr)

@@ -38,8 +38,9 @@ class ExportedPredictor(Predictor):
             is made and the results are pasted on the host either way.
         score_threshold, top_k, masks: as :class:`~yolact.core.predictor.Predictor`.
         nms_method, crop: must be None or what the graph was exported with.
-        half: let TensorRT build fp16 kernels (CUDA only; an fp16 file runs in fp16
-            without it).
+        half: on CUDA, let TensorRT build fp16 kernels (an fp16 file runs in fp16
+            without it); on the CPU, run OpenVINO in bfloat16 (onnxruntime refuses
+            it there).
         cuda_graph, channels_last: accepted, no effect (the runtime plans its own
             execution and memory layout).
         threads: the runtime's intra-op threads (0: the process's thread plan,

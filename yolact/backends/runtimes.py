@@ -3,9 +3,13 @@ provider) and OpenVINO."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -125,8 +129,13 @@ class OnnxRuntime(Runtime):
     TensorRT, then CUDA, where present (else the CPU, with a note).
 
     Args:
-        half: TensorRT may build fp16 kernels (also when the file is fp16).
+        half: TensorRT may build fp16 kernels (also when the file is fp16); refused
+            where the session runs on the CPU, which has no fast reduced precision
+            in onnxruntime.
         tensorrt: True requires TensorRT, False leaves it out, None uses it when present.
+
+    Raises:
+        ExportedFileError: a file or option this onnxruntime cannot run, in one line.
 
     Attributes:
         providers: the providers of the session, best first.
@@ -151,6 +160,11 @@ class OnnxRuntime(Runtime):
         if meta.deformable and TENSORRT not in names:
             raise _cannot_run_deformable(path, "onnxruntime")
         self.device = "cuda" if names[0] != CPU else "cpu"
+        if half and self.device == "cpu":
+            raise ExportedFileError(
+                f"{path}: onnxruntime runs it in float32 on the CPU; for --half there "
+                "(bfloat16) export it with --format=openvino"
+            )
         if TENSORRT in names:
             self.name = "tensorrt"
             os.makedirs(trt_cache_dir(path), exist_ok=True)
@@ -177,12 +191,92 @@ class OnnxRuntime(Runtime):
         return list(self.session.run(None, {self.input_name: batch}))
 
 
+class _SignalStack(ctypes.Structure):
+    """``stack_t`` of ``sigaltstack(2)``."""
+
+    _fields_ = [
+        ("ss_sp", ctypes.c_void_p),
+        ("ss_flags", ctypes.c_int),
+        ("ss_size", ctypes.c_size_t),
+    ]
+
+
+@contextmanager
+def signal_stack_kept() -> Iterator[None]:
+    """Put this thread's alternate signal stack back as it was after the block (Linux).
+
+    OpenVINO's CPU plugin installs an alternate signal stack of its own on the thread
+    that first calls it (a capability query, a compile) through an ``openvino.Core``,
+    and puts back the stack it found when that Core is freed. Two Cores freed in the
+    order they were made leave the thread on the first one's freed stack, and the
+    next signal handled there (Ctrl-C, SIGTERM) crashes the process.
+    Elsewhere, or where libc cannot be reached, this does nothing.
+    """
+    libc = None
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            libc = None
+    before = _SignalStack()
+    if libc is None or libc.sigaltstack(None, ctypes.byref(before)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
+
+
+def cpu_capabilities(core: Any = None) -> list[str]:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU ("FP32", "BF16", ...), asked
+    through ``core`` (an ``openvino.Core``; a new one when None) with the thread's
+    signal stack kept (:func:`signal_stack_kept`)."""
+    import openvino as ov
+
+    with signal_stack_kept():
+        core = ov.Core() if core is None else core
+        return [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+
+
+def openvino_config(half: bool, threads: int, capabilities: Sequence[str]) -> dict[str, object]:
+    """OpenVINO's CPU settings: float32, or bfloat16 with ``half``; ``threads`` if above 0.
+
+    float32 is asked for explicitly, since OpenVINO defaults to bfloat16 on CPUs
+    that have it, and float32 gives the same detections as PyTorch.
+
+    Args:
+        capabilities: the CPU's ``OPTIMIZATION_CAPABILITIES`` ("BF16" among them
+            where it runs bfloat16).
+
+    Raises:
+        ExportedFileError: ``half`` on a CPU without "BF16", in one line.
+    """
+    if half and "BF16" not in capabilities:
+        raise ExportedFileError(
+            "--half runs OpenVINO in bfloat16, which this CPU lacks (OpenVINO reports "
+            f"{', '.join(capabilities) or 'no capabilities'}); run without --half"
+        )
+    config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "bf16" if half else "f32"}
+    if threads > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 class OpenVinoRuntime(Runtime):
-    """OpenVINO on the CPU (another ``device`` is noted and ignored)."""
+    """OpenVINO on the CPU (another ``device`` is noted and ignored), in float32 or,
+    with ``half``, bfloat16 (:func:`openvino_config`).
+
+    Attributes:
+        precision: "f32" or "bf16", the inference precision asked for.
+    """
 
     name = "openvino"
 
-    def __init__(self, path: str, meta: ExportMeta, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(
+        self, path: str, meta: ExportMeta, device: str = "cpu", threads: int = 0,
+        *, half: bool = False,
+    ) -> None:  # fmt: skip
         import openvino as ov
 
         if meta.deformable:
@@ -191,16 +285,15 @@ class OpenVinoRuntime(Runtime):
             print(f"note: OpenVINO models run on the CPU here, not {device}", file=sys.stderr)
         self.device = "cpu"
         xml = os.path.join(path, OPENVINO_XML) if os.path.isdir(path) else path
-        core = ov.Core()
-        # f32, not the bf16 some CPUs default to: the same detections as PyTorch.
-        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32"}
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        try:
-            self.compiled = core.compile_model(core.read_model(xml), "CPU", config)
-        except Exception as e:  # noqa: BLE001 (OpenVINO raises RuntimeError subclasses)
-            line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportedFileError(f"{path}: OpenVINO cannot load it: {line}") from None
+        with signal_stack_kept():  # the CPU plugin loads on the first call to it
+            core = ov.Core()
+            config = openvino_config(half, threads, cpu_capabilities(core))
+            try:
+                self.compiled = core.compile_model(core.read_model(xml), "CPU", config)
+            except Exception as e:  # noqa: BLE001 (OpenVINO raises RuntimeError subclasses)
+                line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ExportedFileError(f"{path}: OpenVINO cannot load it: {line}") from None
+        self.precision = "bf16" if half else "f32"
         self.request = self.compiled.create_infer_request()
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -221,7 +314,8 @@ def open_runtime(
 
     Args:
         threads: the runtime's intra-op threads; 0 leaves its default.
-        half, tensorrt: see :class:`OnnxRuntime` (TensorRT runs ONNX files only).
+        half: see :class:`OnnxRuntime` and :class:`OpenVinoRuntime`.
+        tensorrt: see :class:`OnnxRuntime` (TensorRT runs ONNX files only).
 
     Raises:
         ExportedFileError: it cannot run here, in one line.
@@ -229,5 +323,5 @@ def open_runtime(
     if exported_format(path) == "openvino":
         if tensorrt:
             raise ExportedFileError(f"{path}: TensorRT runs .onnx files, not OpenVINO models")
-        return OpenVinoRuntime(path, meta, device, threads)
+        return OpenVinoRuntime(path, meta, device, threads, half=half)
     return OnnxRuntime(path, meta, device, threads, half=half, tensorrt=tensorrt)

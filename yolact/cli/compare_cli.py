@@ -15,6 +15,7 @@ from yolact.backends.meta import ExportedFileError
 from yolact.backends.runtimes import require_tensorrt
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
+from yolact.core.gpu import half_label
 from yolact.core.predictor import Predictor
 from yolact.data.coco import CocoDataset, named_dataset
 from yolact.engine.evaluate import evaluate_dataset, match_classes
@@ -140,7 +141,8 @@ def run_compare(args: argparse.Namespace) -> int:
         count = args.max_images if args.max_images > 0 else default
         frames = benchmark_frames(args, count)
         sizes = (1,) if args.benchmark_batch == 1 else (1, args.benchmark_batch)
-        precision = ("fp16" if args.half else "fp32") + (", CUDA graph" if args.cuda_graph else "")
+        half = half_label(models[0][1].device) if args.half else "fp32"
+        precision = half + (", CUDA graph" if args.cuda_graph else "")
         comparison = compare_models(models, frames, batch_sizes=sizes, warmup=args.benchmark_warmup,
                                     evaluate=evaluate, precision=precision)  # fmt: skip
     print(comparison.table())

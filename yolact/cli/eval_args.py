@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--half",
         action="store_true",
-        help="fp16 inference on CUDA: the network in float16, the post-processing in float32",
+        help="reduced precision: the network in float16 on CUDA, in bfloat16 on a CPU that "
+        "has it (AVX512-BF16, AMX; PyTorch and OpenVINO); the post-processing in float32",
     )
     a(
         "--cuda_graph",

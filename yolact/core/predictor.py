@@ -54,7 +54,8 @@ class Predictor(ABC):
             (YOLACT; the Mask R-CNN reference has its own NMS settings).
         crop: zero masks outside their boxes (YOLACT's prototype masks).
         masks: compute masks at the image size (False: boxes only, ``masks`` None).
-        half: run the network in float16 (CUDA only); the post-processing stays float32.
+        half: run the network in reduced precision, float16 on CUDA and bfloat16 on a
+            CPU with bfloat16 instructions; the post-processing stays float32.
         cuda_graph: replay the network and the fixed-shape post-processing as one
             CUDA graph captured at the first batch's size (CUDA only; see
             :class:`~yolact.core.gpu.CudaGraphRunner` for other batch sizes).
@@ -63,7 +64,8 @@ class Predictor(ABC):
     Raises:
         ValueError: an ``nms_method`` that is not one of :data:`~yolact.core.ops.nms.NMS_METHODS`
             (for every family, also where it has no effect).
-        GpuOptionError: ``half`` or ``cuda_graph`` off CUDA, in one line.
+        GpuOptionError: ``half`` where the device has no reduced precision, or
+            ``cuda_graph`` off CUDA, in one line.
 
     Attributes:
         family: the predictor's :class:`~yolact.core.family.Family` (set when the

@@ -38,7 +38,7 @@ class SquarePreprocessor:
         device: where the batch is made.
 
     Attributes:
-        dtype: the batch's dtype (float32; a predictor running in fp16 sets float16).
+        dtype: the batch's dtype (float32; a predictor with ``half`` sets its reduced precision).
         channels_last: make the batch NHWC in memory (for a network in channels_last).
     """
 

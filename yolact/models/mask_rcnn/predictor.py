@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from yolact.core.gpu import GpuOptionError, to_float32
+from yolact.core.gpu import GpuOptionError, half_dtype, to_float32
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
 from yolact.core.preprocess import upload
@@ -59,9 +59,10 @@ class RCNNPredictor(Predictor):
         nms_method, crop: YOLACT's options; the reference's NMS is its config's, and
             its masks are its mask head's, so these have no effect.
         masks: paste masks at the image size; False leaves ``Detections.masks`` None.
-        half: run the network under float16 autocast (CUDA only): convolutions and
-            matrix products in float16, while torchvision's RoIAlign, NMS and box
-            coding take float32; its detections come back in float32.
+        half: run the network under autocast, float16 on CUDA and bfloat16 on the
+            CPU: convolutions and matrix products in reduced precision, while
+            torchvision's RoIAlign, NMS and box coding take float32; its detections
+            come back in float32.
         cuda_graph: refused in one line (the RPN and the RoI heads have
             data-dependent shapes).
         channels_last: the network in NHWC memory format; None: on with ``half``.
@@ -121,7 +122,7 @@ class RCNNPredictor(Predictor):
     def network(self, batch: RCNNBatch) -> RCNNOutput:
         """The network alone: backbone, FPN, RPN (with its NMS) and RoI heads (box NMS,
         28x28 mask probabilities), in the resized frame; float32 also with ``half``."""
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+        with torch.autocast(self.device.type, dtype=half_dtype(self.device), enabled=self.half):
             detections, _ = self.model.network(batch.images)
         return RCNNOutput(to_float32(detections), list(batch.images.image_sizes))
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from yolact.core.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork
+from yolact.core.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork, half_dtype
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.predictor import Predictor
@@ -28,12 +28,12 @@ class YolactPredictor(Predictor):
         det = predictor(cv2.imread("photo.jpg"))
         det.boxes, det.scores, det.names, det.masks, det.polygons()
 
-    With ``half`` the network runs in float16 (YOLACT++'s mask re-scoring net
-    excepted) and its outputs go to the post-processing in float32. With
-    ``cuda_graph`` the network and the post-processing are one CUDA graph,
-    captured at the first batch's size: a smaller batch is padded to it, a
-    larger one runs in chunks of it (``standard`` NMS, which loops over images,
-    cannot be captured).
+    With ``half`` the network runs in float16 on CUDA, bfloat16 on the CPU
+    (YOLACT++'s mask re-scoring net excepted) and its outputs go to the
+    post-processing in float32. With ``cuda_graph`` the network and the
+    post-processing are one CUDA graph, captured at the first batch's size: a
+    smaller batch is padded to it, a larger one runs in chunks of it (``standard``
+    NMS, which loops over images, cannot be captured).
 
     Args:
         model: a built model (its weights loaded).
@@ -42,7 +42,9 @@ class YolactPredictor(Predictor):
             ``nms_method`` None is the config's.
 
     Raises:
-        GpuOptionError: ``cuda_graph`` with standard NMS, or a GPU option off CUDA.
+        GpuOptionError: ``cuda_graph`` with standard NMS, ``half`` for YOLACT++ on
+            the CPU (torchvision's deformable convolution has no bfloat16 kernel
+            there), or an option the device cannot run.
 
     Attributes:
         inference: the network and the fixed-shape post-processing
@@ -82,13 +84,19 @@ class YolactPredictor(Predictor):
                 "--cuda_graph needs fast or cross-class NMS (standard NMS has data-dependent "
                 "shapes); drop --fast_nms=False"
             )
+        if half and self.device.type == "cpu" and any(n > 0 for n in cfg.backbone.dcn_layers):
+            raise GpuOptionError(
+                f"{cfg.name} has deformable convolutions, which torchvision runs in float32 "
+                "only on the CPU; run it without --half"
+            )
         self.preprocess = Preprocessor(cfg, self.device)
-        self.preprocess.dtype = torch.float16 if half else torch.float32
+        dtype = half_dtype(self.device) if half else torch.float32
+        self.preprocess.dtype = dtype
         self.preprocess.channels_last = self.channels_last
         self.inference = YolactInference(model, nms, crop).eval()
         self.postprocess = self.inference.post
         self.network_module: nn.Module = (
-            HalfNetwork(model, keep_float32=("maskiou_net",)) if half else model
+            HalfNetwork(model, keep_float32=("maskiou_net",), dtype=dtype) if half else model
         )
         self.graph = CudaGraphRunner(self.detect_tuple) if cuda_graph else None
 
@@ -104,7 +112,7 @@ class YolactPredictor(Predictor):
 
     @torch.no_grad()
     def detect_tuple(self, batch: Tensor) -> tuple[Tensor, ...]:
-        """The network (float16 with ``half``) and the float32 post-processing on a
+        """The network (float16 or bfloat16 with ``half``) and the float32 post-processing on a
         batch [B, 3, S, S]: :class:`PaddedDetections` as a tuple (``as_tuple`` order)."""
         out = self.network_module(batch)
         return self.postprocess(out["loc"], out["conf"], out["coef"], out["proto"], out["priors"])
