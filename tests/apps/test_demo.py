@@ -36,6 +36,7 @@ def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
     result = run_demo(
         out=str(d["out"]), data_dir=str(d["data"]), weights=str(d["weights"]), iterations=3,
         num_train=8, num_val=3, image_size=96, video_frames=6, batch_size=4, progress=False,
+        amp=True,
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert result.trained and d["weights"].is_file()
@@ -53,7 +54,7 @@ def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
     assert ckpt.config is not None and ckpt.config.name == "yolact_tiny"
     assert tuple(ckpt.config.class_names) == SYNTHETIC_CLASSES
     assert ckpt.meta["iteration"] == 3 and "optimizer" not in ckpt.meta
-    assert "python train.py --config=yolact_tiny" in printed
+    assert "python train.py --config=yolact_tiny" in printed and " --amp" in printed
     box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
     assert f"box AP {box:.4f}, mask AP {mask:.4f} (0-1) on 3 images" in printed
 
@@ -118,19 +119,28 @@ def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_pat
     calls = []
 
     def fake_run(out, data_dir, weights, iterations, train, *rest, **kw):
-        calls.append((weights, train, iterations))
+        calls.append((weights, train, iterations, kw["amp"]))
         return demo.DemoResult({}, weights, train, "in.mp4", "out.mp4")
 
     monkeypatch.setattr(demo, "run_demo", fake_run)
     out = str(tmp_path / "o")
     assert demo.main([f"--out={out}"]) == 0
-    assert demo.main([f"--out={out}", "--train", "--iterations=7"]) == 0
-    assert demo.main([f"--out={out}", "--force", "--weights=w.pth"]) == 0
+    assert demo.main([f"--out={out}", "--train", "--iterations=7", "--amp=False"]) == 0
+    assert demo.main([f"--out={out}", "--force", "--weights=w.pth", "--amp=True"]) == 0
     assert calls == [
-        (demo.WEIGHTS, False, None),
-        (str(tmp_path / "o" / "yolact_tiny_synthetic.pth"), True, 7),
-        ("w.pth", True, None),
+        (demo.WEIGHTS, False, None, None),
+        (str(tmp_path / "o" / "yolact_tiny_synthetic.pth"), True, 7, False),
+        ("w.pth", True, None, True),
     ]
+
+
+def test_demo_trains_in_mixed_precision_where_it_is_fast(monkeypatch) -> None:
+    import yolact.apps.demo as demo
+
+    for cuda, bf16, expected in ((False, False, False), (False, True, True), (True, False, True)):
+        monkeypatch.setattr(demo.torch.cuda, "is_available", lambda c=cuda: c)
+        monkeypatch.setattr(demo, "cpu_has_bf16", lambda b=bf16: b)
+        assert demo.default_amp() is expected
 
 
 def _train(ann: Path, images: Path, save: Path, config: str = "yolact_tiny") -> int:
