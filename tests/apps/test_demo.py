@@ -55,6 +55,8 @@ def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
     assert tuple(ckpt.config.class_names) == SYNTHETIC_CLASSES
     assert ckpt.meta["iteration"] == 3 and "optimizer" not in ckpt.meta
     assert "python train.py --config=yolact_tiny" in printed and " --amp" in printed
+    # 3 iterations: the config's steps (1800 and 2250 of 2400) at the same fractions.
+    assert " --max_iter=3 --lr_steps=2,3" in printed
     box, mask = result.metrics["bbox"]["AP"], result.metrics["segm"]["AP"]
     assert f"box AP {box:.4f}, mask AP {mask:.4f} (0-1) on 3 images" in printed
 

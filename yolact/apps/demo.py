@@ -97,7 +97,10 @@ def train_model(paths: dict[str, str], weights: str, work_dir: str, iterations: 
         f"--num_workers={num_workers}",
     ]  # fmt: skip
     if iterations is not None:
-        argv.append(f"--max_iter={iterations}")
+        # The config's schedule stretched or shrunk: its rate steps at the same fractions.
+        train = get_config(CONFIG).train
+        steps = ",".join(str(round(s * iterations / train.max_iter)) for s in train.lr_steps)
+        argv += [f"--max_iter={iterations}", f"--lr_steps={steps}"]
     if amp:
         argv.append("--amp")
     if not progress:
