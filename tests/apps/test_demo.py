@@ -136,8 +136,25 @@ def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_pat
     ]
 
 
-def test_demo_trains_in_mixed_precision_where_it_is_fast(monkeypatch) -> None:
+def test_demo_trains_in_mixed_precision_where_it_is_fast(monkeypatch, tmp_path) -> None:
+    """Mixed precision on CUDA or a CPU with bfloat16, and then 3200 iterations by
+    default; float32 keeps the config's schedule (training stubbed out)."""
     import yolact.apps.demo as demo
+
+    seen: list[tuple] = []
+
+    def fake_train(paths, weights, work_dir, iterations, *rest):
+        seen.append((iterations, rest[-1]))
+        raise SystemExit("stop")
+
+    monkeypatch.setattr(demo, "train_model", fake_train)
+    monkeypatch.setattr(demo, "prepare_dataset", lambda *a: {})
+    for amp in (True, False):
+        with pytest.raises(SystemExit):
+            run_demo(out=str(tmp_path), weights=str(tmp_path / "w.pth"), force=True, amp=amp)
+    with pytest.raises(SystemExit):
+        run_demo(out=str(tmp_path), weights=str(tmp_path / "w.pth"), iterations=5, amp=True)
+    assert seen == [(demo.AMP_ITERATIONS, True), (None, False), (5, True)]
 
     for cuda, bf16, expected in ((False, False, False), (False, True, True), (True, False, True)):
         monkeypatch.setattr(demo.torch.cuda, "is_available", lambda c=cuda: c)
