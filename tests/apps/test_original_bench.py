@@ -211,6 +211,20 @@ def test_cli_times_the_original_and_pytorch_and_writes_markdown(tmp_path, tiny_w
     assert "pytorch vs original: DIFFER: 0/2 frames" in out
     assert "yolact_tiny, checkpoint" in out and "1 intra-op threads (--threads)" in out
     assert md.read_text().startswith("| backend | median ms/frame |")
+    assert ob.RANDOM_BF16_NOTE not in out  # float32 rows, and a checkpoint
+
+
+def test_cli_notes_why_bf16_rows_differ_on_random_weights(tmp_path, capsys, monkeypatch):
+    from yolact.core import gpu
+
+    monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: True)
+    code = ob.main([
+        f"--original_repo={write_fake_original(tmp_path)}", "--config=yolact_tiny",
+        "--images=1", "--warmup=0", "--backends=original,pytorch_bf16", "--threads=1",
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "pytorch_bf16 vs original:" in out
+    assert out.rstrip().endswith(ob.RANDOM_BF16_NOTE)
 
 
 def test_bf16_backends_run_with_half_and_share_the_export(tmp_path, tiny_weights, monkeypatch):

@@ -55,6 +55,13 @@ BACKENDS = ("original", "pytorch", "onnxruntime", "openvino", "pytorch_bf16", "o
 FLOAT32_BACKENDS = BACKENDS[:4]
 
 
+RANDOM_BF16_NOTE = (
+    "bf16 rows on random weights: the top_k kept are the best of many near-equal random "
+    "scores, which bfloat16's rounding reorders, so they need not match; give "
+    "--trained_model to compare trained weights"
+)
+
+
 def default_backends() -> tuple[str, ...]:
     """Every backend this CPU runs: the bfloat16 ones only with bfloat16 instructions."""
     from yolact.core.gpu import cpu_has_bf16
@@ -323,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"threshold 0; {plan.intra_op} intra-op threads ({plan.source})"
         f"{', beside a busy process' if a.busy else ''}; load average {before} -> {after}"
     )
+    if not a.trained_model and any(n.endswith("_bf16") for n in names):
+        result.notes.append(RANDOM_BF16_NOTE)
     print(result.table())
     if a.markdown:
         with open(a.markdown, "w", encoding="utf-8") as f:
