@@ -97,16 +97,16 @@ def test_half_precision_per_device(monkeypatch) -> None:
     check_gpu_options(torch.device("cpu"))  # float32 needs nothing
 
 
-def test_cpu_capability_agrees_with_the_instruction_flags() -> None:
-    """oneDNN's answer matches /proc/cpuinfo where there is one (Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        flags = []
-    if flags:
-        has = "avx512_bf16" in flags or "amx_bf16" in flags
-        assert gpu.cpu_has_bf16() == has
+def test_bf16_flags_are_read_from_cpuinfo() -> None:
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+    skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512dq\n"
+    sapphire = "flags\t\t: avx512f amx_tile amx_bf16 amx_int8\n"
+    graviton3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    graviton2 = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes\n"
+    assert [gpu.bf16_in_cpuinfo(t) for t in (zen4, skylake, sapphire, graviton3, graviton2)] == [
+        True, False, True, True, False,
+    ]  # fmt: skip
+    assert gpu.bf16_in_cpuinfo("processor\t: 0\nmodel name\t: ?\n") is None
 
 
 # PyTorch in bfloat16.

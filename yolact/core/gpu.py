@@ -16,6 +16,7 @@ fast as in float32.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,8 +30,31 @@ class GpuOptionError(ValueError):
     """A GPU option that cannot be used here (one line)."""
 
 
+# CPU flags of native bfloat16 arithmetic: x86's AVX512-BF16 and AMX, Arm's BF16.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def bf16_in_cpuinfo(text: str) -> bool | None:
+    """Whether ``/proc/cpuinfo`` text lists a bfloat16 flag; None when it lists no
+    flags at all (x86 "flags", Arm "Features")."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return not BF16_FLAGS.isdisjoint(value.split())
+    return None
+
+
+@functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bfloat16 natively (oneDNN's test: AVX512-BF16 or AMX)."""
+    """Whether this CPU has bfloat16 instructions: its flags on Linux; elsewhere
+    oneDNN's answer (which also says yes where it would emulate them with AVX512)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            listed = bf16_in_cpuinfo(f.read())
+    except OSError:
+        listed = None
+    if listed is not None:
+        return listed
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
