@@ -124,6 +124,11 @@ class YolactConfig:
         return len(self.class_names) + 1
 
     @property
+    def deformable(self) -> bool:
+        """Whether the backbone has deformable convolutions (YOLACT++)."""
+        return any(n > 0 for n in self.backbone.dcn_layers)
+
+    @property
     def anchors_per_cell(self) -> int:
         return len(self.aspect_ratios) * len(self.scales[0])
 

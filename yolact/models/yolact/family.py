@@ -113,7 +113,7 @@ class YolactFamily(Family):
             pixel_std=yc.pixel_std,
             channels="rgb",
             nms_method=nms.method,
-            deformable=any(n > 0 for n in yc.backbone.dcn_layers),
+            deformable=yc.deformable,
         )
 
 

@@ -84,7 +84,7 @@ class YolactPredictor(Predictor):
                 "--cuda_graph needs fast or cross-class NMS (standard NMS has data-dependent "
                 "shapes); drop --fast_nms=False"
             )
-        if half and self.device.type == "cpu" and any(n > 0 for n in cfg.backbone.dcn_layers):
+        if half and self.device.type == "cpu" and cfg.deformable:
             raise GpuOptionError(
                 f"{cfg.name} has deformable convolutions, which torchvision runs in float32 "
                 "only on the CPU; run it without --half"
