@@ -13,6 +13,11 @@ holds the config, class names, input size and normalisation. Exported files run
 like checkpoints: ``eval.py --trained_model=model.onnx``,
 ``Predictor.from_checkpoint("model_openvino_model")``.
 
+Only a PyTorch checkpoint (or ``--config`` for random weights) is exported: an
+exported file holds no weights to export again, and is refused in one line. The
+output is written beside its place under a temporary name, checked, and only then
+moved over an earlier export of the same name.
+
 YOLACT++'s deformable convolutions are written as ONNX DeformConv (opset 19),
 which only TensorRT runs today: such a file is exported unchecked, and
 onnxruntime/OpenVINO refuse it in one line.
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import warnings
@@ -33,14 +37,26 @@ import torch
 
 from yolact.backends.meta import (
     META_KEY,
+    OPENVINO_BIN,
     OPENVINO_META,
     OPENVINO_SUFFIX,
     OPENVINO_XML,
     ExportedFileError,
     ExportMeta,
+    exported_format,
+    read_meta,
 )
 from yolact.backends.onnx_ops import DEFORM_CONV_OPSET, register_deform_conv
-from yolact.backends.runtimes import OnnxRuntime, OpenVinoRuntime, Runtime
+from yolact.backends.runtimes import OnnxRuntime, OpenVinoRuntime, Runtime, runtime_error_line
+from yolact.backends.writes import (
+    WriteError,
+    check_replaceable_file,
+    check_replaceable_folder,
+    check_writable_folder,
+    same_file,
+    write_file,
+    write_folder,
+)
 from yolact.core.config import ConfigError
 from yolact.core.family import ExportError, ExportSpec
 from yolact.core.padded import OUTPUT_NAMES
@@ -49,6 +65,9 @@ from yolact.core.weights import CheckpointError
 from yolact.registry import family_of, resolve_config
 
 OPSET = 17
+# What an OpenVINO model folder holds; an existing output folder with anything else
+# is not replaced.
+OPENVINO_FILES = (OPENVINO_XML, OPENVINO_BIN, OPENVINO_META)
 
 
 def _example_batch(spec: ExportSpec, batch: int) -> torch.Tensor:
@@ -148,6 +167,83 @@ def openvino_dir(output: str) -> str:
     return (root if ext.lower() in (".onnx", ".xml") else base) + OPENVINO_SUFFIX
 
 
+def output_path(output: str, fmt: str) -> str:
+    """The path ``export`` writes: ``output`` (with ``.onnx`` added if missing), or
+    :func:`openvino_dir`."""
+    if fmt == "onnx":
+        return output if output.lower().endswith(".onnx") else output + ".onnx"
+    return openvino_dir(output)
+
+
+def refuse_exported(path: str | None, task: str) -> None:
+    """Refuse an exported file where the weights are needed.
+
+    Raises:
+        ExportError: ``path`` is an ``.onnx`` file or an OpenVINO model, in one line.
+    """
+    fmt = exported_format(path or "")
+    if fmt is not None:
+        kind = "an ONNX file" if fmt == "onnx" else "an OpenVINO model"
+        raise ExportError(
+            f"{path} is {kind} written by export, not weights; {task} needs the "
+            ".pth checkpoint it was exported from"
+        )
+
+
+def check_output(path: str, fmt: str, inputs: Sequence[str] = ()) -> None:
+    """Before any work: the output can be written, and replacing it destroys nothing
+    but an earlier export (nor any of ``inputs``).
+
+    Raises:
+        WriteError: in one line.
+    """
+    for source in inputs:
+        if os.path.exists(path) and same_file(path, source):
+            raise WriteError(
+                f"the output {path} would overwrite the input {source}; give another --output"
+            )
+    if fmt == "onnx":
+        check_replaceable_file(path)
+    else:
+        check_replaceable_folder(path, OPENVINO_FILES)
+    check_writable_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def save_openvino(onnx_path: str, meta: ExportMeta, folder: str, half: bool) -> None:
+    """Convert an ONNX file to OpenVINO's model.xml/.bin in the existing ``folder``,
+    with ``meta`` in its metadata.json."""
+    import openvino as ov
+
+    converted = ov.convert_model(onnx_path)
+    ov.save_model(converted, os.path.join(folder, OPENVINO_XML), compress_to_fp16=half)
+    with open(os.path.join(folder, OPENVINO_META), "w", encoding="utf-8") as f:
+        f.write(meta.to_json())
+
+
+def onnx_to_openvino(path: str, output: str) -> str:
+    """An exported ONNX file as an OpenVINO model (same graph, same metadata).
+
+    Returns:
+        The ``*_openvino_model`` folder written.
+
+    Raises:
+        ExportedFileError: an unreadable file, or one OpenVINO cannot run.
+    """
+    meta = read_meta(path)
+    if meta.deformable:
+        raise ExportedFileError(
+            f"{path} holds deformable convolutions (ONNX DeformConv), which OpenVINO cannot run"
+        )
+    folder = openvino_dir(output)
+    try:
+        write_folder(folder, lambda tmp: save_openvino(path, meta, tmp, meta.half))
+    except (RuntimeError, WriteError) as e:  # OpenVINO raises RuntimeError subclasses
+        raise ExportedFileError(
+            f"{path}: OpenVINO cannot convert it: {runtime_error_line(e)}"
+        ) from None
+    return folder
+
+
 def export(
     trained_model: str | None,
     output: str,
@@ -163,17 +259,26 @@ def export(
 ) -> str:
     """Export a checkpoint (or a config's random weights) and check it.
 
+    The file (or folder) is written under a temporary name beside the output,
+    checked there, and only then moved into place (:mod:`yolact.backends.writes`):
+    a failure or a failed check leaves whatever the output held before. A missing
+    output folder is made.
+
     Returns:
         The path written (the ``.onnx`` file or the ``*_openvino_model`` directory).
 
     Raises:
-        ExportError, ConfigError, CheckpointError: in one line.
+        ExportError, ConfigError, CheckpointError, WriteError: in one line; an
+            exported file as ``trained_model`` among them (it holds no weights).
     """
     say = print if log else (lambda *a, **k: None)
     if fmt not in ("onnx", "openvino"):
         raise ExportError(f"unknown format '{fmt}'; use onnx or openvino")
     if batch < 1:
         raise ExportError(f"--batch must be at least 1, got {batch}")
+    refuse_exported(trained_model, "export")
+    path = output_path(output, fmt)
+    check_output(path, fmt, [trained_model] if trained_model else [])
     cfg, ckpt = resolve_config(trained_model, config)
     family = family_of(cfg)
     model = family.build_model(cfg, ckpt, trained_model or "checkpoint").eval()
@@ -197,38 +302,41 @@ def export(
         half=half,
         deformable=spec.deformable,
     )
+    checked: list[str] = []
     if fmt == "onnx":
-        path = output if output.lower().endswith(".onnx") else output + ".onnx"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        export_onnx(spec, meta, path, x, dynamic_batch)
+
+        def verify(tmp: str) -> None:
+            if check and not spec.deformable:
+                checked.append(_check(OnnxRuntime(tmp, meta), spec.module, x, half))
+
+        write_file(path, lambda tmp: export_onnx(spec, meta, tmp, x, dynamic_batch), verify)
         say(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
         if spec.deformable:
             say("note: the graph holds ONNX DeformConv, which only TensorRT runs; not checked")
-        elif check:
-            say(_check(OnnxRuntime(path, meta), spec.module, x, half))
+        for line in checked:
+            say(line)
         return path
-    import openvino as ov
-
-    folder = openvino_dir(output)
     if spec.deformable:
         raise ExportError(
             "OpenVINO cannot run deformable convolutions (ONNX DeformConv); "
             "export YOLACT++ to onnx for TensorRT instead"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = os.path.join(tmp, "model.onnx")
-        export_onnx(spec, meta, onnx_path, x, dynamic_batch)
-        converted = ov.convert_model(onnx_path)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.makedirs(folder)
-        ov.save_model(converted, os.path.join(folder, OPENVINO_XML), compress_to_fp16=half)
-    with open(os.path.join(folder, OPENVINO_META), "w", encoding="utf-8") as f:
-        f.write(meta.to_json())
-    say(f"wrote {folder}/")
-    if check:
-        say(_check(OpenVinoRuntime(folder, meta), spec.module, x, half))
-    return folder
+
+    def write(tmp: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            onnx_path = os.path.join(scratch, "model.onnx")
+            export_onnx(spec, meta, onnx_path, x, dynamic_batch)
+            save_openvino(onnx_path, meta, tmp, half)
+
+    def verify_folder(tmp: str) -> None:
+        if check:
+            checked.append(_check(OpenVinoRuntime(tmp, meta), spec.module, x, half))
+
+    write_folder(path, write, verify_folder)
+    say(f"wrote {path}/")
+    for line in checked:
+        say(line)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.trained_model, a.output, a.format, config=a.config, half=a.half, batch=a.batch,
             dynamic_batch=a.dynamic_batch, nms_method=a.nms_method, check=not a.no_check,
         )  # fmt: skip
-    except (ExportError, ExportedFileError, ConfigError, CheckpointError) as e:
+    except (ExportError, ExportedFileError, ConfigError, CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -30,11 +30,14 @@ def _available(monkeypatch, names: list[str]) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: list(names))
 
 
-def test_tensorrt_then_cuda_then_cpu(monkeypatch) -> None:
+def test_tensorrt_then_cuda_then_cpu(monkeypatch, tmp_path) -> None:
     _available(monkeypatch, [TENSORRT, CUDA, CPU])
-    cache = os.path.join(os.path.abspath(os.path.join("runs", "export")), "trt_cache")
-    assert trt_cache_dir(MODEL) == cache
-    assert onnx_providers(MODEL, "cuda:1", half=True) == [
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"graph")
+    cache = trt_cache_dir(str(model))
+    assert cache.startswith(str(tmp_path / "cache" / "yolact" / "tensorrt"))
+    assert onnx_providers(str(model), "cuda:1", half=True) == [
         (
             TENSORRT,
             {
@@ -49,7 +52,9 @@ def test_tensorrt_then_cuda_then_cpu(monkeypatch) -> None:
         (CUDA, {"device_id": 1}),
         CPU,
     ]
-    trt = onnx_providers(MODEL, "cuda")[0]
+    assert os.path.isdir(cache)  # made for TensorRT, private to the user
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    trt = onnx_providers(str(model), "cuda")[0]
     assert trt[0] == TENSORRT and trt[1]["trt_fp16_enable"] is False
     assert trt[1]["device_id"] == 0
     # The onnxruntime backend leaves TensorRT out; the CPU never gets a GPU provider.

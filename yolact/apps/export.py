@@ -16,7 +16,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from yolact.core.checkpoint_names import atomic_save
+import torch
+
+from yolact.backends.meta import exported_format
+from yolact.backends.writes import (
+    WriteError,
+    check_replaceable_file,
+    check_writable_folder,
+    same_file,
+    write_file,
+)
 from yolact.core.weights import CheckpointError
 from yolact.registry import read_checkpoint
 
@@ -26,15 +35,20 @@ def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
 
     Args:
         src: a checkpoint with a stored config (written by train.py or this function).
-        dst: output path, written atomically.
+        dst: output path: written beside it under a temporary name, read back, then
+            moved into place (an earlier ``dst`` stays until then).
         half: store floating-point tensors as float16.
 
     Returns:
         The dict written.
 
     Raises:
-        CheckpointError: ``src`` is unreadable or has no stored config.
+        CheckpointError: ``src`` is unreadable, an exported file (no weights) or has
+            no stored config.
+        WriteError: ``dst`` is ``src`` (however spelt), a folder, or cannot be
+            written; checked before ``src`` is read.
     """
+    check_paths(src, dst)
     ckpt = read_checkpoint(src)
     if ckpt.config is None:
         raise CheckpointError(f"{src} has no stored config; export needs a train.py checkpoint")
@@ -47,9 +61,30 @@ def slim_checkpoint(src: str, dst: str, half: bool = False) -> dict:
         "class_names": list(ckpt.config.class_names),
         "iteration": ckpt.meta.get("iteration"),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    atomic_save(out, dst)
+    write_file(dst, lambda tmp: torch.save(out, tmp), _readable)
     return out
+
+
+def _readable(path: str) -> None:
+    """Read a written checkpoint back (a failed read leaves the earlier ``dst``)."""
+    read_checkpoint(path)
+
+
+def check_paths(src: str, dst: str) -> None:
+    """Refuse, before any work, an exported ``src`` and a ``dst`` that is ``src``
+    or cannot be written.
+
+    Raises:
+        CheckpointError, WriteError: in one line.
+    """
+    fmt = exported_format(src)
+    if fmt is not None:
+        kind = "an ONNX file" if fmt == "onnx" else "an OpenVINO model"
+        raise CheckpointError(f"{src} is {kind} written by export; slim a train.py checkpoint")
+    if os.path.exists(dst) and same_file(src, dst):
+        raise WriteError(f"the output {dst} would overwrite the input {src}; give another path")
+    check_replaceable_file(dst)
+    check_writable_folder(os.path.dirname(os.path.abspath(dst)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,12 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("dst", help="the slim checkpoint to write")
     p.add_argument("--half", action="store_true", help="store the weights as float16")
     a = p.parse_args(argv)
-    if os.path.abspath(a.src) == os.path.abspath(a.dst):
-        print("error: the output would overwrite the input; give another path", file=sys.stderr)
-        return 1
     try:
         slim_checkpoint(a.src, a.dst, a.half)
-    except CheckpointError as e:
+    except (CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     size = os.path.getsize(a.dst) / 2**20

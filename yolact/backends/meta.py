@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,7 +14,11 @@ from yolact.core.weights import CheckpointError
 META_KEY = "yolact"
 OPENVINO_SUFFIX = "_openvino_model"
 OPENVINO_XML = "model.xml"
+OPENVINO_BIN = "model.bin"
 OPENVINO_META = "metadata.json"
+# The layout version of ExportMeta this code writes and reads. Every file written
+# since export existed carries its ``version`` (1), so a file without one was not
+# written by export (or was edited), and is refused rather than guessed at.
 FORMAT_VERSION = 1
 
 
@@ -61,12 +66,94 @@ class ExportMeta:
 
     @staticmethod
     def from_json(text: str, source: str) -> ExportMeta:
-        """Raises: ExportedFileError: not this project's metadata."""
+        """Read metadata written by :meth:`to_json`, checking its version and types
+        (:func:`check_meta_dict`).
+
+        Raises:
+            ExportedFileError: not JSON, no or an unknown format version, a newer
+                one, a missing key, a value of the wrong type, or an unknown key,
+                in one line naming it.
+        """
         try:
             d = json.loads(text)
-            return ExportMeta(**d)
-        except (ValueError, TypeError) as e:
-            raise ExportedFileError(f"{source}: unreadable yolact metadata ({e})") from None
+        except ValueError as e:
+            raise ExportedFileError(f"{source}: yolact metadata is not JSON ({e})") from None
+        check_meta_dict(d, source)
+        return ExportMeta(**d)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(n: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, list) and len(v) == n and all(map(_is_number, v))
+
+
+# Each key's check and what it expects, as the error line says it.
+_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "config_name": (lambda v: isinstance(v, str), "a string"),
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "class_names": (
+        lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+        "a list of strings",
+    ),
+    "input_size": (_positive_int, "a positive integer"),
+    "batch": (lambda v: v is None or _positive_int(v), "null or a positive integer"),
+    "pixel_mean": (_numbers(3), "a list of 3 numbers"),
+    "pixel_std": (_numbers(3), "a list of 3 numbers"),
+    "channels": (lambda v: v in ("rgb", "bgr"), '"rgb" or "bgr"'),
+    "crop": (lambda v: isinstance(v, bool), "true or false"),
+    "crop_padding": (_is_number, "a number"),
+    "nms_method": (lambda v: isinstance(v, str), "a string"),
+    "half": (lambda v: isinstance(v, bool), "true or false"),
+    "deformable": (lambda v: isinstance(v, bool), "true or false"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+_REQUIRED = ("config_name", "config", "class_names", "input_size", "batch", "pixel_mean",
+             "pixel_std")  # fmt: skip
+
+
+def check_meta_dict(d: object, source: str) -> None:
+    """Check parsed metadata: its ``version`` first (absent, not a positive integer,
+    or newer than :data:`FORMAT_VERSION` are refused), then the keys and types.
+
+    Raises:
+        ExportedFileError: in one line naming the cause.
+    """
+    if not isinstance(d, dict):
+        raise ExportedFileError(f"{source}: yolact metadata is not a JSON object")
+    if "version" not in d:
+        raise ExportedFileError(f"{source}: yolact metadata without a format version")
+    version = d["version"]
+    if not _positive_int(version):
+        raise ExportedFileError(f"{source}: unknown yolact metadata format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ExportedFileError(
+            f"{source}: yolact metadata format version {version} is newer than this "
+            f"yolact reads ({FORMAT_VERSION}); update yolact"
+        )
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise ExportedFileError(f"{source}: yolact metadata without {', '.join(missing)}")
+    unknown = sorted(k for k in d if k not in _FIELDS and k != "version")
+    if unknown:
+        raise ExportedFileError(
+            f"{source}: unknown key(s) in yolact metadata: {', '.join(unknown)}"
+        )
+    for key, (ok, expected) in _FIELDS.items():
+        if key in d and not ok(d[key]):
+            raise ExportedFileError(
+                f"{source}: yolact metadata '{key}' should be {expected}, not {d[key]!r:.60}"
+            )
 
 
 def exported_format(path: str) -> str | None:
@@ -112,12 +199,28 @@ def read_meta(path: str) -> ExportMeta:
             )
         return ExportMeta.from_json(props[META_KEY], path)
     if fmt == "openvino":
-        folder = path if os.path.isdir(path) else os.path.dirname(path)
-        meta = os.path.join(folder, OPENVINO_META)
-        if not os.path.isfile(meta):
-            raise ExportedFileError(
-                f"{path}: no {OPENVINO_META} (export it with python -m yolact.export)"
-            )
-        with open(meta, encoding="utf-8") as f:
-            return ExportMeta.from_json(f.read(), meta)
+        return _openvino_meta(path)
     raise ExportedFileError(f"{path}: not an exported model (.onnx or *{OPENVINO_SUFFIX}/)")
+
+
+def _openvino_meta(path: str) -> ExportMeta:
+    """The metadata of an OpenVINO model (folder or .xml), after checking that the
+    model's .xml and .bin are there."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    xml = os.path.join(path, OPENVINO_XML) if os.path.isdir(path) else path
+    for needed in (xml, os.path.splitext(xml)[0] + ".bin"):
+        if not os.path.isfile(needed):
+            raise ExportedFileError(f"{path}: missing {os.path.basename(needed)}")
+    meta = os.path.join(folder, OPENVINO_META)
+    if not os.path.isfile(meta):
+        raise ExportedFileError(
+            f"{path}: no {OPENVINO_META} (export it with python -m yolact.export)"
+        )
+    try:
+        with open(meta, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExportedFileError(
+            f"{meta}: unreadable ({getattr(e, 'strerror', None) or e})"
+        ) from None
+    return ExportMeta.from_json(text, meta)

@@ -4,7 +4,9 @@ provider) and OpenVINO."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
+import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -63,9 +65,53 @@ def require_tensorrt() -> None:
         )
 
 
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def user_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/yolact`` (where set to an absolute path), else ``~/.cache/yolact``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "yolact")
+
+
 def trt_cache_dir(path: str) -> str:
-    """Where TensorRT keeps the engines it builds for ``path``: ``<folder>/trt_cache``."""
-    return os.path.join(os.path.dirname(os.path.abspath(path)), "trt_cache")
+    """Where TensorRT keeps the engines it builds for the ONNX file ``path``:
+    ``<user cache>/tensorrt/<sha256 of the file>`` (:func:`user_cache_dir`).
+
+    A TensorRT engine is compiled code that is loaded as it is; a cached engine is
+    trusted as much as a program. The cache is therefore not kept beside the model
+    (a shared or downloaded folder, where anyone who can write there could plant an
+    engine), but in the user's own cache, made private, and keyed by the content of
+    the model file, so an engine is only ever reused for the very bytes it was built
+    from; a changed or replaced file gets a new engine rather than a stale one.
+
+    Raises:
+        ExportedFileError: ``path`` cannot be read, in one line.
+    """
+    try:
+        key = file_sha256(path)
+    except OSError as e:
+        raise ExportedFileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    return os.path.join(user_cache_dir(), "tensorrt", key)
+
+
+def runtime_error_line(e: BaseException) -> str:
+    """The line of a runtime's error that says what went wrong: OpenVINO begins its
+    messages with source locations (``Exception from src/...cpp:84:``, ``Check '...'
+    failed at ...:887:``), which are skipped."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    for line in lines:
+        if not re.match(r"^(Exception from |Check '.*' failed at )\S+:\d+:?$", line):
+            return line[:300]
+    return lines[0][:300] if lines else type(e).__name__
 
 
 def onnx_providers(
@@ -74,7 +120,7 @@ def onnx_providers(
     """The onnxruntime providers to try, best first.
 
     On CUDA: TensorRT (fp16 kernels allowed when ``half`` or the file is fp16,
-    engines cached under :func:`trt_cache_dir`), then CUDA, then the CPU; each
+    engines cached under :func:`trt_cache_dir`, made here), then CUDA, then the CPU; each
     only where this onnxruntime has it. On the CPU: the CPU alone.
 
     Args:
@@ -99,6 +145,12 @@ def onnx_providers(
     providers: list[Provider] = []
     if TENSORRT in available and tensorrt is not False:
         cache = trt_cache_dir(path)
+        try:
+            os.makedirs(cache, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise ExportedFileError(
+                f"cannot make TensorRT's engine cache {cache}: {e.strerror or e}"
+            ) from None
         providers.append(
             (
                 TENSORRT,
@@ -167,7 +219,6 @@ class OnnxRuntime(Runtime):
             )
         if TENSORRT in names:
             self.name = "tensorrt"
-            os.makedirs(trt_cache_dir(path), exist_ok=True)
         if device.startswith("cuda") and self.device == "cpu":
             print(
                 "note: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
@@ -182,7 +233,7 @@ class OnnxRuntime(Runtime):
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # noqa: BLE001 (onnxruntime raises its own kinds)
-            line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            line = runtime_error_line(e)
             raise ExportedFileError(f"{path}: onnxruntime cannot load it: {line}") from None
         self.providers = list(self.session.get_providers())
         self.input_name = self.session.get_inputs()[0].name
@@ -291,7 +342,7 @@ class OpenVinoRuntime(Runtime):
             try:
                 self.compiled = core.compile_model(core.read_model(xml), "CPU", config)
             except Exception as e:  # noqa: BLE001 (OpenVINO raises RuntimeError subclasses)
-                line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                line = runtime_error_line(e)
                 raise ExportedFileError(f"{path}: OpenVINO cannot load it: {line}") from None
         self.precision = "bf16" if half else "f32"
         self.request = self.compiled.create_infer_request()

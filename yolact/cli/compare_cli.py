@@ -11,8 +11,9 @@ import tempfile
 from collections.abc import Callable
 
 from yolact.apps.compare import compare_models
-from yolact.backends.meta import ExportedFileError
+from yolact.backends.meta import ExportedFileError, exported_format
 from yolact.backends.runtimes import require_tensorrt
+from yolact.backends.writes import WriteError
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
 from yolact.core.gpu import half_label
@@ -66,6 +67,49 @@ def _export_for(args: argparse.Namespace, fmt: str, folder: str) -> argparse.Nam
     return other
 
 
+def _exported_for(args: argparse.Namespace, backend: str, folder: str) -> argparse.Namespace:
+    """The flags that run the exported ``--trained_model`` on ``backend``: an ONNX
+    file runs on onnxruntime and TensorRT as it is, and on OpenVINO converted (the
+    same graph); an OpenVINO model runs on OpenVINO alone; PyTorch needs weights.
+
+    Raises:
+        ExportedFileError: a backend that cannot run the file, in one line.
+    """
+    path = args.trained_model
+    source = exported_format(path)
+    if backend == "pytorch":
+        kind = "an ONNX file" if source == "onnx" else "an OpenVINO model"
+        raise ExportedFileError(
+            f"{path} is {kind} without PyTorch weights; give the .pth checkpoint to time PyTorch"
+        )
+    if source == "openvino" and backend != "openvino":
+        raise ExportedFileError(f"{path} is an OpenVINO model; {backend} runs .onnx files")
+    if backend == "tensorrt":
+        require_tensorrt()
+    other = copy.copy(args)
+    if source == "onnx" and backend == "openvino":
+        from yolact.export import onnx_to_openvino
+
+        other.trained_model = onnx_to_openvino(path, os.path.join(folder, "model"))
+    return other
+
+
+def _backend_flags(args: argparse.Namespace, backend: str, folder: str) -> argparse.Namespace:
+    """The flags of ``--backends``'s ``backend`` row: the model itself (pytorch), or
+    the model exported to the backend's format in ``folder``; an exported
+    ``--trained_model`` is not exported again (:func:`_exported_for`)."""
+    fmt = BACKENDS[backend]
+    if exported_format(args.trained_model or ""):
+        flags = _exported_for(args, backend, folder)
+    else:
+        if backend == "tensorrt":
+            require_tensorrt()  # before the export, which takes a while
+        flags = args if fmt is None else _export_for(args, fmt, folder)
+    if fmt == "onnx":
+        flags.tensorrt = backend == "tensorrt"
+    return flags
+
+
 def _unique(names: list[str]) -> list[str]:
     """Number repeated row names: ``a, a`` -> ``a (1), a (2)``."""
     return [f"{n} ({names[:i].count(n) + 1})" if names.count(n) > 1 else n
@@ -76,19 +120,14 @@ def _predictors(
     args: argparse.Namespace, build: Callable[[argparse.Namespace], Predictor], folder: str
 ) -> list[tuple[str, Predictor]]:
     """One predictor per ``--backends`` entry (rows ``<config> (<backend>)``), then one
-    per ``--compare`` entry; a backend that cannot run the model is skipped in one line."""
+    per ``--compare`` entry; a backend that cannot run the model (or the exported
+    file) is skipped in one line."""
     out: list[tuple[str, Predictor]] = []
     backends = parse_backends(args.backends)
     for backend in backends:
-        fmt = BACKENDS[backend]
         try:
-            if backend == "tensorrt":
-                require_tensorrt()  # before the export, which takes a while
-            flags = args if fmt is None else _export_for(args, fmt, os.path.join(folder, backend))
-            if fmt == "onnx":
-                flags.tensorrt = backend == "tensorrt"
-            predictor = build(flags)
-        except (ExportError, ExportedFileError) as e:
+            predictor = build(_backend_flags(args, backend, os.path.join(folder, backend)))
+        except (ExportError, ExportedFileError, WriteError) as e:
             print(f"skipping {backend}: {e}", file=sys.stderr)
             continue
         out.append((f"{predictor.cfg.name} ({backend})", predictor))
