@@ -9,8 +9,9 @@ import os
 
 import pytest
 
+from yolact.backends import runtimes
 from yolact.backends.meta import ExportedFileError
-from yolact.backends.runtimes import trt_cache_dir, user_cache_dir
+from yolact.backends.runtimes import trt_cache_dir
 
 
 def test_the_cache_is_keyed_by_the_file_content_in_xdg_cache_home(monkeypatch, tmp_path) -> None:
@@ -35,10 +36,10 @@ def test_the_cache_is_keyed_by_the_file_content_in_xdg_cache_home(monkeypatch, t
 def test_without_xdg_cache_home_the_cache_is_under_home(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert user_cache_dir() == str(tmp_path / "home" / ".cache" / "yolact")
+    assert runtimes.user_cache_dir() == str(tmp_path / "home" / ".cache" / "yolact")
     # A relative XDG_CACHE_HOME is invalid (XDG base directory spec) and ignored.
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
-    assert user_cache_dir() == str(tmp_path / "home" / ".cache" / "yolact")
+    assert runtimes.user_cache_dir() == str(tmp_path / "home" / ".cache" / "yolact")
 
 
 def test_an_unreadable_model_is_one_line(tmp_path) -> None:
