@@ -237,7 +237,7 @@ def onnx_to_openvino(path: str, output: str) -> str:
     folder = openvino_dir(output)
     try:
         write_folder(folder, lambda tmp: save_openvino(path, meta, tmp, meta.half))
-    except (RuntimeError, WriteError) as e:  # OpenVINO raises RuntimeError subclasses
+    except RuntimeError as e:  # OpenVINO raises RuntimeError subclasses
         raise ExportedFileError(
             f"{path}: OpenVINO cannot convert it: {runtime_error_line(e)}"
         ) from None

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from yolact.apps.benchmark import BenchmarkResult, run_benchmark
+from yolact.backends.writes import write_file
 from yolact.core.predictor import Predictor
 from yolact.engine.evaluate import AP_UNIT
 
@@ -98,20 +99,31 @@ class Comparison:
         return "\n".join(lines)
 
     def write(self, folder: str) -> list[str]:
-        """Write comparison.md, comparison.csv and comparison.png into ``folder``."""
-        os.makedirs(folder, exist_ok=True)
+        """Write comparison.md, comparison.csv and comparison.png into ``folder``
+        (made if missing), each beside its place first, then moved over an earlier one.
+
+        Raises:
+            WriteError: the folder or a file cannot be written, in one line.
+        """
         md = os.path.join(folder, "comparison.md")
-        with open(md, "w") as f:
-            f.write(self.markdown())
+        write_file(md, lambda tmp: self._write_text(tmp, self.markdown()))
         path_csv = os.path.join(folder, "comparison.csv")
+        write_file(path_csv, self._write_csv)
+        png = os.path.join(folder, "comparison.png")
+        write_file(png, self.plot)
+        return [md, path_csv, png]
+
+    @staticmethod
+    def _write_text(path: str, text: str) -> None:
+        with open(path, "w") as f:
+            f.write(text)
+
+    def _write_csv(self, path: str) -> None:
         rows = self.rows()
-        with open(path_csv, "w", newline="") as f:
+        with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        png = os.path.join(folder, "comparison.png")
-        self.plot(png)
-        return [md, path_csv, png]
 
     def plot(self, path: str) -> None:
         """FPS (batch 1) against mask AP; without AP, FPS per model as bars."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from yolact.apps.compare import compare_models
 from yolact.backends.meta import ExportedFileError, exported_format
 from yolact.backends.runtimes import require_tensorrt
-from yolact.backends.writes import WriteError
+from yolact.backends.writes import WriteError, check_writable_folder
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
 from yolact.core.gpu import half_label
@@ -150,6 +150,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.benchmark_batch < 1:
         raise UsageError("--benchmark_batch must be at least 1")
     parse_backends(args.backends)  # a bad name fails before any work
+    try:
+        check_writable_folder(args.benchmark_dir)  # nor find out after all the work
+    except WriteError as e:
+        raise UsageError(f"--benchmark_dir: {e}") from None
     dataset = None
     if args.dataset or args.val_ann or args.val_images:
         if not args.dataset and not (args.val_ann and args.val_images):
@@ -185,6 +189,10 @@ def run_compare(args: argparse.Namespace) -> int:
         comparison = compare_models(models, frames, batch_sizes=sizes, warmup=args.benchmark_warmup,
                                     evaluate=evaluate, precision=precision)  # fmt: skip
     print(comparison.table())
-    for path in comparison.write(args.benchmark_dir):
+    try:
+        written = comparison.write(args.benchmark_dir)
+    except WriteError as e:
+        raise UsageError(str(e)) from None
+    for path in written:
         print(f"wrote {path}")
     return 0
