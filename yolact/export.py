@@ -182,7 +182,7 @@ def refuse_exported(path: str | None, task: str) -> None:
         ExportError: ``path`` is an ``.onnx`` file or an OpenVINO model, in one line.
     """
     fmt = exported_format(path or "")
-    if fmt is not None:
+    if fmt is not None and os.path.exists(path or ""):  # a missing one: "no such file"
         kind = "an ONNX file" if fmt == "onnx" else "an OpenVINO model"
         raise ExportError(
             f"{path} is {kind} written by export, not weights; {task} needs the "

@@ -78,7 +78,7 @@ def check_paths(src: str, dst: str) -> None:
         CheckpointError, WriteError: in one line.
     """
     fmt = exported_format(src)
-    if fmt is not None:
+    if fmt is not None and os.path.exists(src):  # a missing one: "not found"
         kind = "an ONNX file" if fmt == "onnx" else "an OpenVINO model"
         raise CheckpointError(f"{src} is {kind} written by export; slim a train.py checkpoint")
     if os.path.exists(dst) and same_file(src, dst):
