@@ -398,12 +398,12 @@ def test_cross_kind_checkpoints_fail_clearly(tiny_rcnn_ckpt, tmp_path, capsys) -
     torch.save(build_model(get_config("yolact_tiny")).state_dict(), yolact_path)
     with pytest.raises(CheckpointError, match="holds a YOLACT model, not Mask R-CNN"):
         build_rcnn(get_config("mask_rcnn_tiny"), read_checkpoint(str(yolact_path)), "y.pth")
-    with pytest.raises(CheckpointError, match="holds a Mask R-CNN model, not YOLACT"):
+    with pytest.raises(CheckpointError, match="holds a 'mask_rcnn_tiny' model, not 'yolact_tiny'"):
         load_weights(build_model(get_config("yolact_tiny")), read_checkpoint(tiny_rcnn_ckpt))
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), scene())
     for path, config, needle in (
-        (tiny_rcnn_ckpt, "yolact_tiny", "holds a Mask R-CNN model"),
+        (tiny_rcnn_ckpt, "yolact_tiny", "holds a 'mask_rcnn_tiny' model, not 'yolact_tiny'"),
         (str(yolact_path), "mask_rcnn_tiny", "holds a YOLACT model"),
     ):
         code = main(["--no_bar", "--cuda=False", f"--trained_model={path}", f"--config={config}",

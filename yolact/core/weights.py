@@ -147,12 +147,18 @@ def key_problems(
     return problems
 
 
-def stored_model_note(checkpoint: Checkpoint | dict[str, Tensor], name: str) -> str:
-    """`` (the file holds a 'NAME' model)`` when the file stores another config's name."""
+def wrong_config(checkpoint: Checkpoint | dict[str, Tensor], name: str, source: str) -> str | None:
+    """One short line for weights that do not fit config ``name`` because the file
+    stores another config: ``X holds a 'A' model, not 'B'; use --config=A or leave it
+    out``. None when the file stores no config or stores ``name`` (the caller then
+    names the keys that do not fit)."""
     stored = checkpoint.config if isinstance(checkpoint, Checkpoint) else None
     if stored is None or stored.name == name:
-        return ""
-    return f" (the file holds a '{stored.name}' model)"
+        return None
+    return (
+        f"{source} holds a '{stored.name}' model, not '{name}'; "
+        f"use --config={stored.name} or leave it out"
+    )
 
 
 def describe(keys: list[str], limit: int = 3) -> str:
