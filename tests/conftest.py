@@ -63,6 +63,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def pinned_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with one torch thread, whatever ran before it.
+
+    Entry points called in-process (``eval_cli.main``, ``train_cli.main``, the demo,
+    ``Predictor.from_checkpoint``) size the pools from ``/proc/stat`` at that moment;
+    ``OMP_NUM_THREADS=1`` is the setting that sizing honours, so they keep one torch
+    thread and sample nothing. Torch's and OpenCV's pools and the remembered plan are
+    put back after the test, so a test that sizes them itself changes no later test.
+    """
+    from yolact.core import threads
+
+    monkeypatch.setenv(threads.OMP_ENV, "1")
+    monkeypatch.setattr(threads, "_current", threads._current)
+    torch_threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(cv_threads)
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """Run a test's small CPU convolutions on one thread: on a 2-core machine shared
