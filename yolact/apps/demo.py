@@ -38,6 +38,7 @@ from yolact.cli import eval_cli, train_cli
 from yolact.cli.eval_args import str2bool
 from yolact.core.checkpoint_names import find_latest
 from yolact.core.gpu import cpu_has_bf16
+from yolact.core.threads import ThreadsError, configure_threads
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
 from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
@@ -164,10 +165,20 @@ def run_demo(
     num_workers: int = 0,
     progress: bool = True,
     amp: bool | None = None,
+    threads: int | None = None,
 ) -> DemoResult:
     """Run the four demo steps; see the module docstring. ``amp`` None trains in mixed
     precision where it is fast (:func:`default_amp`); ``iterations`` None trains
-    :data:`AMP_ITERATIONS` in mixed precision, else the config's schedule."""
+    :data:`AMP_ITERATIONS` in mixed precision, else the config's schedule.
+
+    The thread pools are sized as eval.py sizes them (``threads``: its ``--threads``)
+    before the data is written and again before the evaluation, since training sizes
+    them for itself and its data loader.
+
+    Raises:
+        yolact.core.threads.ThreadsError: ``threads`` below 1 or a bad ``OMP_NUM_THREADS``.
+    """
+    configure_threads(threads)
     trained = force or not os.path.isfile(weights)
     # The val split does not depend on the number of training images, so a run
     # that only evaluates writes no training images.
@@ -178,6 +189,7 @@ def run_demo(
         if iterations is None and amp:
             iterations = AMP_ITERATIONS
         train_model(paths, weights, work_dir, iterations, batch_size, num_workers, progress, amp)
+        configure_threads(threads)
     else:
         step(f"using the trained model {weights} (--train trains one here)")
 
@@ -230,15 +242,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch_size", type=int, default=None, help="default: the config's")
     p.add_argument("--num_workers", type=int, default=0, help="data loading processes")
     p.add_argument("--no_bar", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the cores idle at start)")  # fmt: skip
     p.add_argument("--amp", type=str2bool, default=None,
                    help="train in mixed precision (default: on CUDA, or on a CPU with "
                    "bfloat16 instructions)")  # fmt: skip
     a = p.parse_args(argv)
     weights = a.weights or (os.path.join(a.out, os.path.basename(WEIGHTS)) if a.train else WEIGHTS)
-    result = run_demo(
-        a.out, a.data_dir, weights, a.iterations, a.train, a.num_train, a.num_val, a.size,
-        a.frames, a.batch_size, a.num_workers, progress=not a.no_bar, amp=a.amp,
-    )  # fmt: skip
+    try:
+        result = run_demo(
+            a.out, a.data_dir, weights, a.iterations, a.train, a.num_train, a.num_val,
+            a.size, a.frames, a.batch_size, a.num_workers, progress=not a.no_bar, amp=a.amp,
+            threads=a.threads,
+        )  # fmt: skip
+    except ThreadsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     step(f"done: {result.output_video}")
     return 0
 
