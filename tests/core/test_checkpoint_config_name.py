@@ -55,6 +55,15 @@ def test_checkpoint_file_names_never_hold_a_path(name) -> None:
         CheckpointName(name, 0, 1)
 
 
+def test_a_file_whose_name_holds_no_plain_config_is_no_checkpoint_name(tmp_path) -> None:
+    from yolact.core.checkpoint_names import list_checkpoints
+
+    (tmp_path / "a:b_1_2.pth").write_bytes(b"")
+    (tmp_path / "a_1_2.pth").write_bytes(b"")
+    assert CheckpointName.parse("a:b_1_2.pth") is None
+    assert [name for name, _ in list_checkpoints(str(tmp_path), "a")] == [CheckpointName("a", 1, 2)]
+
+
 def test_resuming_from_a_crafted_file_writes_nothing_outside_the_save_folder(
     tmp_path, capsys
 ) -> None:

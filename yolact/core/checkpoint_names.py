@@ -50,7 +50,7 @@ class CheckpointName:
     @staticmethod
     def parse(path: str) -> CheckpointName | None:
         m = _NAME.match(os.path.basename(path))
-        if m is None:
+        if m is None or not is_plain_name(m["name"]):
             return None
         return CheckpointName(
             m["name"], int(m["epoch"]), int(m["iteration"]), m["interrupt"] is not None
