@@ -51,6 +51,18 @@ def test_data_the_demo_did_not_write_is_refused_in_one_line(tmp_path, capsys) ->
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_a_data_dir_that_is_a_file_is_refused_in_one_line(tmp_path, capsys) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_bytes(b"mine")
+    code = demo.main([f"--data_dir={blocker}", "--no_bar", f"--out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines() == [
+        f"error: {blocker} is not a folder; give --data_dir a new or empty folder"
+    ]
+    assert blocker.read_bytes() == b"mine"
+
+
 def test_the_demo_rewrites_its_own_data_written_with_other_parameters(tmp_path, capsys) -> None:
     root = tmp_path / "demo_data"
     demo.prepare_dataset(str(root), 0, 2, 48)

@@ -184,6 +184,8 @@ def prepare_dataset(data_dir: str, num_train: int, num_val: int, image_size: int
         "generator": "yolact.demo", "seed": DATA_SEED, "size": image_size,
         "max_objects": MAX_OBJECTS, "radius_range": list(RADIUS_RANGE), "num_val": num_val,
     }  # fmt: skip
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DemoDataError(f"{data_dir} is not a folder; give --data_dir a new or empty folder")
     manifest = _read_manifest(data_dir)
     if manifest is None and os.path.isdir(data_dir) and os.listdir(data_dir):
         raise DemoDataError(
