@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +62,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def pinned_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with one torch thread, whatever ran before it.
+
+    Entry points called in-process (``eval_cli.main``, ``train_cli.main``, the demo,
+    ``Predictor.from_checkpoint``) size the pools from ``/proc/stat`` at that moment;
+    ``OMP_NUM_THREADS=1`` is the setting that sizing honours, so they keep one torch
+    thread and sample nothing. Torch's and OpenCV's pools and the remembered plan are
+    put back after the test, so a test that sizes them itself changes no later test.
+    """
+    from yolact.core import threads
+
+    monkeypatch.setenv(threads.OMP_ENV, "1")
+    monkeypatch.setattr(threads, "_current", threads._current)
+    torch_threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(cv_threads)
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """Run a test's small CPU convolutions on one thread: on a 2-core machine shared
@@ -73,19 +93,86 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+class SteppedCamera:
+    """A fake live camera (the four methods of ``cv2.VideoCapture`` that a
+    ``VideoSource`` uses) that gives a frame only when the test lets it.
+
+    The first frame (read when the source opens) comes at once, every later one
+    after :meth:`step`; after ``total`` frames (None: never) reads give nothing.
+    ``make_frame(index)`` draws frame ``index``. ``latest`` is the index of the
+    newest frame given, ``released`` tells whether the capture was released.
+    """
+
+    def __init__(
+        self, total: int | None, make_frame: Callable[[int], np.ndarray], fps: float = 30.0
+    ) -> None:
+        self.total, self.make_frame, self.fps = total, make_frame, fps
+        self.produced = 0  # frames given (the index of the next one)
+        self.asked = 0  # read() calls begun
+        self.latest = -1
+        self.released = False
+        self._permits = threading.Semaphore(0)
+        self._cond = threading.Condition()
+
+    def isOpened(self) -> bool:
+        return not self.released
+
+    def get(self, prop_id: int) -> float:
+        return self.fps if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        self.released = True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        with self._cond:
+            self.asked += 1
+            self._cond.notify_all()
+            if self.total is not None and self.produced >= self.total:
+                return False, None
+            first = self.produced == 0
+        if not first and not self._permits.acquire(timeout=60):
+            return False, None  # never stepped: the test is gone
+        frame = self.make_frame(self.produced)
+        with self._cond:
+            self.latest = self.produced
+            self.produced += 1
+            self._cond.notify_all()
+        return True, frame
+
+    def step(self, frames: int = 1) -> None:
+        """Let ``frames`` more frames through, then wait until the reader has taken
+        them all and asks for the next one (or the camera has ended)."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.asked > self.produced, 60), "no reader"
+            goal = self.produced + frames
+            if self.total is not None:
+                goal = min(goal, self.total)
+        for _ in range(frames):
+            self._permits.release()
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self.produced >= goal and self.asked > self.produced, 60
+            )
+            assert done, "the reader did not take the frames"
+
+
 class MjpegServer:
-    """Serves ``n_frames`` JPEG parts over multipart/x-mixed-replace on 127.0.0.1,
-    then closes the connection (``then="close"``) or goes silent (``then="stall"``)."""
+    """Serves ``n_frames`` JPEG parts over multipart/x-mixed-replace on 127.0.0.1, as
+    fast as the client takes them, then closes the connection (``then="close"``) or
+    goes silent (``then="stall"``) until :meth:`close`. ``stalled`` is set when it
+    goes silent, ``stall_ended`` when it stops being silent (at :meth:`close`, or
+    after 60 s)."""
 
     def __init__(
         self,
         n_frames: int,
-        interval: float,
         then: str = "close",
         make_frame: Callable[[int], np.ndarray] | None = None,
     ) -> None:
         make_frame = make_frame or (lambda i: np.full((48, 64, 3), (i * 8) % 256, np.uint8))
         self.release = threading.Event()
+        self.stalled = threading.Event()
+        self.stall_ended = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,11 +189,12 @@ class MjpegServer:
                         head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                         self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                         self.wfile.flush()
-                        time.sleep(interval)
                 except OSError:
                     return
                 if then == "stall":
-                    server.release.wait(20)
+                    server.stalled.set()
+                    server.release.wait(60)
+                    server.stall_ended.set()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -127,10 +215,8 @@ class MjpegServer:
 def mjpeg_server() -> Iterator:
     servers: list[MjpegServer] = []
 
-    def start(
-        n_frames: int, interval: float = 0.01, then: str = "close", make_frame=None
-    ) -> MjpegServer:
-        servers.append(MjpegServer(n_frames, interval, then, make_frame))
+    def start(n_frames: int, then: str = "close", make_frame=None) -> MjpegServer:
+        servers.append(MjpegServer(n_frames, then, make_frame))
         return servers[-1]
 
     yield start

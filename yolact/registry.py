@@ -16,6 +16,7 @@ from torch import Tensor
 
 from yolact.backends.meta import exported_format, read_meta
 from yolact.core import resolve
+from yolact.core.checkpoint_names import is_plain_name
 from yolact.core.config import ConfigError, ModelConfig
 from yolact.core.family import Family
 from yolact.core.predictor import Predictor
@@ -135,6 +136,11 @@ def exported_config(
         cfg = config_from_dict(meta.config)
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{path}: unreadable stored config ({e})") from None
+    if not is_plain_name(cfg.name):
+        raise CheckpointError(
+            f"{path} stores the config name {cfg.name!r}, which is not a plain file name "
+            "(it is part of the names of the files written)"
+        )
     if config_name is not None and get_config(config_name).name != cfg.name:
         raise ConfigError(f"{path} was exported from config {cfg.name}, not {config_name}")
     if class_names is not None and tuple(class_names) != tuple(cfg.class_names):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.apps.demo import main, run_demo
+from yolact.apps.demo import DemoResult, main, run_demo
 from yolact.data.synthetic import SYNTHETIC_CLASSES
 from yolact.registry import read_checkpoint
 
@@ -25,20 +27,25 @@ def frame_count(path: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_dirs(tmp_path_factory) -> dict[str, Path]:
+def trained_demo(tmp_path_factory) -> tuple[dict[str, Path], DemoResult, str]:
+    """One demo run that trains its model (3 iterations), shared by the tests that need
+    one: its folders, its result and what it printed."""
     root = tmp_path_factory.mktemp("demo")
-    return {"data": root / "data", "weights": root / "w" / "tiny.pth", "out": root / "out"}
-
-
-def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
+    d = {"data": root / "data", "weights": root / "w" / "tiny.pth", "out": root / "out"}
     torch.manual_seed(0)
-    d = demo_dirs
-    result = run_demo(
-        out=str(d["out"]), data_dir=str(d["data"]), weights=str(d["weights"]), iterations=3,
-        num_train=8, num_val=3, image_size=96, video_frames=6, batch_size=4, progress=False,
-        amp=True,
-    )  # fmt: skip
-    printed = capsys.readouterr().out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")  # the autouse pin is function-scoped
+        result = run_demo(
+            out=str(d["out"]), data_dir=str(d["data"]), weights=str(d["weights"]),
+            iterations=3, num_train=8, num_val=3, image_size=96, video_frames=6,
+            batch_size=4, progress=False, amp=True,
+        )  # fmt: skip
+    return d, result, printed.getvalue()
+
+
+def test_demo_trains_evaluates_and_draws(trained_demo) -> None:
+    d, result, printed = trained_demo
     assert result.trained and d["weights"].is_file()
     assert (d["data"] / "annotations" / "train.json").is_file()
     for name in ("metrics.json", "demo_input.mp4", "demo_masks.mp4"):
@@ -61,19 +68,18 @@ def test_demo_trains_evaluates_and_draws(demo_dirs, capsys) -> None:
     assert f"box AP {box:.4f}, mask AP {mask:.4f} (0-1) on 3 images" in printed
 
 
-def test_demo_reuses_the_cached_model(demo_dirs, capsys) -> None:
-    d = demo_dirs
-    if not d["weights"].is_file():
-        pytest.skip("needs the model of the previous test")
+def test_demo_reuses_the_cached_model(trained_demo, tmp_path, capsys) -> None:
+    d, _, _ = trained_demo
     before = d["weights"].stat().st_mtime_ns
-    argv = [f"--out={d['out']}", f"--data_dir={d['data']}", f"--weights={d['weights']}",
+    out = tmp_path / "out"  # its own outputs: the trained run's stay as they were
+    argv = [f"--out={out}", f"--data_dir={d['data']}", f"--weights={d['weights']}",
             "--size=96", "--frames=4", "--num_val=3", "--no_bar"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "using the trained model" in printed and "using the synthetic dataset" in printed
     assert "python train.py" not in printed
     assert d["weights"].stat().st_mtime_ns == before
-    assert frame_count(str(d["out"] / "demo_masks.mp4")) == 4
+    assert frame_count(str(out / "demo_masks.mp4")) == 4
 
 
 def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> None:

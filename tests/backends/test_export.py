@@ -309,11 +309,11 @@ first = OpenVinoRuntime(path, read_meta(path))
 second = OpenVinoRuntime(path, read_meta(path))
 del first  # freed in the order they were made
 del second
-signal.signal(signal.SIGTERM, lambda *_: print("handled SIGTERM", flush=True))
-threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
 lock = threading.Lock()
 lock.acquire()
-lock.acquire(timeout=2.0)  # the main thread waits, and takes the signal
+signal.signal(signal.SIGTERM, lambda *_: (print("handled SIGTERM", flush=True), lock.release()))
+threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+lock.acquire(timeout=60)  # the main thread waits, takes the signal, and its handler lets it go
 print("done")
 """
 

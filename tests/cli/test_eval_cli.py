@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO as REPO_PATH
+from conftest import SteppedCamera
 
 from yolact.cli.eval_cli import main
 from yolact.models.yolact.model import build_model
@@ -341,7 +341,7 @@ def test_cuda_requested_without_gpu(capsys, tiny_ckpt, monkeypatch):
 def test_http_stream_that_drops(tmp_path, capsys, tiny_ckpt, mjpeg_server):
     """An MJPEG stream from localhost read through eval.py's stream path; the server
     stops after 6 frames: eval ends cleanly and keeps the video written so far."""
-    server = mjpeg_server(6, interval=0.05, make_frame=lambda i: scene(seed=i))
+    server = mjpeg_server(6, make_frame=lambda i: scene(seed=i))
     dst, js = tmp_path / "live.avi", tmp_path / "live.json"
     code, out, err = run_main(
         capsys, f"--trained_model={tiny_ckpt}", f"--video={server.url}:{dst}", f"--output_json={js}"
@@ -367,41 +367,22 @@ def test_unreachable_stream(capsys, tiny_ckpt):
     assert_one_line_error(code, err, "cannot connect to stream")
 
 
-class FastCamera:
-    """A fake webcam producing a frame every 2 ms; the frame's pixels encode its index."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.next_index, self.latest = total, 0, -1
-
-    def isOpened(self) -> bool:
-        return True
-
-    def read(self):
-        if self.next_index >= self.total:
-            return False, None
-        if self.next_index:
-            time.sleep(0.002)
-        frame = scene(seed=0)
-        frame[0, 0] = (self.next_index % 256, self.next_index // 256, 0)
-        self.latest = self.next_index
-        self.next_index += 1
-        return True, frame
-
-    def get(self, prop_id: int) -> float:
-        return 30.0 if prop_id == cv2.CAP_PROP_FPS else 0.0
-
-    def release(self) -> None:
-        pass
+def indexed_scene(index: int) -> np.ndarray:
+    """The scene with its frame index in the first pixel."""
+    frame = scene(seed=0)
+    frame[0, 0] = (index % 256, index // 256, 0)
+    return frame
 
 
 def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch):
-    """Frames come every 2 ms, the model takes far longer: each processed frame is the
-    newest one or the one before it, and the run ends cleanly when the camera stops."""
+    """The camera gives 3 frames while the model handles one: each processed frame is
+    the newest, the stale ones are dropped, and the run ends cleanly when the camera
+    stops."""
     import yolact.cli.eval_cli as cli
     from yolact.io.sources import VideoSource
     from yolact.models.yolact.predictor import YolactPredictor
 
-    camera = FastCamera(total=300)
+    camera = SteppedCamera(60, indexed_scene)
     monkeypatch.setattr(
         cli.VideoSource,
         "open",
@@ -414,17 +395,15 @@ def test_live_source_faster_than_model(tmp_path, capsys, tiny_ckpt, monkeypatch)
         newest = camera.latest
         for img in images:
             lags.append(newest - (int(img[0, 0, 0]) + 256 * int(img[0, 0, 1])))
-        time.sleep(0.03)
+        camera.step(3)  # three frames arrive while the model works on this one
         return real_pre(self, images)
 
     monkeypatch.setattr(YolactPredictor, "run_pre", slow_pre)
     dst = tmp_path / "cam.avi"
-    start = time.monotonic()
     code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--video=0:{dst}")
     assert code == 0, err
-    assert time.monotonic() - start < 60
-    assert lags and max(lags) <= 1, lags
-    assert len(lags) < 300  # stale frames were dropped
+    assert lags and max(lags) == 0, lags
+    assert len(lags) == 21  # frames 0, 3, 6, ..., 57 and the last, 59: the others stale
     assert "stale frames dropped" in out
     assert video_props(dst)[0] == len(lags)
 
@@ -436,13 +415,17 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
 
     from yolact.models.yolact.predictor import YolactPredictor
 
-    server = mjpeg_server(3, interval=0.02, then="stall", make_frame=lambda i: scene(seed=i))
+    server = mjpeg_server(3, then="stall", make_frame=lambda i: scene(seed=i))
     dst, js = tmp_path / "live.avi", tmp_path / "live.json"
     real_call, sent = YolactPredictor.run_network, []
 
+    def signal_when_silent() -> None:
+        if server.stalled.wait(60):  # the server sent its frames and went silent
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def call_then_signal(self, batch):
-        if not sent:  # the stream is silent well before this fires
-            sent.append(threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)))
+        if not sent:
+            sent.append(threading.Thread(target=signal_when_silent))
             sent[0].start()
         return real_call(self, batch)
 
@@ -450,17 +433,16 @@ def test_sigterm_while_stream_is_silent_ends_promptly(tmp_path, capsys, tiny_ckp
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(YolactPredictor, "run_network", call_then_signal)
-            start = time.monotonic()
             code, out, err = run_main(
                 capsys, f"--trained_model={tiny_ckpt}", f"--video={server.url}:{dst}",
                 f"--output_json={js}",
             )  # fmt: skip
-            elapsed = time.monotonic() - start
-        sent[0].join()
+        sent[0].join(60)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert code == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
-    assert elapsed < 5.0
+    # The stop ended the run while the stream was still silent, not its read timeout.
+    assert not server.stall_ended.is_set() and "ended or dropped" not in err
     count = video_props(dst)[0]
     assert 1 <= count <= 3 and f"processed {count} frames" in out
     assert {e["image_id"] for e in json.loads(js.read_text())} <= set(range(3))
@@ -604,16 +586,17 @@ def test_every_flag_has_help_and_states_its_default(script):
 
 # ---- SIGINT / SIGTERM end long runs cleanly ---------------------------------------------
 
-# eval.py's main with each network call slowed down and announced on stdout, so that
-# the test can signal the process in the middle of a run.
+# eval.py's main with each network call announced on stdout and held until the test
+# answers on stdin (end of input: no more holding), so that the test can signal the
+# process in the middle of a run, after a known number of calls.
 SLOW_EVAL = """
-import sys, time
+import sys
 from yolact.models.yolact.predictor import YolactPredictor
 call = YolactPredictor.run_network
 def slow(self, batch):
     out = call(self, batch)
-    time.sleep(0.05)
     print("predicted", flush=True)
+    sys.stdin.readline()
     return out
 YolactPredictor.run_network = slow
 from yolact.cli.eval_cli import main
@@ -622,22 +605,27 @@ sys.exit(main(sys.argv[1:]))
 
 
 def signal_mid_run(argv: list[str], signum: int, after_calls: int = 8) -> tuple[int, str, str]:
-    """Run eval.py (slowed) in a subprocess, send ``signum`` after ``after_calls``
-    predictor calls; returns (exit code, stdout, stderr)."""
+    """Run eval.py (held after each network call) in a subprocess, send ``signum``
+    while it is held after ``after_calls`` calls; returns (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_EVAL, "--no_bar", "--cuda=False", *argv],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
     )  # fmt: skip
     lines = []
     try:
         for line in proc.stdout:
             lines.append(line)
+            if not line.startswith("predicted"):
+                continue
             if sum(ln.startswith("predicted") for ln in lines) == after_calls:
                 proc.send_signal(signum)
                 break
-        out, err = proc.communicate(timeout=120)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)  # closes stdin: no call is held again
     finally:
         if proc.poll() is None:
             proc.kill()

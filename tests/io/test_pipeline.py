@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -12,28 +11,43 @@ from yolact.io.pipeline import StageError, StageThread, StageTimes
 
 
 def test_items_are_handled_in_order_and_finish_waits_for_all():
-    seen = []
-    stage = StageThread(lambda item: (time.sleep(0.002), seen.append(item)), "collect")
-    for i in range(20):
-        stage.put(i)
-    stage.finish()
-    assert seen == list(range(20)) and not stage.running
+    gate, seen, at_finish = threading.Event(), [], []
+    stage = StageThread(lambda item: (gate.wait(60), seen.append(item)), "collect")
+
+    def produce() -> None:  # the stage holds every item until the gate opens
+        for i in range(20):
+            stage.put(i)
+        stage.finish()
+        at_finish.append(list(seen))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    gate.set()
+    producer.join(60)
+    assert at_finish == [list(range(20))] and not stage.running
 
 
 def test_the_queue_is_bounded():
-    release, seen = threading.Event(), []
-    stage = StageThread(lambda item: (release.wait(), seen.append(item)), "slow", max_queue=2)
-    stage.put(0)  # taken by the thread, which then waits
-    time.sleep(0.05)
+    taken, release, seen = threading.Event(), threading.Event(), []
+
+    def slow(item: int) -> None:
+        taken.set()
+        release.wait(60)
+        seen.append(item)
+
+    stage = StageThread(slow, "slow", max_queue=2)
+    stage.put(0)
+    assert taken.wait(60)  # taken by the thread, which then waits
     stage.put(1)
     stage.put(2)
-    blocked = threading.Thread(target=stage.put, args=(3,))
+    returned: list[bool] = []
+    blocked = threading.Thread(target=lambda: (stage.put(3), returned.append(release.is_set())))
     blocked.start()
-    blocked.join(0.3)
-    assert blocked.is_alive()  # a third waiting item blocks the producer
     release.set()
-    blocked.join(5)
+    blocked.join(60)
     stage.finish()
+    # A third waiting item blocked the producer until the stage could take one.
+    assert returned == [True]
     assert seen == [0, 1, 2, 3]
 
 
@@ -60,14 +74,21 @@ def test_an_input_error_is_raised_as_it_is():
 
 
 def test_abort_drops_waiting_items_and_ends_promptly():
-    seen = []
-    stage = StageThread(lambda item: (time.sleep(0.05), seen.append(item)), "slow", max_queue=8)
+    taken, gate, seen = threading.Event(), threading.Event(), []
+
+    def slow(item: int) -> None:
+        taken.set()
+        gate.wait(60)
+        seen.append(item)
+
+    stage = StageThread(slow, "slow", max_queue=8)
     for i in range(8):
         stage.put(i)
-    start = time.monotonic()
-    stage.abort()
-    assert time.monotonic() - start < 1.0 and not stage.running
-    assert len(seen) <= 2
+    assert taken.wait(60)  # item 0 in progress, 1..7 waiting
+    stage.abort(timeout_s=0)  # returns at once; the item in progress still runs
+    gate.set()
+    stage.abort(timeout_s=60)
+    assert not stage.running and seen == [0]  # the waiting items were dropped
 
 
 def test_the_context_wraps_the_thread():

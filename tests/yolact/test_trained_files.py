@@ -139,16 +139,20 @@ def test_another_architecture_is_still_an_error(tmp_path, capsys):
     own, plain = tmp_path / "base_own.pth", tmp_path / "yolact_base_54_800000.pth"
     torch.save({"model": state, "config": get_config("yolact_base").to_dict()}, own)
     torch.save(state, plain)
+    short = f"{own} holds a 'yolact_base' model, not 'yolact_tiny'; use --config=yolact_base"
     for path in (own, plain):
-        with pytest.raises(CheckpointError, match="does not fit config 'yolact_tiny'"):
+        match = "does not fit config 'yolact_tiny'" if path == plain else short
+        with pytest.raises(CheckpointError, match=match):
             Predictor.from_checkpoint(str(path), config="yolact_tiny")
         code = eval_main(["--no_bar", "--cuda=False", f"--trained_model={path}",
                           "--config=yolact_tiny", f"--image={tmp_path / 'a.png'}"])  # fmt: skip
         lines = _error_lines(capsys.readouterr().err)
         assert code == 1 and len(lines) == 1
-        note = " (the file holds a 'yolact_base' model)" if path == own else ""
+        if path == own:  # the file names its config: one short line, no key lists
+            assert lines[0] == f"error: {short} or leave it out", lines[0]
+            continue
         assert lines[0].startswith(
-            f"error: {path} does not fit config 'yolact_tiny'{note}: missing keys: "
+            f"error: {path} does not fit config 'yolact_tiny': missing keys: "
             "prediction_layers.0.bbox_extra.0.weight, "
         ), lines[0]
         assert "; unexpected keys: backbone.layers.0.0.conv3.weight, " in lines[0]

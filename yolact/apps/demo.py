@@ -15,8 +15,10 @@ split); elsewhere in float32 with the config's 2400 (about 12 minutes; box AP
 Writes ``<out>/demo_masks.mp4`` (the synthetic input video with masks drawn) and
 ``<out>/metrics.json``; a window shows the video where a display exists.
 
-Without ``--train`` only the val split is written to ``data/synthetic``. A
-dataset with both splits, to train on with train.py, comes from::
+Without ``--train`` only the val split is written to ``data/demo``, the demo's
+own folder: a manifest there records the generator's parameters, and the demo
+uses no data it did not write (``--data_dir`` with another tool's data is
+refused). A dataset with both splits, to train on with train.py, comes from::
 
     python -m yolact.data.synthetic --out data/synthetic --train 400 --val 60 --varied
 """
@@ -38,6 +40,7 @@ from yolact.cli import eval_cli, train_cli
 from yolact.cli.eval_args import str2bool
 from yolact.core.checkpoint_names import find_latest
 from yolact.core.gpu import cpu_has_bf16
+from yolact.core.threads import ThreadsError, configure_threads
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
 from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
@@ -45,7 +48,11 @@ from yolact.predictor import Predictor
 from yolact.registry import get_config
 
 CONFIG = "yolact_tiny"
-DATA_DIR = "data/synthetic"
+# The demo's own folder: the README's walkthrough and `python -m yolact.data.synthetic`
+# write data/synthetic, with other parameters.
+DATA_DIR = "data/demo"
+MANIFEST = "demo_manifest.json"
+DATA_SEED = 0
 WEIGHTS = "weights/yolact_tiny_synthetic.pth"
 NUM_TRAIN, NUM_VAL, IMAGE_SIZE = 5000, 100, 160  # the synthetic split the schedule is tuned on
 # Scenes of the demo split: up to 3 shapes of circumradius 14-30% of the side, so
@@ -130,23 +137,75 @@ def _image_count(ann_file: str) -> int:
         return -1
 
 
+class DemoDataError(ValueError):
+    """A data folder the demo cannot use (the message is one line)."""
+
+
+def _read_manifest(data_dir: str) -> dict | None:
+    """The demo's manifest in ``data_dir``; None where there is none or it is unreadable."""
+    try:
+        with open(os.path.join(data_dir, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _write_manifest(data_dir: str, manifest: dict) -> None:
+    """Write the manifest beside the data, atomically (a temporary name, then a rename)."""
+    os.makedirs(data_dir, exist_ok=True)
+    path = os.path.join(data_dir, MANIFEST)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, path)
+
+
 def prepare_dataset(data_dir: str, num_train: int, num_val: int, image_size: int) -> dict:
     """The demo's synthetic split in ``data_dir``, written unless it is already there
     with at least ``num_train`` training and exactly ``num_val`` val images. With
-    ``num_train`` 0 only the val split is written (no training split at all)."""
+    ``num_train`` 0 only the val split is written (no training split at all).
+
+    The demo uses only data it wrote itself: its manifest (:data:`MANIFEST`) records
+    the generator's parameters and seed, and says complete once every file is
+    written. Its own data with other parameters, or half written, is written again;
+    a folder that holds files but no manifest (another tool's data) is refused.
+
+    Raises:
+        DemoDataError: ``data_dir`` holds data that the demo did not write.
+    """
     paths = {
         "train_ann_file": os.path.join(data_dir, "annotations", "train.json"),
         "train_image_dir": os.path.join(data_dir, "train"),
         "val_ann_file": os.path.join(data_dir, "annotations", "val.json"),
         "val_image_dir": os.path.join(data_dir, "val"),
     }
-    have_train = _image_count(paths["train_ann_file"])
-    if have_train >= num_train and _image_count(paths["val_ann_file"]) == num_val:
+    params = {
+        "generator": "yolact.demo", "seed": DATA_SEED, "size": image_size,
+        "max_objects": MAX_OBJECTS, "radius_range": list(RADIUS_RANGE), "num_val": num_val,
+    }  # fmt: skip
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DemoDataError(f"{data_dir} is not a folder; give --data_dir a new or empty folder")
+    manifest = _read_manifest(data_dir)
+    if manifest is None and os.path.isdir(data_dir) and os.listdir(data_dir):
+        raise DemoDataError(
+            f"{data_dir} holds data that the demo did not write (no {MANIFEST}); "
+            "give --data_dir a new or empty folder"
+        )
+    if (
+        manifest is not None
+        and manifest.get("complete") is True
+        and {k: manifest.get(k) for k in params} == params
+        and (num_train == 0 or _image_count(paths["train_ann_file"]) >= num_train)
+        and _image_count(paths["val_ann_file"]) == num_val
+    ):
         step(f"using the synthetic dataset in {data_dir}")
         return paths
     step(f"writing a synthetic dataset ({num_train} train, {num_val} val images) to {data_dir}")
+    _write_manifest(data_dir, {**params, "num_train": num_train, "complete": False})
     size = (image_size, image_size)
-    write_coco_dataset(data_dir, num_train, num_val, size, 0, MAX_OBJECTS, RADIUS_RANGE)
+    write_coco_dataset(data_dir, num_train, num_val, size, DATA_SEED, MAX_OBJECTS, RADIUS_RANGE)
+    _write_manifest(data_dir, {**params, "num_train": num_train, "complete": True})
     return paths
 
 
@@ -164,10 +223,20 @@ def run_demo(
     num_workers: int = 0,
     progress: bool = True,
     amp: bool | None = None,
+    threads: int | None = None,
 ) -> DemoResult:
     """Run the four demo steps; see the module docstring. ``amp`` None trains in mixed
     precision where it is fast (:func:`default_amp`); ``iterations`` None trains
-    :data:`AMP_ITERATIONS` in mixed precision, else the config's schedule."""
+    :data:`AMP_ITERATIONS` in mixed precision, else the config's schedule.
+
+    The thread pools are sized as eval.py sizes them (``threads``: its ``--threads``)
+    before the data is written and again before the evaluation, since training sizes
+    them for itself and its data loader.
+
+    Raises:
+        yolact.core.threads.ThreadsError: ``threads`` below 1 or a bad ``OMP_NUM_THREADS``.
+    """
+    configure_threads(threads)
     trained = force or not os.path.isfile(weights)
     # The val split does not depend on the number of training images, so a run
     # that only evaluates writes no training images.
@@ -178,6 +247,7 @@ def run_demo(
         if iterations is None and amp:
             iterations = AMP_ITERATIONS
         train_model(paths, weights, work_dir, iterations, batch_size, num_workers, progress, amp)
+        configure_threads(threads)
     else:
         step(f"using the trained model {weights} (--train trains one here)")
 
@@ -230,15 +300,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch_size", type=int, default=None, help="default: the config's")
     p.add_argument("--num_workers", type=int, default=0, help="data loading processes")
     p.add_argument("--no_bar", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the cores idle at start)")  # fmt: skip
     p.add_argument("--amp", type=str2bool, default=None,
                    help="train in mixed precision (default: on CUDA, or on a CPU with "
                    "bfloat16 instructions)")  # fmt: skip
     a = p.parse_args(argv)
     weights = a.weights or (os.path.join(a.out, os.path.basename(WEIGHTS)) if a.train else WEIGHTS)
-    result = run_demo(
-        a.out, a.data_dir, weights, a.iterations, a.train, a.num_train, a.num_val, a.size,
-        a.frames, a.batch_size, a.num_workers, progress=not a.no_bar, amp=a.amp,
-    )  # fmt: skip
+    try:
+        result = run_demo(
+            a.out, a.data_dir, weights, a.iterations, a.train, a.num_train, a.num_val,
+            a.size, a.frames, a.batch_size, a.num_workers, progress=not a.no_bar, amp=a.amp,
+            threads=a.threads,
+        )  # fmt: skip
+    except (ThreadsError, DemoDataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     step(f"done: {result.output_video}")
     return 0
 

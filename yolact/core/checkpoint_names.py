@@ -11,6 +11,22 @@ import torch
 _NAME = re.compile(
     r"^(?P<name>.+)_(?P<epoch>\d+)_(?P<iteration>\d+)(?P<interrupt>_interrupt)?\.pth$"
 )
+# Characters that make a name more than one file name: separators (both systems'),
+# a Windows drive's colon, and control characters (NUL included).
+_NOT_IN_NAME = re.compile(r"[/\\:\x00-\x1f\x7f]")
+MAX_NAME_LENGTH = 128
+
+
+def is_plain_name(name: object) -> bool:
+    """True for a config name that is safe inside a file name: text of 1 to 128
+    characters, not ``.`` or ``..``, without path separators, colons or control
+    characters (so ``../x``, ``/tmp/x``, ``a\\b`` and ``C:x`` are not)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_LENGTH
+        and name not in (".", "..")
+        and _NOT_IN_NAME.search(name) is None
+    )
 
 
 @dataclass(frozen=True)
@@ -22,6 +38,10 @@ class CheckpointName:
     iteration: int
     interrupt: bool = False
 
+    def __post_init__(self) -> None:
+        if not is_plain_name(self.config):
+            raise ValueError(f"config name {self.config!r} is not a plain file name")
+
     @property
     def file_name(self) -> str:
         tail = "_interrupt" if self.interrupt else ""
@@ -30,7 +50,7 @@ class CheckpointName:
     @staticmethod
     def parse(path: str) -> CheckpointName | None:
         m = _NAME.match(os.path.basename(path))
-        if m is None:
+        if m is None or not is_plain_name(m["name"]):
             return None
         return CheckpointName(
             m["name"], int(m["epoch"]), int(m["iteration"]), m["interrupt"] is not None

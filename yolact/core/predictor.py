@@ -33,6 +33,7 @@ from yolact.core.gpu import check_gpu_options, use_channels_last
 from yolact.core.ops.nms import NMS_METHODS, NMSMethod
 from yolact.core.resolve import resolve_config
 from yolact.core.structures import Detections
+from yolact.core.threads import size_threads_once
 from yolact.core.weights import Checkpoint
 from yolact.io.images import to_bgr8_batch
 
@@ -137,6 +138,7 @@ class Predictor(ABC):
         config: str | None = None,
         device: str | None = None,
         class_names: Sequence[str] | None = None,
+        threads: int | None = None,
         **options: Any,
     ) -> Predictor:
         """Build the model for a checkpoint of this family.
@@ -144,12 +146,15 @@ class Predictor(ABC):
         A named ``config`` gives the architecture, else the config stored in the
         file, its file name or its layout; the classes come from the file (its
         stored class names, or its class layer's size with ``class_names`` or
-        generic names).
+        generic names). Thread pools are sized as
+        :meth:`yolact.predictor.Predictor.from_checkpoint` sizes them (``threads``
+        N, or once per process unless the program set them).
 
         Raises:
             ConfigError: unknown name, or a config that cannot be inferred.
             CheckpointError: the file cannot be read or does not fit.
         """
+        size_threads_once(threads)
         cfg, ckpt = resolve_config(path, config, class_names, families=[cls.family])
         return cls.from_config(cfg, ckpt, device=device, source=path, **options)
 

@@ -4,9 +4,11 @@ PyTorch, OpenCV and the ONNX runtimes each start as many threads as the machine
 has cores; a pipeline that runs several of them at once, a data loader with
 worker processes, or a second busy process on the same cores then makes them
 fight, and a 2-core machine runs many times slower than with one thread each.
-:func:`configure_threads` is called once at the start of ``eval.py`` and
-``train.py``: it decides every pool's size with :func:`plan_threads` and
-applies it. Other backends read the decision from :func:`current_plan`
+:func:`configure_threads` is called once at the start of ``eval.py``,
+``train.py`` and the demo (and again before the demo evaluates): it decides every
+pool's size with :func:`plan_threads` and applies it. The Python API sizes them
+with :func:`size_threads_once` when it creates a predictor, unless the program
+set them itself. Other backends read the decision from :func:`current_plan`
 (``current_plan().runtime`` for onnxruntime's and OpenVINO's thread counts).
 
 The budget is, in order of precedence: ``--threads N``; then the cores the
@@ -218,6 +220,38 @@ def configure_threads(requested: int | None = None, *, reserved: int = 0) -> Thr
     plan = plan_threads(cores, requested=requested, reserved=reserved, idle=idle)
     apply_threads(plan)
     return plan
+
+
+# torch's own thread count when this module was first imported: a different count
+# later means the program called torch.set_num_threads itself.
+_TORCH_THREADS_AT_IMPORT = torch.get_num_threads()
+
+
+def size_threads_once(requested: int | None = None) -> ThreadPlan | None:
+    """Size the pools for the Python API (a predictor being created), unless the
+    program has decided them already.
+
+    The rule: ``requested`` (a ``threads=N`` argument) always sizes them. Otherwise
+    they are sized as :func:`configure_threads` does (the cores idle now) the first
+    time only, and never when the program set them itself: when a plan was applied
+    already in this process (an entry point such as eval.py, or an earlier
+    predictor), when ``OMP_NUM_THREADS`` is set (torch started with it), or when
+    torch's thread count differs from the one it had when yolact was imported
+    (``torch.set_num_threads`` was called).
+
+    Returns:
+        The plan applied now, or None when the pools were left as they are.
+
+    Raises:
+        ThreadsError: a bad ``requested`` or ``OMP_NUM_THREADS``.
+    """
+    if requested is not None:
+        return configure_threads(requested)
+    if _current is not None or _env_threads(os.environ) is not None:
+        return None
+    if torch.get_num_threads() != _TORCH_THREADS_AT_IMPORT:
+        return None
+    return configure_threads()
 
 
 def current_plan() -> ThreadPlan:

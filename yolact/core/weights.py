@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from yolact.core.checkpoint_names import is_plain_name
 from yolact.core.config import ModelConfig
 from yolact.core.file_kind import classify
 
@@ -73,13 +74,17 @@ def read_checkpoint(
         if not all(isinstance(v, Tensor) for v in obj["model"].values()):
             raise CheckpointError(f"checkpoint {path}: 'model' is not a state dict of tensors")
         cfg = None
-        if isinstance(obj.get("config"), dict) and parse_config is not None:
-            try:
-                cfg = parse_config(obj["config"])
-            except (TypeError, KeyError, ValueError, AttributeError) as e:
-                raise CheckpointError(
-                    f"checkpoint {path} has an unreadable config ({type(e).__name__}: {e})"
-                ) from None
+        if isinstance(obj.get("config"), dict):
+            if "name" in obj["config"]:
+                _check_stored_name(path, obj["config"]["name"])
+            if parse_config is not None:
+                try:
+                    cfg = parse_config(obj["config"])
+                except (TypeError, KeyError, ValueError, AttributeError) as e:
+                    raise CheckpointError(
+                        f"checkpoint {path} has an unreadable config ({type(e).__name__}: {e})"
+                    ) from None
+                _check_stored_name(path, cfg.name)
         meta = {k: v for k, v in obj.items() if k != "model" and (k != "config" or cfg is None)}
         return Checkpoint(obj["model"], cfg, meta)
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
@@ -88,6 +93,16 @@ def read_checkpoint(
             f"checkpoint {path} does not hold a state dict of tensors (it holds {held})"
         )
     return Checkpoint(dict(obj))
+
+
+def _check_stored_name(path: str, name: object) -> None:
+    """Refuse a stored config name that is not a plain file name: checkpoints and logs
+    are named after it, and ``../x`` or ``/tmp/x`` would write outside their folder."""
+    if not is_plain_name(name):
+        raise CheckpointError(
+            f"checkpoint {path} stores the config name {name!r}, which is not a plain file "
+            "name (it is part of the names of the files written)"
+        )
 
 
 def _unreadable(path: str, error: BaseException) -> str:
@@ -132,12 +147,18 @@ def key_problems(
     return problems
 
 
-def stored_model_note(checkpoint: Checkpoint | dict[str, Tensor], name: str) -> str:
-    """`` (the file holds a 'NAME' model)`` when the file stores another config's name."""
+def wrong_config(checkpoint: Checkpoint | dict[str, Tensor], name: str, source: str) -> str | None:
+    """One short line for weights that do not fit config ``name`` because the file
+    stores another config: ``X holds a 'A' model, not 'B'; use --config=A or leave it
+    out``. None when the file stores no config or stores ``name`` (the caller then
+    names the keys that do not fit)."""
     stored = checkpoint.config if isinstance(checkpoint, Checkpoint) else None
     if stored is None or stored.name == name:
-        return ""
-    return f" (the file holds a '{stored.name}' model)"
+        return None
+    return (
+        f"{source} holds a '{stored.name}' model, not '{name}'; "
+        f"use --config={stored.name} or leave it out"
+    )
 
 
 def describe(keys: list[str], limit: int = 3) -> str:

@@ -25,7 +25,7 @@ import re
 from torch import Tensor
 
 from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
-from yolact.core.weights import Checkpoint, CheckpointError, key_problems, stored_model_note
+from yolact.core.weights import Checkpoint, CheckpointError, key_problems, wrong_config
 from yolact.models.mask_rcnn.config import TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB, MaskRCNNConfig
 from yolact.models.mask_rcnn.model import MaskRCNN
 
@@ -160,7 +160,8 @@ def load_rcnn_weights(
     state = _state_of(checkpoint)
     if holds_yolact(state):
         raise CheckpointError(
-            f"{source} holds a YOLACT model, not Mask R-CNN; use a yolact_* config"
+            wrong_config(checkpoint, model.cfg.name, source)
+            or f"{source} holds a YOLACT model, not Mask R-CNN; use a yolact_* config"
         )
     if is_torchvision_layout(state):
         state = convert_torchvision_state(state)
@@ -173,15 +174,17 @@ def load_rcnn_weights(
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     problems = key_problems(state, own, missing, unexpected, wrong)
     if problems:
+        short = wrong_config(checkpoint, model.cfg.name, source)
+        if short is not None:
+            raise CheckpointError(short)
         hint = ""
         if _CLS_KEY in wrong:
             hint = (
                 f"; the file predicts {state[_CLS_KEY].shape[0]} classes (with background), "
                 f"the config {own[_CLS_KEY].shape[0]}"
             )
-        note = stored_model_note(checkpoint, model.cfg.name)
         raise CheckpointError(
-            f"{source} does not fit config '{model.cfg.name}'{note}: {'; '.join(problems)}{hint}"
+            f"{source} does not fit config '{model.cfg.name}': {'; '.join(problems)}{hint}"
         )
     model.load_state_dict(state)
 
@@ -195,7 +198,8 @@ def build_rcnn(
     torchvision file) with the checkpoint's weights loaded when given."""
     if checkpoint is not None and holds_yolact(_state_of(checkpoint)):
         raise CheckpointError(
-            f"{source} holds a YOLACT model, not Mask R-CNN; use a yolact_* config"
+            wrong_config(checkpoint, cfg.name, source)
+            or f"{source} holds a YOLACT model, not Mask R-CNN; use a yolact_* config"
         )
     model = MaskRCNN(config_for_checkpoint(cfg, checkpoint, source))
     if checkpoint is not None:

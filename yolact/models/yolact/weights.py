@@ -8,12 +8,7 @@ import os
 import torch
 from torch import Tensor, nn
 
-from yolact.core.weights import (
-    Checkpoint,
-    CheckpointError,
-    key_problems,
-    stored_model_note,
-)
+from yolact.core.weights import Checkpoint, CheckpointError, key_problems, wrong_config
 from yolact.models.yolact.config import YolactConfig
 
 log = logging.getLogger(__name__)
@@ -85,9 +80,11 @@ def load_weights(
         CheckpointError: naming the first keys that do not fit.
     """
     state = checkpoint.state_dict if isinstance(checkpoint, Checkpoint) else checkpoint
+    name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
     if any(k.removeprefix("module.").startswith(("roi_heads.", "rpn.")) for k in state):
         raise CheckpointError(
-            f"{source} holds a Mask R-CNN model, not YOLACT; use a mask_rcnn_* config"
+            wrong_config(checkpoint, name, source)
+            or f"{source} holds a Mask R-CNN model, not YOLACT; use a mask_rcnn_* config"
         )
     state = adapt_original_keys(state, model)
     own = model.state_dict()
@@ -104,7 +101,9 @@ def load_weights(
     missing = [k for k in missing if k not in missing_ok]
     problems = key_problems(state, own, missing, unexpected, wrong_shape)
     if problems:
-        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+        short = wrong_config(checkpoint, name, source)
+        if short is not None:
+            raise CheckpointError(short)
         hint = ""
         conf = "prediction_layers.0.conf_layer.bias"
         if conf in wrong_shape:
@@ -113,10 +112,7 @@ def load_weights(
                 f"; the file predicts {state[conf].shape[0] // A} classes "
                 f"(with background), the config {own[conf].shape[0] // A}"
             )
-        raise CheckpointError(
-            f"{source} does not fit config '{name}'{stored_model_note(checkpoint, name)}: "
-            f"{'; '.join(problems)}{hint}"
-        )
+        raise CheckpointError(f"{source} does not fit config '{name}': {'; '.join(problems)}{hint}")
     load = {k: v for k, v in state.items() if k not in skipped}
     model.load_state_dict(load, strict=False)
     if skipped:
