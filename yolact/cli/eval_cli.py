@@ -19,6 +19,7 @@ import torch
 from yolact.apps.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
+from yolact.cli.eval_outputs import check_outputs
 from yolact.cli.predictors import (
     UsageError,
     benchmark_frames,
@@ -36,7 +37,15 @@ from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
+from yolact.io.images import (
+    IMAGE_EXTENSIONS,
+    InputError,
+    list_images,
+    output_names,
+    read_image,
+    to_bgr8,
+)
+from yolact.io.outputs import OutputError, atomic_write
 from yolact.io.pipeline import StageError, StageThread, StageTimes
 from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, split_in_out
@@ -79,16 +88,15 @@ def _summary(det: Detections, top_k: int) -> str:
 
 
 def _write_image(path: str, image: np.ndarray) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    """Encode by the extension (PNG without one) and write beside, then move into place."""
     ext = os.path.splitext(path)[1] or ".png"
     ok, buf = cv2.imencode(ext, image)
     if not ok:
         raise InputError(f"cannot encode output image as '{ext}': {path}")
     try:
-        buf.tofile(path)
+        atomic_write(path, buf.tobytes())
     except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
@@ -126,9 +134,8 @@ def eval_images(
     if not out:
         raise UsageError("--images needs IN_DIR:OUT_DIR")
     files = list_images(src)
-    if os.path.isdir(out) and os.path.samefile(src, out):
-        raise UsageError(f"--images: OUT_DIR must differ from IN_DIR ({out}): drawings would "
-                         "replace the inputs")  # fmt: skip
+    if not files:
+        raise InputError(f"no images in {src} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     names = output_names(files)
     if args.max_images >= 0:
         files = files[: args.max_images]
@@ -151,6 +158,8 @@ def eval_images(
             writer.add(det, i, os.path.basename(path), ids)
         _write_image(os.path.join(out, names[i]), _draw(image, det, args))
         done += 1
+    if skipped and not done:
+        raise InputError(f"none of the {len(skipped)} images in {src} could be read")
     print(f"processed {done} images into {out}, skipped {len(skipped)}")
 
 
@@ -386,6 +395,8 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
         raise UsageError("--backends goes with --benchmark")
     if args.benchmark and (args.compare or args.backends):
         return run_compare(args)
+    if not args.benchmark:
+        check_outputs(args)  # before the model is built: nothing to lose yet
     predictor = build_predictor(args)
     if args.benchmark:
         benchmark(predictor, args)
@@ -400,11 +411,36 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
                 eval_images(predictor, args.images, args, writer, stop)
             else:
                 eval_video(predictor, args.video, args, writer, stop)
-        finally:
-            if writer is not None:
-                writer.write()
-                print(f"wrote {len(writer)} detections to {args.output_json}")
+        except BaseException:
+            _save_json(writer, failing=True)
+            raise
+        _save_json(writer, failing=False)
     return 0
+
+
+def _save_json(writer: CocoJsonWriter | None, failing: bool) -> None:
+    """Write ``--output_json`` when the run processed at least one image or frame.
+
+    A run that processed nothing (its input failed, or it was stopped first)
+    leaves an existing file as it was. Where the file cannot be written, the
+    detections are saved under another name (see ``CocoJsonWriter.save``): an
+    ``error:`` line says where, or a ``note:`` line when the run is already
+    failing with an error of its own.
+    """
+    if writer is None:
+        return
+    if writer.images == 0:
+        if not failing:
+            print(f"note: nothing was processed; {writer.path} not written", file=sys.stderr)
+        return
+    try:
+        writer.save()
+    except OutputError as e:
+        if not failing:
+            raise
+        print(f"note: {e}", file=sys.stderr)
+        return
+    print(f"wrote {len(writer)} detections to {writer.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,118 @@
+"""eval.py's output places, checked before the model is built (one ``error:`` line each).
+
+No output may be one of the run's inputs, whatever spelling of its path reaches
+it (see ``yolact.io.outputs.FileSet``): ``--image IN:OUT``, ``--video SRC:OUT``,
+the drawings of ``--images IN_DIR:OUT_DIR`` and ``--output_json`` are each
+compared with every input file, and ``--output_json`` with the drawings too.
+Every output's folder must be writable (or creatable) and a file's place must
+not be a folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+import cv2
+
+from yolact.io.images import list_images, output_names
+from yolact.io.outputs import FileSet, OutputError, check_folder_writable, check_output_file
+from yolact.io.sources import parse_source, split_in_out
+from yolact.io.video import FOURCC_BY_EXTENSION
+
+
+@dataclass
+class Places:
+    """The files a run reads and the files it writes (drawings, video), by path."""
+
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+def _check_drawing(flag: str, out: str) -> None:
+    check_output_file(out, f"{flag} OUT")
+    ext = os.path.splitext(out)[1]
+    if ext and not cv2.haveImageWriter(out):
+        raise OutputError(f"{flag}: cannot write images of type '{ext}' ({out}); use .png or .jpg")
+
+
+def _image_places(spec: str) -> Places:
+    src, out = split_in_out(spec)
+    places = Places(inputs=[src])
+    if out:
+        _check_drawing("--image", out)
+        places.outputs.append(out)
+    return places
+
+
+def _images_places(spec: str) -> Places:
+    src, out = split_in_out(spec)
+    if not out:
+        raise OutputError("--images needs IN_DIR:OUT_DIR")
+    files = list_images(src)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"--images: OUT_DIR {out} is a file, expected a folder")
+    if os.path.isdir(out) and os.path.samefile(src, out):
+        raise OutputError(f"--images: OUT_DIR must differ from IN_DIR ({out}): drawings would "
+                          "replace the inputs")  # fmt: skip
+    check_folder_writable(out, "--images OUT_DIR")
+    drawings = [os.path.join(out, name) for name in output_names(files)]
+    protected = FileSet(files)
+    for drawing in drawings:
+        hit = protected.find(drawing)
+        if hit is not None:
+            raise OutputError(f"--images: the drawing {drawing} would replace the input {hit} "
+                              "(the same file); give another OUT_DIR")  # fmt: skip
+    return Places(inputs=files, outputs=drawings)
+
+
+def _video_places(spec: str) -> Places:
+    src, out = split_in_out(spec)
+    kind, target = parse_source(src)
+    places = Places(inputs=[os.path.expanduser(str(target))] if kind == "file" else [])
+    if out:
+        check_output_file(out, "--video OUT")
+        ext = os.path.splitext(out)[1].lower()
+        if ext not in FOURCC_BY_EXTENSION:
+            known = ", ".join(FOURCC_BY_EXTENSION)
+            raise OutputError(f"--video: unsupported video extension {ext!r} for {out} "
+                              f"(use {known})")  # fmt: skip
+        places.outputs.append(out)
+    return places
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, every output of ``args`` that cannot be used.
+
+    Raises:
+        OutputError: an output is an input (the same file by any path), a folder
+            where a file goes, of a type that cannot be written, or in a folder
+            that cannot be written or made.
+        InputError: ``--images``' IN_DIR does not exist.
+    """
+    if args.image:
+        places = _image_places(args.image)
+    elif args.images:
+        places = _images_places(args.images)
+    elif args.video:
+        places = _video_places(args.video)
+    else:
+        places = Places()
+    for flag, out in (("--image", args.image), ("--video", args.video)):
+        if out and places.outputs:
+            hit = FileSet(places.inputs).find(places.outputs[0])
+            if hit is not None:
+                raise OutputError(f"{flag}: OUT {places.outputs[0]} is the input {hit} itself "
+                                  "(the same file); give another OUT")  # fmt: skip
+    if args.output_json:
+        path = args.output_json
+        check_output_file(path, "--output_json")
+        hit = FileSet(places.inputs).find(path)
+        if hit is not None:
+            raise OutputError(f"--output_json {path} is the input {hit} (the same file); "
+                              "give another path")  # fmt: skip
+        hit = FileSet(places.outputs).find(path)
+        if hit is not None:
+            raise OutputError(f"--output_json {path} is also where the drawing {hit} goes; "
+                              "give another path")  # fmt: skip
