@@ -48,7 +48,7 @@ from yolact.io.images import (
 from yolact.io.outputs import OutputError, atomic_write
 from yolact.io.pipeline import StageError, StageThread, StageTimes
 from yolact.io.render import draw_detections
-from yolact.io.sources import FrameReader, VideoSource, split_in_out
+from yolact.io.sources import FrameReader, VideoSource, redact, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 
@@ -251,12 +251,13 @@ def eval_video(
     file. An error in a stage ends the run with that error.
     """
     src, out = split_in_out(spec)
+    name = redact(src)  # what messages, the window and --output_json show
     source = VideoSource.open(src)
     show = open_window_possible() and (args.display or out is None)
     if out is None and not show:
         print("note: no display here and no output file given; detections are only counted",
               file=sys.stderr)  # fmt: skip
-    window = f"yolact: {src}"
+    window = f"yolact: {name}"
     video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
     batch_size = 1 if source.is_live else max(1, args.video_multiframe)
     from tqdm import tqdm
@@ -266,7 +267,7 @@ def eval_video(
         total = min(total, args.max_images)
     bar = tqdm(total=total, desc="frames", unit="frame", disable=args.no_bar or source.is_live)
     times = StageTimes(dict.fromkeys(("read", "network", "post", "draw+write"), 0.0))
-    sink = _VideoSink(predictor, args, src, writer, video_out, show, times, bar)
+    sink = _VideoSink(predictor, args, name, writer, video_out, show, times, bar)
     stage = StageThread(sink, "drawing and writing", max_queue=2, context=torch.no_grad)
     reader = FrameReader(source, cancel=stop.event if stop is not None else None)
     stopped = False
@@ -316,10 +317,10 @@ def eval_video(
     rate = f", {sink.fps:.1f} FPS" if sink.fps else ""
     dropped = getattr(reader, "dropped", 0)
     extra = f", {dropped} stale frames dropped" if dropped else ""
-    print(f"{src}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
+    print(f"{name}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
     print(times.summary(wall_s))
     if getattr(reader, "ended_early", False) and not stopped:
-        print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
+        print(f"note: the stream {name} ended or dropped; kept what was processed", file=sys.stderr)
     if video_out is not None:
         print(f"wrote {out} ({video_out.frames_written} frames)")
 

@@ -37,7 +37,8 @@ _URL_PREFIX = re.compile(
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
-_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
+# "scheme://" and the user information before the last "@" of the host part.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#]*)@")
 
 _OPEN_FAILED = {
     "file": "cannot open video (corrupt or not a video): {name}",
@@ -121,8 +122,15 @@ def parse_source(spec: str) -> tuple[SourceKind, str | int]:
 
 
 def redact(url: str) -> str:
-    """Hide a password in a URL (``rtsp://user:***@host``) for messages."""
-    return _PASSWORD.sub(r"\1:***@", url)
+    """A source spec as messages, window titles and result files show it: a URL's
+    password hidden (``rtsp://user:***@host/live``), a user name alone too (it may
+    be a token: ``https://***@host/live``); other specs unchanged."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    user, has_password, _ = match.group(2).partition(":")
+    hidden = f"{user}:***" if has_password else "***"
+    return f"{match.group(1)}{hidden}@{url[match.end() :]}"
 
 
 @contextlib.contextmanager
