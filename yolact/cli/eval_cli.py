@@ -321,8 +321,10 @@ def eval_video(
     print(times.summary(wall_s))
     if getattr(reader, "ended_early", False) and not stopped:
         print(f"note: the stream {name} ended or dropped; kept what was processed", file=sys.stderr)
-    if video_out is not None:
+    if video_out is not None and video_out.frames_written:
         print(f"wrote {out} ({video_out.frames_written} frames)")
+    elif video_out is not None:
+        print(f"note: no frame was processed; {out} not written", file=sys.stderr)
 
 
 def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
