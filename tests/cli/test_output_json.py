@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO
 
 import yolact.cli.eval_cli as cli
-import yolact.io.coco_json as coco_json
+import yolact.io.outputs as outputs
 
 WEIGHTS = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 OLD = b'[{"kept": "the results of an earlier run"}]'
@@ -222,7 +222,7 @@ def test_disk_full_keeps_the_old_file_and_saves_beside_it(tmp_path, capsys, monk
     def disk_full(path: str, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(coco_json, "atomic_write", disk_full)
+    monkeypatch.setattr(outputs, "atomic_write", disk_full)
     code, out, err = run(capsys, f"--image={image}", f"--output_json={old_json}")
     line = one_error_line(code, err)
     assert old_json.read_bytes() == OLD

@@ -19,7 +19,7 @@ import torch
 from yolact.apps.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
-from yolact.cli.eval_outputs import check_outputs
+from yolact.cli.eval_outputs import check_dataset_outputs, check_outputs, save_dataset_outputs
 from yolact.cli.predictors import (
     UsageError,
     benchmark_frames,
@@ -35,7 +35,7 @@ from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
-from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
+from yolact.engine.evaluate import evaluate_dataset, match_classes
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import (
     IMAGE_EXTENSIONS,
@@ -345,6 +345,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
     ann_file, image_dir = named_dataset(args.dataset) if args.dataset else (
         args.val_ann, args.val_images)  # fmt: skip
     dataset = CocoDataset(ann_file, image_dir)  # fails before the model is built
+    check_dataset_outputs(args, ann_file)
     try:
         requested = select_device(device_from_args(args))
     except ValueError as e:
@@ -368,12 +369,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
     if result.metrics is None:
         print(f"note: {ann_file} has no annotations; COCOeval skipped, wrote results only",
               file=sys.stderr)  # fmt: skip
-    if args.output_coco_json or result.metrics is None:
-        write_results(result, args.bbox_det_file, args.mask_det_file)
-        print(f"wrote {args.bbox_det_file} and {args.mask_det_file}")
-    if args.metrics_json:
-        write_metrics(result, args.metrics_json)
-        print(f"wrote {args.metrics_json}")
+    save_dataset_outputs(result, args, results=args.output_coco_json or result.metrics is None)
     return 0
 
 

@@ -11,13 +11,22 @@ not be a folder.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 
+from yolact.engine.evaluate import EvalResult, metrics_dict
 from yolact.io.images import list_images, output_names
-from yolact.io.outputs import FileSet, OutputError, check_folder_writable, check_output_file
+from yolact.io.outputs import (
+    FileSet,
+    OutputError,
+    check_folder_writable,
+    check_output_file,
+    write_or_rescue,
+)
 from yolact.io.sources import parse_source, split_in_out
 from yolact.io.video import FOURCC_BY_EXTENSION
 
@@ -116,3 +125,52 @@ def check_outputs(args: argparse.Namespace) -> None:
         if hit is not None:
             raise OutputError(f"--output_json {path} is also where the drawing {hit} goes; "
                               "give another path")  # fmt: skip
+
+
+def check_dataset_outputs(args: argparse.Namespace, ann_file: str) -> None:
+    """Dataset mode: refuse result and metric files that would replace the annotation
+    file or each other, and (those that will be written) unusable places, up front.
+
+    Raises:
+        OutputError: one line naming the flag and the cause.
+    """
+    outputs = [("--bbox_det_file", args.bbox_det_file), ("--mask_det_file", args.mask_det_file)]
+    if args.metrics_json:
+        outputs.append(("--metrics_json", args.metrics_json))
+    annotations = FileSet([ann_file])
+    seen: dict[str, str] = {}
+    for flag, path in outputs:
+        if flag == "--metrics_json" or args.output_coco_json:
+            check_output_file(path, flag)
+        if annotations.find(path) is not None:
+            raise OutputError(f"{flag} {path} is the annotation file {ann_file} (the same file); "
+                              "give another path")  # fmt: skip
+        hit = FileSet(seen).find(path)
+        if hit is not None:
+            raise OutputError(f"{flag} {path} is the file of {seen[hit]} too; give another path")
+        seen[path] = flag
+
+
+def save_dataset_outputs(result: EvalResult, args: argparse.Namespace, results: bool) -> None:
+    """Write the result files (when ``results``) and ``--metrics_json``; a file that
+    cannot be written is saved under another name and the others are still written.
+
+    Raises:
+        OutputError: one line naming each file not written and where it went instead.
+    """
+    files: list[tuple[str, Any, str]] = []
+    if results:
+        files.append((args.bbox_det_file, result.bbox_results, "box results"))
+        files.append((args.mask_det_file, result.segm_results, "mask results"))
+    if args.metrics_json:
+        files.append((args.metrics_json, metrics_dict(result), "metrics"))
+    failures = []
+    for path, obj, what in files:
+        try:
+            write_or_rescue(path, json.dumps(obj).encode("utf-8"), what)
+        except OutputError as e:
+            failures.append(str(e))
+            continue
+        print(f"wrote {path}")
+    if failures:
+        raise OutputError("; ".join(failures))

@@ -13,8 +13,7 @@ from pycocotools import mask as mask_utils
 
 from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.core.structures import Detections
-from yolact.io.outputs import OutputError, atomic_write, rescue_write
-from yolact.io.sources import one_line
+from yolact.io.outputs import atomic_write, write_or_rescue
 
 
 def category_ids_for(class_names: Sequence[str]) -> list[int]:
@@ -169,18 +168,8 @@ class CocoJsonWriter:
                 the current folder or in the temporary folder), or that no place
                 could be written.
         """
-        data = self.to_bytes()
-        try:
-            return self.write()
-        except OSError as e:
-            reason = e.strerror or one_line(e)
         what = f"{len(self)} detections of {self.images} images"
-        try:
-            saved = rescue_write(self.path, data)
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path} ({reason}), nor save the {what} "
-                              f"anywhere else ({e.strerror or one_line(e)})") from None  # fmt: skip
-        raise OutputError(f"cannot write {self.path} ({reason}); saved the {what} to {saved}")
+        return write_or_rescue(self.path, self.to_bytes(), what)
 
     def __enter__(self) -> CocoJsonWriter:
         return self

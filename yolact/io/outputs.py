@@ -165,3 +165,31 @@ def rescue_write(path: str, data: bytes) -> str:
                 os.remove(saved)
     assert error is not None
     raise error
+
+
+def write_or_rescue(path: str, data: bytes, what: str) -> str:
+    """``atomic_write``, and where that fails ``rescue_write``, said in one line.
+
+    Args:
+        path: the requested file.
+        data: its content.
+        what: how the message names the content ("12 detections of 3 images").
+
+    Returns:
+        ``path``, written.
+
+    Raises:
+        OutputError: ``path`` could not be written; the message says why and
+            where ``data`` was saved instead, or that no place could be written.
+    """
+    try:
+        atomic_write(path, data)
+        return path
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        saved = rescue_write(path, data)
+    except OSError as e:
+        raise OutputError(f"cannot write {path} ({reason}), nor save the {what} anywhere "
+                          f"else ({e.strerror or e})") from None  # fmt: skip
+    raise OutputError(f"cannot write {path} ({reason}); saved the {what} to {saved}")
