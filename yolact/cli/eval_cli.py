@@ -19,7 +19,13 @@ import torch
 from yolact.apps.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
-from yolact.cli.eval_outputs import check_dataset_outputs, check_outputs, save_dataset_outputs
+from yolact.cli.eval_outputs import (
+    check_dataset_outputs,
+    check_outputs,
+    save_dataset_outputs,
+    save_output_json,
+    write_drawing,
+)
 from yolact.cli.predictors import (
     UsageError,
     benchmark_frames,
@@ -45,7 +51,6 @@ from yolact.io.images import (
     read_image,
     to_bgr8,
 )
-from yolact.io.outputs import OutputError, atomic_write
 from yolact.io.pipeline import StageError, StageThread, StageTimes
 from yolact.io.render import draw_detections
 from yolact.io.sources import FrameReader, VideoSource, redact, split_in_out
@@ -87,18 +92,6 @@ def _summary(det: Detections, top_k: int) -> str:
     return f"{len(det)} detections" + (": " + "; ".join(parts) if parts else "")
 
 
-def _write_image(path: str, image: np.ndarray) -> None:
-    """Encode by the extension (PNG without one) and write beside, then move into place."""
-    ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, image)
-    if not ok:
-        raise InputError(f"cannot encode output image as '{ext}': {path}")
-    try:
-        atomic_write(path, buf.tobytes())
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
     src, out = split_in_out(spec)
     image = read_image(src)
@@ -108,7 +101,7 @@ def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer
     print(f"{src}: {_summary(det, args.top_k)}")
     drawing = _draw(image, det, args)
     if out:
-        _write_image(out, drawing)
+        write_drawing(out, drawing)
         print(f"wrote {out}")
     elif open_window_possible():
         cv2.imshow(os.path.basename(src), drawing)
@@ -156,7 +149,7 @@ def eval_images(
         det = predictor(image)
         if writer is not None:
             writer.add(det, i, os.path.basename(path), ids)
-        _write_image(os.path.join(out, names[i]), _draw(image, det, args))
+        write_drawing(os.path.join(out, names[i]), _draw(image, det, args))
         done += 1
     if skipped and not done:
         raise InputError(f"none of the {len(skipped)} images in {src} could be read")
@@ -411,35 +404,10 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
             else:
                 eval_video(predictor, args.video, args, writer, stop)
         except BaseException:
-            _save_json(writer, failing=True)
+            save_output_json(writer, failing=True)
             raise
-        _save_json(writer, failing=False)
+        save_output_json(writer, failing=False)
     return 0
-
-
-def _save_json(writer: CocoJsonWriter | None, failing: bool) -> None:
-    """Write ``--output_json`` when the run processed at least one image or frame.
-
-    A run that processed nothing (its input failed, or it was stopped first)
-    leaves an existing file as it was. Where the file cannot be written, the
-    detections are saved under another name (see ``CocoJsonWriter.save``): an
-    ``error:`` line says where, or a ``note:`` line when the run is already
-    failing with an error of its own.
-    """
-    if writer is None:
-        return
-    if writer.images == 0:
-        if not failing:
-            print(f"note: nothing was processed; {writer.path} not written", file=sys.stderr)
-        return
-    try:
-        writer.save()
-    except OutputError as e:
-        if not failing:
-            raise
-        print(f"note: {e}", file=sys.stderr)
-        return
-    print(f"wrote {len(writer)} detections to {writer.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""eval.py's output places, checked before the model is built (one ``error:`` line each).
+"""eval.py's output places: checked before the model is built (one ``error:`` line each),
+then written beside the target and moved into place.
 
 No output may be one of the run's inputs, whatever spelling of its path reaches
 it (see ``yolact.io.outputs.FileSet``): ``--image IN:OUT``, ``--video SRC:OUT``,
@@ -13,16 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
+import numpy as np
 
 from yolact.engine.evaluate import EvalResult, metrics_dict
-from yolact.io.images import list_images, output_names
+from yolact.io.coco_json import CocoJsonWriter
+from yolact.io.images import InputError, list_images, output_names
 from yolact.io.outputs import (
     FileSet,
     OutputError,
+    atomic_write,
     check_folder_writable,
     check_output_file,
     write_or_rescue,
@@ -174,3 +179,40 @@ def save_dataset_outputs(result: EvalResult, args: argparse.Namespace, results: 
         print(f"wrote {path}")
     if failures:
         raise OutputError("; ".join(failures))
+
+
+def write_drawing(path: str, image: np.ndarray) -> None:
+    """Encode by the extension (PNG without one) and write beside, then move into place."""
+    ext = os.path.splitext(path)[1] or ".png"
+    ok, buf = cv2.imencode(ext, image)
+    if not ok:
+        raise InputError(f"cannot encode output image as '{ext}': {path}")
+    try:
+        atomic_write(path, buf.tobytes())
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def save_output_json(writer: CocoJsonWriter | None, failing: bool) -> None:
+    """Write ``--output_json`` when the run processed at least one image or frame.
+
+    A run that processed nothing (its input failed, or it was stopped first)
+    leaves an existing file as it was. Where the file cannot be written, the
+    detections are saved under another name (see ``CocoJsonWriter.save``): an
+    ``error:`` line says where, or a ``note:`` line when the run is already
+    failing with an error of its own.
+    """
+    if writer is None:
+        return
+    if writer.images == 0:
+        if not failing:
+            print(f"note: nothing was processed; {writer.path} not written", file=sys.stderr)
+        return
+    try:
+        writer.save()
+    except OutputError as e:
+        if not failing:
+            raise
+        print(f"note: {e}", file=sys.stderr)
+        return
+    print(f"wrote {len(writer)} detections to {writer.path}")
