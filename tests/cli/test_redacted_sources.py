@@ -79,3 +79,37 @@ def test_stream_password_is_hidden_when_it_cannot_connect(capsys):
         "(refused, unreachable or no answer in time)"
     ]
     assert SECRET not in out + err
+
+
+def test_image_url_password_is_hidden_in_the_error(capsys):
+    url = f"http://viewer:{SECRET}@127.0.0.1:{free_port()}/photo.jpg"
+    code = cli.main(["--no_bar", "--cuda=False", f"--trained_model={WEIGHTS}", f"--image={url}"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: image not found: http://viewer:***@127.0.0.1:{url.split(':')[-1]}"
+    ]
+    assert SECRET not in out + err
+
+
+class _SilentCapture:
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def read(self):
+        return False, None
+
+    def get(self, prop_id: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_source_built_with_a_url_name_hides_the_password():
+    from yolact.io.sources import SourceError, VideoSource
+
+    with pytest.raises(SourceError) as info:
+        VideoSource(_SilentCapture(), "stream", f"rtsp://cam:{SECRET}@10.0.0.1/live")
+    message = "stream rtsp://cam:***@10.0.0.1/live connected but sent no frame in time"
+    assert str(info.value) == message

@@ -98,13 +98,13 @@ def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer
     det = predictor(image)
     if writer is not None:
         writer.add(det, 0, os.path.basename(src), category_ids_for(predictor.class_names))
-    print(f"{src}: {_summary(det, args.top_k)}")
+    print(f"{redact(src)}: {_summary(det, args.top_k)}")
     drawing = _draw(image, det, args)
     if out:
         write_drawing(out, drawing)
         print(f"wrote {out}")
     elif open_window_possible():
-        cv2.imshow(os.path.basename(src), drawing)
+        cv2.imshow(os.path.basename(redact(src)), drawing)
         cv2.waitKey(0)
         cv2.destroyAllWindows()
 

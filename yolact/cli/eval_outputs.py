@@ -32,7 +32,7 @@ from yolact.io.outputs import (
     check_output_file,
     write_or_rescue,
 )
-from yolact.io.sources import parse_source, split_in_out
+from yolact.io.sources import parse_source, redact, split_in_out
 from yolact.io.video import FOURCC_BY_EXTENSION
 
 
@@ -76,8 +76,8 @@ def _images_places(spec: str) -> Places:
     for drawing in drawings:
         hit = protected.find(drawing)
         if hit is not None:
-            raise OutputError(f"--images: the drawing {drawing} would replace the input {hit} "
-                              "(the same file); give another OUT_DIR")  # fmt: skip
+            raise OutputError(f"--images: the drawing {drawing} would replace the input "
+                              f"{redact(hit)} (the same file); give another OUT_DIR")  # fmt: skip
     return Places(inputs=files, outputs=drawings)
 
 
@@ -113,22 +113,23 @@ def check_outputs(args: argparse.Namespace) -> None:
         places = _video_places(args.video)
     else:
         places = Places()
-    for flag, out in (("--image", args.image), ("--video", args.video)):
-        if out and places.outputs:
-            hit = FileSet(places.inputs).find(places.outputs[0])
-            if hit is not None:
-                raise OutputError(f"{flag}: OUT {places.outputs[0]} is the input {hit} itself "
-                                  "(the same file); give another OUT")  # fmt: skip
+    flag = "--image" if args.image else "--video"
+    if (args.image or args.video) and places.outputs:
+        out = places.outputs[0]
+        hit = FileSet(places.inputs).find(out)
+        if hit is not None:
+            raise OutputError(f"{flag}: OUT {out} is the input {redact(hit)} itself "
+                              "(the same file); give another OUT")  # fmt: skip
     if args.output_json:
         path = args.output_json
         check_output_file(path, "--output_json")
         hit = FileSet(places.inputs).find(path)
         if hit is not None:
-            raise OutputError(f"--output_json {path} is the input {hit} (the same file); "
+            raise OutputError(f"--output_json {path} is the input {redact(hit)} (the same file); "
                               "give another path")  # fmt: skip
         hit = FileSet(places.outputs).find(path)
         if hit is not None:
-            raise OutputError(f"--output_json {path} is also where the drawing {hit} goes; "
+            raise OutputError(f"--output_json {path} is also where the drawing {redact(hit)} goes; "
                               "give another path")  # fmt: skip
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from yolact.io.images import ClosesOnExit, InputError, to_bgr8
+from yolact.io.redact import redact as redact  # re-exported: sources.redact
 
 DEFAULT_FPS = 30.0
 DEFAULT_STREAM_TIMEOUT_S = 10.0
@@ -37,8 +38,6 @@ _URL_PREFIX = re.compile(
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
-# "scheme://" and the user information before the last "@" of the host part.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#]*)@")
 
 _OPEN_FAILED = {
     "file": "cannot open video (corrupt or not a video): {name}",
@@ -121,18 +120,6 @@ def parse_source(spec: str) -> tuple[SourceKind, str | int]:
     return "file", spec
 
 
-def redact(url: str) -> str:
-    """A source spec as messages, window titles and result files show it: a URL's
-    password hidden (``rtsp://user:***@host/live``), a user name alone too (it may
-    be a token: ``https://***@host/live``); other specs unchanged."""
-    match = _USERINFO.match(url)
-    if match is None:
-        return url
-    user, has_password, _ = match.group(2).partition(":")
-    hidden = f"{user}:***" if has_password else "***"
-    return f"{match.group(1)}{hidden}@{url[match.end() :]}"
-
-
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own warnings while probing backends; our error says what failed."""
@@ -163,7 +150,8 @@ class VideoSource(ClosesOnExit):
     Args:
         capture: an opened ``cv2.VideoCapture`` or an object with its methods.
         kind: "file", "webcam" or "stream".
-        name: what messages call the source (a path, "webcam 0", a URL).
+        name: what messages call the source (a path, "webcam 0", a URL; a
+            URL's credentials are hidden, see ``redact``).
 
     Raises:
         SourceError: the capture is not open or gives no first frame.
@@ -173,7 +161,7 @@ class VideoSource(ClosesOnExit):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
-        self.name = name
+        self.name = redact(name)
         self._lock = threading.Lock()
         self._cap: Capture | None = capture
         try:
@@ -184,7 +172,7 @@ class VideoSource(ClosesOnExit):
         if not opened or not ok or frame is None:
             self.close()
             messages = _NO_FIRST_FRAME if opened else _OPEN_FAILED
-            raise SourceError(messages[kind].format(name=name))
+            raise SourceError(messages[kind].format(name=self.name))
         self._first: np.ndarray | None = _bgr8(frame)
         self.height, self.width = self._first.shape[:2]
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
