@@ -47,7 +47,7 @@ def frame(i: int) -> np.ndarray:
 def test_stream_password_is_hidden_in_output_json_and_window(
     tmp_path, capsys, monkeypatch, mjpeg_server
 ):
-    server = mjpeg_server(4, interval=0.01, make_frame=frame)
+    server = mjpeg_server(4, make_frame=frame)
     port = server.httpd.server_address[1]
     url = f"http://viewer:{SECRET}@127.0.0.1:{port}"  # no path: the JSON file_name is the host
     titles: list[str] = []
