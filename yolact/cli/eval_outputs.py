@@ -45,6 +45,7 @@ class Places:
 
 
 def _check_drawing(flag: str, out: str) -> None:
+    """Raise unless a drawing can be written at ``out`` (place and image type)."""
     check_output_file(out, f"{flag} OUT")
     ext = os.path.splitext(out)[1]
     if ext and not cv2.haveImageWriter(out):
@@ -52,6 +53,7 @@ def _check_drawing(flag: str, out: str) -> None:
 
 
 def _image_places(spec: str) -> Places:
+    """``--image IN[:OUT]``: IN, and OUT once its place is checked."""
     src, out = split_in_out(spec)
     places = Places(inputs=[src])
     if out:
@@ -61,6 +63,8 @@ def _image_places(spec: str) -> Places:
 
 
 def _images_places(spec: str) -> Places:
+    """``--images IN_DIR:OUT_DIR``: the folder's images and their drawings, checked:
+    OUT_DIR a writable folder other than IN_DIR, and no drawing onto an input."""
     src, out = split_in_out(spec)
     if not out:
         raise OutputError("--images needs IN_DIR:OUT_DIR")
@@ -82,6 +86,7 @@ def _images_places(spec: str) -> Places:
 
 
 def _video_places(spec: str) -> Places:
+    """``--video SRC[:OUT]``: SRC when it is a file, and OUT once its place is checked."""
     src, out = split_in_out(spec)
     kind, target = parse_source(src)
     places = Places(inputs=[os.path.expanduser(str(target))] if kind == "file" else [])

@@ -24,6 +24,7 @@ class OutputError(InputError):
 
 
 def _real(path: str) -> str:
+    """The real path of ``path`` (symbolic links resolved), case-folded where the OS does."""
     return os.path.normcase(os.path.realpath(path))
 
 
