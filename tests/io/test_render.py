@@ -168,8 +168,8 @@ def test_box_on_image_border_is_visible() -> None:
 
 
 def test_text_label_near_box_top_left() -> None:
-    image = np.zeros((H, W, 3), np.uint8)
-    det = make_det([[10, 25, 50, 38]], [0], [0.87], None)
+    image = np.zeros((H, 200, 3), np.uint8)  # wide enough for the label where the box is
+    det = make_det([[10, 25, 50, 38]], [0], [0.87], None, image_size=(H, 200))
     out = draw_detections(image, det, boxes=False)
     c0 = np.array(PALETTE[0])
     label = out[:25, 10:]

@@ -7,7 +7,11 @@ import argparse
 EXIT_CODES = (
     "exit status: 0 done, 1 bad input (one 'error:' line), 2 unknown or malformed flags, "
     "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM; a stopped run still writes "
-    "everything processed so far (images, the video file, --output_json)."
+    "everything processed so far (images, the video file, --output_json). Outputs are "
+    "checked before any work (never an input, by any path) and written beside the target, "
+    "then moved into place; a run that processed nothing leaves existing files as they "
+    "were, and detections that cannot be written where asked are saved under another "
+    "name that the error line gives."
 )
 
 

@@ -19,6 +19,13 @@ import torch
 from yolact.apps.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
+from yolact.cli.eval_outputs import (
+    check_dataset_outputs,
+    check_outputs,
+    save_dataset_outputs,
+    save_output_json,
+    write_drawing,
+)
 from yolact.cli.predictors import (
     UsageError,
     benchmark_frames,
@@ -34,12 +41,19 @@ from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
-from yolact.engine.evaluate import evaluate_dataset, match_classes, write_metrics, write_results
+from yolact.engine.evaluate import evaluate_dataset, match_classes
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import InputError, list_images, output_names, read_image, to_bgr8
+from yolact.io.images import (
+    IMAGE_EXTENSIONS,
+    InputError,
+    list_images,
+    output_names,
+    read_image,
+    to_bgr8,
+)
 from yolact.io.pipeline import StageError, StageThread, StageTimes
 from yolact.io.render import draw_detections
-from yolact.io.sources import FrameReader, VideoSource, split_in_out
+from yolact.io.sources import FrameReader, VideoSource, redact, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 
@@ -78,32 +92,19 @@ def _summary(det: Detections, top_k: int) -> str:
     return f"{len(det)} detections" + (": " + "; ".join(parts) if parts else "")
 
 
-def _write_image(path: str, image: np.ndarray) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, image)
-    if not ok:
-        raise InputError(f"cannot encode output image as '{ext}': {path}")
-    try:
-        buf.tofile(path)
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
-
-
 def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
     src, out = split_in_out(spec)
     image = read_image(src)
     det = predictor(image)
     if writer is not None:
         writer.add(det, 0, os.path.basename(src), category_ids_for(predictor.class_names))
-    print(f"{src}: {_summary(det, args.top_k)}")
+    print(f"{redact(src)}: {_summary(det, args.top_k)}")
     drawing = _draw(image, det, args)
     if out:
-        _write_image(out, drawing)
+        write_drawing(out, drawing)
         print(f"wrote {out}")
     elif open_window_possible():
-        cv2.imshow(os.path.basename(src), drawing)
+        cv2.imshow(os.path.basename(redact(src)), drawing)
         cv2.waitKey(0)
         cv2.destroyAllWindows()
 
@@ -126,9 +127,8 @@ def eval_images(
     if not out:
         raise UsageError("--images needs IN_DIR:OUT_DIR")
     files = list_images(src)
-    if os.path.isdir(out) and os.path.samefile(src, out):
-        raise UsageError(f"--images: OUT_DIR must differ from IN_DIR ({out}): drawings would "
-                         "replace the inputs")  # fmt: skip
+    if not files:
+        raise InputError(f"no images in {src} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     names = output_names(files)
     if args.max_images >= 0:
         files = files[: args.max_images]
@@ -149,8 +149,10 @@ def eval_images(
         det = predictor(image)
         if writer is not None:
             writer.add(det, i, os.path.basename(path), ids)
-        _write_image(os.path.join(out, names[i]), _draw(image, det, args))
+        write_drawing(os.path.join(out, names[i]), _draw(image, det, args))
         done += 1
+    if skipped and not done:
+        raise InputError(f"none of the {len(skipped)} images in {src} could be read")
     print(f"processed {done} images into {out}, skipped {len(skipped)}")
 
 
@@ -242,12 +244,13 @@ def eval_video(
     file. An error in a stage ends the run with that error.
     """
     src, out = split_in_out(spec)
+    name = redact(src)  # what messages, the window and --output_json show
     source = VideoSource.open(src)
     show = open_window_possible() and (args.display or out is None)
     if out is None and not show:
         print("note: no display here and no output file given; detections are only counted",
               file=sys.stderr)  # fmt: skip
-    window = f"yolact: {src}"
+    window = f"yolact: {name}"
     video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
     batch_size = 1 if source.is_live else max(1, args.video_multiframe)
     from tqdm import tqdm
@@ -257,7 +260,7 @@ def eval_video(
         total = min(total, args.max_images)
     bar = tqdm(total=total, desc="frames", unit="frame", disable=args.no_bar or source.is_live)
     times = StageTimes(dict.fromkeys(("read", "network", "post", "draw+write"), 0.0))
-    sink = _VideoSink(predictor, args, src, writer, video_out, show, times, bar)
+    sink = _VideoSink(predictor, args, name, writer, video_out, show, times, bar)
     stage = StageThread(sink, "drawing and writing", max_queue=2, context=torch.no_grad)
     reader = FrameReader(source, cancel=stop.event if stop is not None else None)
     stopped = False
@@ -307,12 +310,14 @@ def eval_video(
     rate = f", {sink.fps:.1f} FPS" if sink.fps else ""
     dropped = getattr(reader, "dropped", 0)
     extra = f", {dropped} stale frames dropped" if dropped else ""
-    print(f"{src}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
+    print(f"{name}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
     print(times.summary(wall_s))
     if getattr(reader, "ended_early", False) and not stopped:
-        print(f"note: the stream {src} ended or dropped; kept what was processed", file=sys.stderr)
-    if video_out is not None:
+        print(f"note: the stream {name} ended or dropped; kept what was processed", file=sys.stderr)
+    if video_out is not None and video_out.frames_written:
         print(f"wrote {out} ({video_out.frames_written} frames)")
+    elif video_out is not None:
+        print(f"note: no frame was processed; {out} not written", file=sys.stderr)
 
 
 def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
@@ -333,6 +338,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
     ann_file, image_dir = named_dataset(args.dataset) if args.dataset else (
         args.val_ann, args.val_images)  # fmt: skip
     dataset = CocoDataset(ann_file, image_dir)  # fails before the model is built
+    check_dataset_outputs(args, ann_file)
     try:
         requested = select_device(device_from_args(args))
     except ValueError as e:
@@ -356,12 +362,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
     if result.metrics is None:
         print(f"note: {ann_file} has no annotations; COCOeval skipped, wrote results only",
               file=sys.stderr)  # fmt: skip
-    if args.output_coco_json or result.metrics is None:
-        write_results(result, args.bbox_det_file, args.mask_det_file)
-        print(f"wrote {args.bbox_det_file} and {args.mask_det_file}")
-    if args.metrics_json:
-        write_metrics(result, args.metrics_json)
-        print(f"wrote {args.metrics_json}")
+    save_dataset_outputs(result, args, results=args.output_coco_json or result.metrics is None)
     return 0
 
 
@@ -386,6 +387,8 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
         raise UsageError("--backends goes with --benchmark")
     if args.benchmark and (args.compare or args.backends):
         return run_compare(args)
+    if not args.benchmark:
+        check_outputs(args)  # before the model is built: nothing to lose yet
     predictor = build_predictor(args)
     if args.benchmark:
         benchmark(predictor, args)
@@ -400,10 +403,10 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
                 eval_images(predictor, args.images, args, writer, stop)
             else:
                 eval_video(predictor, args.video, args, writer, stop)
-        finally:
-            if writer is not None:
-                writer.write()
-                print(f"wrote {len(writer)} detections to {args.output_json}")
+        except BaseException:
+            save_output_json(writer, failing=True)
+            raise
+        save_output_json(writer, failing=False)
     return 0
 
 

@@ -13,7 +13,7 @@ from yolact.core.device import select_device
 from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
 from yolact.io.images import InputError, list_images, read_image, to_bgr8
-from yolact.io.sources import VideoSource, split_in_out
+from yolact.io.sources import VideoSource, redact, split_in_out
 from yolact.registry import build_predictor as build_family_predictor
 from yolact.registry import resolve_config
 
@@ -122,7 +122,7 @@ def benchmark_frames(args: argparse.Namespace, count: int) -> list:
         finally:
             source.close()
         if not frames:
-            raise InputError(f"no frames could be read from {args.video}")
+            raise InputError(f"no frames could be read from {redact(split_in_out(args.video)[0])}")
         return frames
     return synthetic_frames(count, seed=args.seed or 0)
 

@@ -336,13 +336,18 @@ def write_results(result: EvalResult, bbox_path: str, mask_path: str) -> tuple[s
     return _write_json(result.bbox_results, bbox_path), _write_json(result.segm_results, mask_path)
 
 
-def write_metrics(result: EvalResult, path: str) -> str:
-    """Write ``{"bbox": {...}, "segm": {...}, "per_class": {...}, "per_iou": {...},
-    "num_images": n}`` as JSON (metrics null without ground truth); returns the path."""
+def metrics_dict(result: EvalResult) -> dict[str, Any]:
+    """``{"bbox": {...}, "segm": {...}, "per_class": {...}, "per_iou": {...},
+    "num_images": n}``, JSON-ready (metrics None without ground truth)."""
     metrics = result.metrics or {}
     out: dict[str, Any] = {t: metrics.get(t) for t in IOU_TYPES}
     out.update(per_class=result.per_class, per_iou=result.per_iou, num_images=result.num_images)
-    return _write_json(out, path)
+    return out
+
+
+def write_metrics(result: EvalResult, path: str) -> str:
+    """Write ``metrics_dict(result)`` as JSON; returns the path."""
+    return _write_json(metrics_dict(result), path)
 
 
 def match_classes(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -15,6 +13,7 @@ from pycocotools import mask as mask_utils
 
 from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.core.structures import Detections
+from yolact.io.outputs import atomic_write, write_or_rescue
 
 
 def category_ids_for(class_names: Sequence[str]) -> list[int]:
@@ -123,6 +122,7 @@ class CocoJsonWriter:
             raise ValueError("the COCO JSON output path is empty")
         self.path = path
         self.results: list[dict[str, Any]] = []
+        self.images = 0  # images (or frames) added, with or without detections
 
     def __len__(self) -> int:
         return len(self.results)
@@ -134,8 +134,14 @@ class CocoJsonWriter:
         file_name: str | None = None,
         category_ids: Sequence[int] | None = None,
     ) -> None:
-        """Append the results of one image (see ``detections_to_coco``)."""
+        """Append the results of one image (see ``detections_to_coco``); counted in
+        ``images`` even without detections."""
         self.results.extend(detections_to_coco(det, image_id, file_name, category_ids))
+        self.images += 1
+
+    def to_bytes(self) -> bytes:
+        """The JSON text of all results collected so far, UTF-8."""
+        return json.dumps(self.results).encode("utf-8")
 
     def write(self) -> str:
         """Write all results collected so far.
@@ -144,21 +150,26 @@ class CocoJsonWriter:
             The path written.
 
         Raises:
-            OSError: the folder cannot be created or the file cannot be written.
+            OSError: the folder cannot be created or the file cannot be written;
+                an existing file is then left as it was.
         """
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".coco-", suffix=".json.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.results, f)
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(self.path, self.to_bytes())
         return self.path
+
+    def save(self) -> str:
+        """``write``, and where that fails keep the results under another name.
+
+        Returns:
+            The path written.
+
+        Raises:
+            OutputError: ``path`` could not be written; the one-line message says
+                why and where the results were saved instead (beside ``path``, in
+                the current folder or in the temporary folder), or that no place
+                could be written.
+        """
+        what = f"{len(self)} detections of {self.images} images"
+        return write_or_rescue(self.path, self.to_bytes(), what)
 
     def __enter__(self) -> CocoJsonWriter:
         return self

@@ -9,6 +9,8 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from yolact.io.redact import redact
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -119,13 +121,13 @@ def read_image(path: str) -> np.ndarray:
         InputError: missing, unreadable or corrupt file.
     """
     if not os.path.exists(path):
-        raise InputError(f"image not found: {path}")
+        raise InputError(f"image not found: {redact(path)}")
     if os.path.isdir(path):
-        raise InputError(f"expected an image file, got a folder: {path} (use --images)")
+        raise InputError(f"expected an image file, got a folder: {redact(path)} (use --images)")
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise InputError(f"cannot decode image (corrupt or not an image): {path}")
+        raise InputError(f"cannot decode image (corrupt or not an image): {redact(path)}")
     return to_bgr8(image)
 
 
@@ -136,7 +138,7 @@ def list_images(folder: str) -> list[str]:
         InputError: the folder does not exist.
     """
     if not os.path.isdir(folder):
-        raise InputError(f"image folder not found: {folder}")
+        raise InputError(f"image folder not found: {redact(folder)}")
     return sorted(
         os.path.join(folder, f)
         for f in os.listdir(folder)

@@ -95,10 +95,10 @@ def _covered_region(masks: Tensor) -> tuple[int, int, int, int] | None:
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
 
 
-def _line_metrics() -> tuple[int, int]:
+def _line_metrics(scale: float = _FONT_SCALE) -> tuple[int, int]:
     """(ascent, descent) in pixels of one text line, descenders included
     (``cv2.getTextSize`` reports the descent only for text that has one)."""
-    (_, ascent), descent = cv2.getTextSize("Hgy", _FONT, _FONT_SCALE, _FONT_THICKNESS)
+    (_, ascent), descent = cv2.getTextSize("Hgy", _FONT, scale, _FONT_THICKNESS)
     return ascent, descent
 
 
@@ -113,20 +113,43 @@ def _draw_fps(image: np.ndarray, fps: float) -> None:
     )
 
 
+_MIN_FONT_SCALE = 0.1
+
+
+def _label_size(text: str, width: int, height: int) -> tuple[float, int, int, int]:
+    """(font scale, ascent, box width, box height) of a label that fits a
+    ``width`` x ``height`` frame: the usual scale, smaller where the frame is
+    too small for it (down to ``_MIN_FONT_SCALE``)."""
+    scale = _FONT_SCALE
+    while True:
+        (tw, _), _ = cv2.getTextSize(text, _FONT, scale, _FONT_THICKNESS)
+        ascent, descent = _line_metrics(scale)
+        box_w, box_h = tw + 5, ascent + descent + 1  # 2 pixels each side of the text
+        fit = min(width / box_w, height / box_h)
+        if fit >= 1.0 or scale <= _MIN_FONT_SCALE:
+            return scale, ascent, box_w, box_h
+        scale = max(_MIN_FONT_SCALE, scale * min(fit, 0.95))
+
+
 def _draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
     """A filled label in ``color`` with white text just above (x, y), or just
-    below it when there is no room above (in place)."""
-    (tw, _), _ = cv2.getTextSize(text, _FONT, _FONT_SCALE, _FONT_THICKNESS)
-    ascent, descent = _line_metrics()
-    height = ascent + descent
-    top = y - height if y - height >= 0 else y
-    cv2.rectangle(image, (x, top), (x + tw + 4, top + height), color, -1)
+    below it when there is no room above (in place).
+
+    The label stays inside the frame: moved left from the right edge, up from
+    the bottom, and drawn smaller where the frame is narrower or lower than it.
+    """
+    H, W = image.shape[:2]
+    scale, ascent, box_w, box_h = _label_size(text, W, H)
+    top = y - box_h if y - box_h >= 0 else y
+    x = min(max(x, 0), max(W - box_w, 0))
+    top = min(max(top, 0), max(H - box_h, 0))
+    cv2.rectangle(image, (x, top), (x + box_w - 1, top + box_h - 1), color, -1)
     cv2.putText(
         image,
         text,
         (x + 2, top + ascent),
         _FONT,
-        _FONT_SCALE,
+        scale,
         _TEXT_COLOR,
         _FONT_THICKNESS,
         cv2.LINE_AA,
@@ -149,7 +172,8 @@ def draw_detections(
 
     Masks are blended on the detections' device in one vectorised step with the
     best-scored detection on top, over the rectangle that the masks cover; boxes
-    and labels are then drawn with OpenCV.
+    and labels are then drawn with OpenCV, the worst first, so that the best
+    label is the one on top where labels overlap. Labels stay inside the frame.
 
     Args:
         image: [H, W, 3] uint8 BGR; not modified.
@@ -195,7 +219,7 @@ def draw_detections(
     if (boxes or text) and n > 0:
         box_list = det.boxes.round().to(torch.int64).tolist()
         score_list = det.scores.tolist()
-        for i in range(n):
+        for i in reversed(range(n)):  # the best-scored box and label end on top
             x1, y1, x2, y2 = box_list[i]
             x1, x2 = min(max(x1, 0), W - 1), min(max(x2, 0), W - 1)
             y1, y2 = min(max(y1, 0), H - 1), min(max(y2, 0), H - 1)

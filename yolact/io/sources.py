@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from yolact.io.images import ClosesOnExit, InputError, to_bgr8
+from yolact.io.redact import redact as redact  # re-exported: sources.redact
 
 DEFAULT_FPS = 30.0
 DEFAULT_STREAM_TIMEOUT_S = 10.0
@@ -37,7 +38,6 @@ _URL_PREFIX = re.compile(
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
-_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
 
 _OPEN_FAILED = {
     "file": "cannot open video (corrupt or not a video): {name}",
@@ -120,11 +120,6 @@ def parse_source(spec: str) -> tuple[SourceKind, str | int]:
     return "file", spec
 
 
-def redact(url: str) -> str:
-    """Hide a password in a URL (``rtsp://user:***@host``) for messages."""
-    return _PASSWORD.sub(r"\1:***@", url)
-
-
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own warnings while probing backends; our error says what failed."""
@@ -155,7 +150,8 @@ class VideoSource(ClosesOnExit):
     Args:
         capture: an opened ``cv2.VideoCapture`` or an object with its methods.
         kind: "file", "webcam" or "stream".
-        name: what messages call the source (a path, "webcam 0", a URL).
+        name: what messages call the source (a path, "webcam 0", a URL; a
+            URL's credentials are hidden, see ``redact``).
 
     Raises:
         SourceError: the capture is not open or gives no first frame.
@@ -165,7 +161,7 @@ class VideoSource(ClosesOnExit):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
-        self.name = name
+        self.name = redact(name)
         self._lock = threading.Lock()
         self._cap: Capture | None = capture
         try:
@@ -176,7 +172,7 @@ class VideoSource(ClosesOnExit):
         if not opened or not ok or frame is None:
             self.close()
             messages = _NO_FIRST_FRAME if opened else _OPEN_FAILED
-            raise SourceError(messages[kind].format(name=name))
+            raise SourceError(messages[kind].format(name=self.name))
         self._first: np.ndarray | None = _bgr8(frame)
         self.height, self.width = self._first.shape[:2]
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import sys
+import tempfile
 
 import cv2
 import numpy as np
@@ -27,7 +29,9 @@ class VideoWriter(ClosesOnExit):
     """Write BGR uint8 frames [H, W, 3] of one fixed size to a video file.
 
     The codec follows the extension (mp4v for .mp4/.m4v/.mov/.mkv, MJPG for
-    .avi); parent folders are created.
+    .avi); parent folders are created. Frames go to a temporary file beside
+    ``path`` that ``close`` moves over ``path``, so ``path`` keeps its old
+    content while the video is written, and for good when no frame was written.
 
     Args:
         path: output file.
@@ -53,17 +57,23 @@ class VideoWriter(ClosesOnExit):
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=ext,
+                                       dir=parent)  # fmt: skip
+            os.close(fd)
         except OSError as err:
             raise SourceError(f"cannot create folder {parent}: {err.strerror}") from None
         fourcc = cv2.VideoWriter.fourcc(*FOURCC_BY_EXTENSION[ext])
-        writer = cv2.VideoWriter(path, fourcc, float(fps), (width, height))
+        writer = cv2.VideoWriter(tmp, fourcc, float(fps), (width, height))
         if not writer.isOpened():
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
             raise SourceError(f"cannot open video for writing: {path}")
         self.path = path
         self.fps = float(fps)
         self.size = (width, height)
         self.frames_written = 0
         self._writer: cv2.VideoWriter | None = writer
+        self._tmp = tmp
 
     def write(self, frame: np.ndarray) -> None:
         """Append one frame [H, W, 3] BGR uint8 (gray/BGRA converted, never resized).
@@ -84,10 +94,27 @@ class VideoWriter(ClosesOnExit):
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finish the file; safe to call twice."""
+        """Finish the file and move it over ``path`` (removed instead when no frame
+        was written); safe to call twice.
+
+        Raises:
+            SourceError: the finished video cannot be moved into place; it is kept
+                under its temporary name, which the message gives.
+        """
         writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.release()
+        if writer is None:
+            return
+        writer.release()
+        if self.frames_written == 0:
+            with contextlib.suppress(OSError):
+                os.remove(self._tmp)
+            return
+        try:
+            os.chmod(self._tmp, 0o644)  # mkstemp makes it owner-only
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            raise SourceError(f"cannot write {self.path} ({err.strerror}); the video is "
+                              f"kept as {self._tmp}") from None  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
