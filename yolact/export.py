@@ -61,6 +61,7 @@ from yolact.core.config import ConfigError
 from yolact.core.family import ExportError, ExportSpec
 from yolact.core.padded import OUTPUT_NAMES
 from yolact.core.preprocess import SquarePreprocessor
+from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.registry import family_of, resolve_config
 
@@ -357,9 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the NMS in the graph (default: config's)",
     )
     p.add_argument("--no_check", action="store_true", help="skip the check against PyTorch")
+    p.add_argument("--threads", type=int, help="threads for PyTorch (default: the idle cores)")
     a = p.parse_args(argv)
     if a.trained_model is None and a.config is None:
         p.error("give --trained_model (or --config for random weights)")
+    try:
+        configure_threads(a.threads)
+    except ThreadsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         export(
             a.trained_model, a.output, a.format, config=a.config, half=a.half, batch=a.batch,

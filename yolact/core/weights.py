@@ -65,6 +65,8 @@ def read_checkpoint(
         CheckpointError: missing, truncated, unreadable or not a set of weights.
     """
     if not os.path.isfile(path):
+        if os.path.isdir(path):
+            raise CheckpointError(f"{path} is a folder, not a checkpoint file")
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
