@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -65,6 +65,23 @@ class Capture(Protocol):
     def get(self, prop_id: int) -> float: ...
 
     def release(self) -> None: ...
+
+
+class FrameSource(Protocol):
+    """What a :class:`FrameReader` reads: a video source, an image folder, frames in memory.
+
+    ``read`` returns the next frame (or a marker the consumer understands, such as
+    an image that was skipped), None at the end.
+    """
+
+    name: str
+
+    @property
+    def is_live(self) -> bool: ...
+
+    def read(self) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 def one_line(err: BaseException | str) -> str:
@@ -284,14 +301,18 @@ class FrameReader(ClosesOnExit):
         live: drop stale frames; defaults to ``source.is_live``.
         max_queue: frames buffered ahead when not live.
         cancel: an event that ends the iteration when set (a stop request).
+        cond: the condition the reader notifies when a frame arrives or it ends
+            (default: its own); readers that share one can be waited on together
+            (see :meth:`take`).
     """
 
     def __init__(
         self,
-        source: VideoSource,
+        source: FrameSource,
         live: bool | None = None,
         max_queue: int = 16,
         cancel: threading.Event | None = None,
+        cond: threading.Condition | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
@@ -304,7 +325,7 @@ class FrameReader(ClosesOnExit):
         self.ended_early = False
         self.end_message: str | None = None
         self._frames: deque[tuple[int, np.ndarray]] = deque()
-        self._cond = threading.Condition()
+        self._cond = cond if cond is not None else threading.Condition()
         self._stopping = False
         self._finished = False
         self._error: str | None = None
@@ -369,6 +390,29 @@ class FrameReader(ClosesOnExit):
                 message, self._error = self._error, None
                 raise SourceError(message)
             raise StopIteration
+
+    def take(self) -> tuple[int, np.ndarray] | None:
+        """The next (index, frame) if one waits, else None; never blocks for a frame.
+
+        Raises:
+            SourceError: the thread failed (after every frame read before it was taken).
+        """
+        with self._cond:
+            if self._frames:
+                item = self._frames.popleft()
+                self._cond.notify_all()
+                return item
+            if self._finished and self._error is not None:
+                message, self._error = self._error, None
+                raise SourceError(message)
+            return None
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the reader ended (or was stopped) and every frame and error was taken."""
+        with self._cond:
+            ended = self._finished or self._stopping
+            return ended and not self._frames and self._error is None
 
     @property
     def cancelled(self) -> bool:

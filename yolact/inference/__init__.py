@@ -1,0 +1,5 @@
+"""Library loops over frames: the streaming API and the outputs eval.py writes."""
+
+from yolact.inference.stream import Stream, StreamResult, stream
+
+__all__ = ["Stream", "StreamResult", "stream"]

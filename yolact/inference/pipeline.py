@@ -1,0 +1,234 @@
+"""The threads behind :func:`yolact.inference.stream.stream`.
+
+Reading and decoding run on one :class:`~yolact.io.sources.FrameReader` thread
+per source, the network on a thread of its own, and post-processing on a
+:class:`~yolact.io.pipeline.StageThread`; the consumer (the caller's thread)
+takes finished results from a bounded queue. Every queue is bounded, so the
+slowest stage sets the pace and memory stays flat; a live source's reader keeps
+only the newest frame.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from yolact.core.structures import Detections
+from yolact.inference.protocol import StagedPredictor
+from yolact.inference.sources import ImageFiles, Skipped
+from yolact.io.images import InputError
+from yolact.io.pipeline import StageThread, StageTimes
+from yolact.io.sources import FrameReader, FrameSource
+
+JOIN_TIMEOUT_S = 30.0  # the most a close waits for a batch in the network to finish
+SkipHandler = Callable[[str, InputError], None]
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One frame and its detections.
+
+    Attributes:
+        frame_index: the frame's number in its source (0-based; a live source's
+            dropped frames and a folder's unreadable images are counted).
+        image: the frame as the network saw it, BGR uint8 [H, W, 3].
+        detections: its :class:`~yolact.core.structures.Detections`.
+        source_index: which of the sources given it came from (0 for one source).
+        source: what it came from, for messages: the image's path for a folder
+            or an image, else the source's name (a URL's credentials hidden).
+    """
+
+    frame_index: int
+    image: np.ndarray
+    detections: Detections
+    source_index: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class _End:
+    """The last item of the result queue; ``error`` ends the consumer with it."""
+
+    error: BaseException | None = None
+
+
+Frame = tuple[int, int, np.ndarray]  # (source_index, frame_index, image)
+
+
+class Pipeline:
+    """Runs the stages for :class:`~yolact.inference.stream.Stream` (see the module doc).
+
+    Args:
+        predictor: the three stages of the model.
+        sources: opened frame sources (the pipeline closes them).
+        batch_size: frames per network call (1 when a source is live).
+        max_frames: stop after this many frames (-1: all).
+        stop: an event that ends reading when set (a stop request); frames already
+            read are still processed and returned.
+        on_skip: called with the path and error of a folder's unreadable image.
+    """
+
+    def __init__(
+        self,
+        predictor: StagedPredictor,
+        sources: list[FrameSource],
+        batch_size: int = 1,
+        max_frames: int = -1,
+        stop: threading.Event | None = None,
+        on_skip: SkipHandler | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.sources = sources
+        live = any(s.is_live for s in sources)
+        self.batch_size = 1 if live else max(1, batch_size)
+        self.max_frames = max_frames
+        self.on_skip = on_skip
+        self.times = StageTimes(dict.fromkeys(("read", "network", "post"), 0.0))
+        self.cancel = threading.Event()  # graceful: finish what was read
+        self.abort = threading.Event()  # at once: drop what is in flight
+        self._stop = stop
+        self._cond = threading.Condition()
+        self._turn = 0
+        self.readers: list[FrameReader] = []
+        self.out: queue.Queue[Any] = queue.Queue(max(2, self.batch_size))
+        self._post: StageThread | None = None
+        self._network: threading.Thread | None = None
+        self.processed = 0
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for (``Stream.stop`` or the ``stop`` event)."""
+        return self.cancel.is_set() or (self._stop is not None and self._stop.is_set())
+
+    def start(self) -> None:
+        """Start the reader, network and post-processing threads."""
+        self.readers = [FrameReader(s, cond=self._cond) for s in self.sources]
+        self._post = StageThread(self._post_batch, "post-processing", context=torch.no_grad)
+        self._network = threading.Thread(target=self._run_network, name="yolact-network",
+                                         daemon=True)  # fmt: skip
+        self._network.start()
+
+    def results(self) -> Iterator[StreamResult]:
+        """Results in order until the sources end; raises the first stage's error."""
+        while True:
+            try:
+                item = self.out.get(timeout=0.5)
+            except queue.Empty:
+                if self._network is not None and not self._network.is_alive() and self.out.empty():
+                    return  # ended without an end marker: aborted
+                continue
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            self.processed += 1
+            self.times.frames = self.processed
+            yield item
+
+    def shutdown(self) -> None:
+        """End every thread (dropping the frames in flight) and close the sources."""
+        self.abort.set()
+        with self._cond:
+            self._cond.notify_all()
+        for reader in self.readers:
+            reader.stop()
+        if self._post is not None:
+            self._post.abort(JOIN_TIMEOUT_S)
+        if self._network is not None and self._network is not threading.current_thread():
+            self._network.join(JOIN_TIMEOUT_S)
+        if not self.readers:  # never started: nothing read or closed them
+            for source in self.sources:
+                with suppress(Exception):
+                    source.close()
+        self.times.add("read", sum(r.read_seconds for r in self.readers))
+
+    def _next_frame(self) -> tuple[int, int, Any] | None:
+        """The next frame of any source, in turn; None once all ended or on a stop."""
+        n = len(self.readers)
+        with self._cond:
+            while not (self.abort.is_set() or self.stopping):
+                active = False
+                for k in range(n):
+                    i = (self._turn + k) % n
+                    item = self.readers[i].take()
+                    if item is not None:
+                        self._turn = (i + 1) % n
+                        return (i, *item)
+                    active = active or not self.readers[i].exhausted
+                if not active:
+                    return None
+                self._cond.wait(0.5)
+        return None
+
+    def _run_network(self) -> None:
+        end = _End()
+        try:
+            with torch.no_grad():
+                self._network_loop()
+            if self.abort.is_set():
+                return
+            assert self._post is not None
+            self._post.finish()
+        except BaseException as err:  # handed to the consumer after the results before it
+            if self._post is not None and not self.abort.is_set():
+                with suppress(Exception):
+                    self._post.finish()
+            end = _End(err)
+        finally:
+            self._put(end)
+
+    def _network_loop(self) -> None:
+        assert self._post is not None
+        pending: list[Frame] = []
+        taken = 0
+        while True:
+            limit = 0 <= self.max_frames <= taken
+            item = None if limit else self._next_frame()
+            if item is not None:
+                taken += 1
+                if isinstance(item[2], Skipped):
+                    if self.on_skip is not None:
+                        self.on_skip(item[2].path, item[2].error)
+                else:
+                    pending.append(item)
+                limit = 0 <= self.max_frames <= taken
+                if len(pending) < self.batch_size and not (limit or self.stopping):
+                    continue
+            if pending and not self.abort.is_set():
+                with self.times.timed("network"):
+                    batch = self.predictor.run_pre([f for *_, f in pending])
+                    raw = self.predictor.run_network(batch)
+                self._post.put((pending, raw))
+            pending = []
+            if item is None or self.abort.is_set():
+                return
+
+    def _post_batch(self, item: tuple[list[Frame], Any]) -> None:
+        frames, raw = item
+        with self.times.timed("post"):
+            dets = self.predictor.run_post(raw, [f.shape[:2] for *_, f in frames])
+        for (source_index, index, frame), det in zip(frames, dets):
+            name = self._frame_name(source_index, index)
+            self._put(StreamResult(index, frame, det, source_index, name))
+
+    def _frame_name(self, source_index: int, index: int) -> str:
+        source = self.sources[source_index]
+        if isinstance(source, ImageFiles) and index < len(source.files):
+            return source.files[index]
+        return source.name
+
+    def _put(self, item: Any) -> None:
+        """Queue a result for the consumer, giving up once the pipeline is aborted."""
+        while not self.abort.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
