@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,18 +41,20 @@ from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes
-from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import (
-    IMAGE_EXTENSIONS,
-    InputError,
-    list_images,
-    output_names,
-    read_image,
-    to_bgr8,
+from yolact.inference.outputs import (
+    DrawOptions,
+    VideoReport,
+    draw,
+    summary,
+    write_folder,
+    write_video,
 )
-from yolact.io.pipeline import StageError, StageThread, StageTimes
-from yolact.io.render import draw_detections
-from yolact.io.sources import FrameReader, VideoSource, redact, split_in_out
+from yolact.inference.sources import ImageFiles
+from yolact.inference.stream import Stream, stream
+from yolact.io.coco_json import CocoJsonWriter, category_ids_for
+from yolact.io.images import InputError, output_names
+from yolact.io.pipeline import StageError
+from yolact.io.sources import VideoSource, redact, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 
@@ -62,44 +63,38 @@ log = logging.getLogger("yolact")
 
 ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError, ThreadsError,
           StageError)  # fmt: skip
-QUIT_KEYS = (27, ord("q"), ord("Q"))
 
 
-def _shown(det: Detections, top_k: int) -> Detections:
-    """The detections to draw: the first ``top_k`` (they are sorted by score)."""
-    k = min(max(top_k, 0), len(det))
-    return det.select(torch.arange(k, device=det.scores.device))
+def _draw_options(args: argparse.Namespace) -> DrawOptions:
+    return DrawOptions(top_k=args.top_k, masks=args.display_masks, boxes=args.display_bboxes,
+                       text=args.display_text, scores=args.display_scores,
+                       fps=args.display_fps)  # fmt: skip
 
 
-def _draw(image: np.ndarray, det: Detections, args: argparse.Namespace, fps=None) -> np.ndarray:
-    return draw_detections(
-        image,
-        _shown(det, args.top_k),
-        masks=args.display_masks,
-        boxes=args.display_bboxes,
-        text=args.display_text,
-        scores=args.display_scores,
-        fps=fps,
-    )
+def _draw(
+    image: np.ndarray, det: Detections, args: argparse.Namespace, fps: float | None = None
+) -> np.ndarray:
+    """The drawing eval.py makes of ``image`` with the flags' parts."""
+    return draw(image, det, _draw_options(args), fps)
 
 
-def _summary(det: Detections, top_k: int) -> str:
-    shown = _shown(det, top_k)
-    parts = [
-        f"{name} {score:.2f} [{', '.join(str(int(v)) for v in box)}]"
-        for name, score, box in zip(shown.names, shown.scores.tolist(), shown.boxes.tolist())
-    ]
-    return f"{len(det)} detections" + (": " + "; ".join(parts) if parts else "")
+def _progress(total: int | None, desc: str, unit: str, disable: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable)
 
 
-def eval_image(predictor: Predictor, spec: str, args: argparse.Namespace, writer) -> None:
+def eval_image(
+    predictor: Predictor, spec: str, args: argparse.Namespace, writer: CocoJsonWriter | None
+) -> None:
+    """``--image IN[:OUT]``: one image, drawn to OUT or a window."""
     src, out = split_in_out(spec)
-    image = read_image(src)
-    det = predictor(image)
+    with stream(predictor, ImageFiles([src], src, skip_unreadable=False)) as s:
+        r = next(s)
     if writer is not None:
-        writer.add(det, 0, os.path.basename(src), category_ids_for(predictor.class_names))
-    print(f"{redact(src)}: {_summary(det, args.top_k)}")
-    drawing = _draw(image, det, args)
+        writer.add(r.detections, 0, os.path.basename(src), category_ids_for(predictor.class_names))
+    print(f"{redact(src)}: {summary(r.detections, args.top_k)}")
+    drawing = _draw(r.image, r.detections, args)
     if out:
         write_drawing(out, drawing)
         print(f"wrote {out}")
@@ -121,109 +116,31 @@ def eval_images(
     Drawings are PNG files named by :func:`yolact.io.images.output_names`, so two
     inputs never share an output. With ``--output_json`` the ``image_id`` is the
     input's place in the sorted folder listing and ``file_name`` its own name.
-    A stop request (SIGINT, SIGTERM) ends the loop after the current image.
+    A stop request (SIGINT, SIGTERM) ends reading; the images read are drawn.
     """
     src, out = split_in_out(spec)
     if not out:
         raise UsageError("--images needs IN_DIR:OUT_DIR")
-    files = list_images(src)
-    if not files:
-        raise InputError(f"no images in {src} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    names = output_names(files)
-    if args.max_images >= 0:
-        files = files[: args.max_images]
+    folder = ImageFiles.folder(src, args.max_images)
+    names = output_names(folder.all_files)
     os.makedirs(out, exist_ok=True)
-    from tqdm import tqdm
+    bar = _progress(len(folder.files), "images", "img", args.no_bar)
+    skipped: list[str] = []
 
-    done, skipped = 0, []
-    ids = category_ids_for(predictor.class_names)
-    for i, path in enumerate(tqdm(files, desc="images", unit="img", disable=args.no_bar)):
-        if stop is not None and stop.requested:
-            break
-        try:
-            image = read_image(path)
-        except InputError as e:
-            skipped.append(path)
-            tqdm.write(f"skipping: {e}", file=sys.stderr)
-            continue
-        det = predictor(image)
-        if writer is not None:
-            writer.add(det, i, os.path.basename(path), ids)
-        write_drawing(os.path.join(out, names[i]), _draw(image, det, args))
-        done += 1
+    def skip(path: str, err: InputError) -> None:
+        skipped.append(path)
+        bar.write(f"skipping: {err}", file=sys.stderr)
+        bar.update(1)
+
+    s = stream(predictor, folder, stop=stop.event if stop else None, on_skip=skip)
+    try:
+        done = write_folder(s, out, names, _draw_options(args), write_drawing, writer,
+                            predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
+    finally:
+        bar.close()
     if skipped and not done:
         raise InputError(f"none of the {len(skipped)} images in {src} could be read")
     print(f"processed {done} images into {out}, skipped {len(skipped)}")
-
-
-class FPSMeter:
-    """Frames per second over a sliding window of recent frames."""
-
-    def __init__(self, window: int = 30) -> None:
-        self.times: deque = deque(maxlen=window)
-
-    def tick(self) -> float | None:
-        self.times.append(time.perf_counter())
-        if len(self.times) < 2:
-            return None
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
-
-
-class _VideoSink:
-    """The drawing and writing stage of a video run (on its own thread): post-processing,
-    ``--output_json``, drawing and encoding, in the order the frames were read."""
-
-    def __init__(
-        self,
-        predictor: Predictor,
-        args: argparse.Namespace,
-        src: str,
-        writer: CocoJsonWriter | None,
-        video_out: VideoWriter | None,
-        show: bool,
-        times: StageTimes,
-        bar: Any,
-    ) -> None:
-        self.predictor, self.args, self.src = predictor, args, src
-        self.writer, self.video_out, self.show = writer, video_out, show
-        self.times, self.bar = times, bar
-        self.ids = category_ids_for(predictor.class_names)
-        self.meter = FPSMeter()
-        self.fps: float | None = None
-        self.processed = 0
-        self.detections = 0
-        self.latest: np.ndarray | None = None
-
-    def __call__(self, item: tuple[list[tuple[int, np.ndarray]], Any]) -> None:
-        """Post-process one network batch and draw, write and count its frames."""
-        frames, raw = item
-        with self.times.timed("post"):
-            dets = self.predictor.run_post(raw, [frame.shape[:2] for _, frame in frames])
-        with self.times.timed("draw+write"):
-            for (index, frame), det in zip(frames, dets):
-                self.processed += 1
-                self.times.frames = self.processed
-                self.detections += len(det)
-                self.fps = self.meter.tick() or self.fps
-                if self.writer is not None:
-                    self.writer.add(det, index, os.path.basename(self.src), self.ids)
-                if self.video_out is None and not self.show:
-                    continue
-                fps = self.fps if self.args.display_fps else None
-                drawing = _draw(frame, det, self.args, fps)
-                if self.video_out is not None:
-                    self.video_out.write(drawing)
-                if self.show:
-                    self.latest = drawing
-        self.bar.update(len(frames))
-
-
-def _show_latest(sink: _VideoSink, window: str) -> bool:
-    """Show the newest drawing (windows belong to the main thread); True on a quit key."""
-    drawing, sink.latest = sink.latest, None
-    if drawing is not None:
-        cv2.imshow(window, drawing)
-    return (cv2.waitKey(1) & 0xFF) in QUIT_KEYS
 
 
 def eval_video(
@@ -235,84 +152,62 @@ def eval_video(
 ) -> None:
     """``--video SRC[:OUT]``: a video file, webcam or stream, drawn to OUT or a window.
 
-    Three stages run at once: reading and decoding (a reader thread), the network
-    (this thread), and post-processing, drawing and encoding (a stage thread), with
-    bounded queues between them; a file's frames all arrive in order, a live
-    source's newest frame is taken. The time per frame of every stage is printed
-    at the end. A stop request (SIGINT, SIGTERM) ends reading; the frames already
-    read are processed, written and reported, and OUT is closed as a playable
-    file. An error in a stage ends the run with that error.
+    The frames go through :func:`yolact.inference.stream` (reading, the network
+    and post-processing each on a thread) and are drawn and written here; a
+    file's frames all arrive in order, a live source's newest frame is taken.
+    The time per frame of every stage is printed at the end. A stop request
+    (SIGINT, SIGTERM) ends reading; the frames already read are processed,
+    written and reported, and OUT is closed as a playable file. An error in a
+    stage ends the run with that error.
     """
     src, out = split_in_out(spec)
     name = redact(src)  # what messages, the window and --output_json show
     source = VideoSource.open(src)
+    s = stream(predictor, source, batch_size=args.video_multiframe, max_frames=args.max_images,
+               stop=stop.event if stop is not None else None)  # fmt: skip
     show = open_window_possible() and (args.display or out is None)
     if out is None and not show:
         print("note: no display here and no output file given; detections are only counted",
               file=sys.stderr)  # fmt: skip
-    window = f"yolact: {name}"
-    video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
-    batch_size = 1 if source.is_live else max(1, args.video_multiframe)
-    from tqdm import tqdm
-
+    try:
+        video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
+    except BaseException:
+        s.close()
+        raise
     total = source.frame_count
     if total is not None and args.max_images >= 0:
         total = min(total, args.max_images)
-    bar = tqdm(total=total, desc="frames", unit="frame", disable=args.no_bar or source.is_live)
-    times = StageTimes(dict.fromkeys(("read", "network", "post", "draw+write"), 0.0))
-    sink = _VideoSink(predictor, args, name, writer, video_out, show, times, bar)
-    stage = StageThread(sink, "drawing and writing", max_queue=2, context=torch.no_grad)
-    reader = FrameReader(source, cancel=stop.event if stop is not None else None)
-    stopped = False
+    bar = _progress(total, "frames", "frame", args.no_bar or source.is_live)
+    s.times.add("draw+write", 0.0)
     start = time.perf_counter()
     try:
-        with reader:
-            pending: list[tuple[int, np.ndarray]] = []
-            sent = 0
-            frames_iter = iter(reader)
-            while not stopped:
-                item = next(frames_iter, None)
-                if item is not None:
-                    pending.append((item[0], to_bgr8(item[1])))
-                    if args.max_images >= 0 and sent + len(pending) >= args.max_images:
-                        stopped = True
-                    if stop is not None and stop.requested:
-                        stopped = True
-                    if len(pending) < batch_size and not stopped:
-                        continue
-                if not pending:
-                    break
-                with times.timed("network"), torch.no_grad():
-                    raw = predictor.run_network(predictor.run_pre([f for _, f in pending]))
-                stage.put((pending, raw))
-                sent += len(pending)
-                pending = []
-                if show and _show_latest(sink, window):
-                    stopped = True
-                if item is None:
-                    break
-        stage.finish()
-        if show:
-            _show_latest(sink, window)
-    except Exception:
-        with contextlib.suppress(Exception):  # keep what went through the network
-            stage.finish()
-        raise
+        window = f"yolact: {name}" if show else None
+        report = write_video(s, _draw_options(args), video_out, window, writer,
+                             predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
     finally:
-        stage.abort()
         bar.close()
         if video_out is not None:
             video_out.close()
         if show:
             cv2.destroyAllWindows()
-    wall_s = time.perf_counter() - start
-    times.add("read", reader.read_seconds)
-    rate = f", {sink.fps:.1f} FPS" if sink.fps else ""
-    dropped = getattr(reader, "dropped", 0)
-    extra = f", {dropped} stale frames dropped" if dropped else ""
-    print(f"{name}: processed {sink.processed} frames, {sink.detections} detections{rate}{extra}")
-    print(times.summary(wall_s))
-    if getattr(reader, "ended_early", False) and not stopped:
+    _report_video(s, report, name, out, video_out, time.perf_counter() - start)
+
+
+def _report_video(
+    s: Stream,
+    report: VideoReport,
+    name: str,
+    out: str | None,
+    video_out: VideoWriter | None,
+    wall_s: float,
+) -> None:
+    """The lines a finished video run prints: counts, stage timings, notes, the file."""
+    rate = f", {report.fps:.1f} FPS" if report.fps else ""
+    extra = f", {s.dropped} stale frames dropped" if s.dropped else ""
+    print(f"{name}: processed {report.processed} frames, {report.detections} detections"
+          f"{rate}{extra}")  # fmt: skip
+    print(s.times.summary(wall_s))
+    if s.ended_early and not s.stopped:
         print(f"note: the stream {name} ended or dropped; kept what was processed", file=sys.stderr)
     if video_out is not None and video_out.frames_written:
         print(f"wrote {out} ({video_out.frames_written} frames)")

@@ -12,8 +12,8 @@ from yolact.backends.meta import exported_format
 from yolact.core.device import select_device
 from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
-from yolact.io.images import InputError, list_images, read_image, to_bgr8
-from yolact.io.sources import VideoSource, redact, split_in_out
+from yolact.inference.frames import folder_frames, image_frames, video_frames
+from yolact.io.sources import split_in_out
 from yolact.registry import build_predictor as build_family_predictor
 from yolact.registry import resolve_config
 
@@ -97,33 +97,13 @@ def build_predictor(
 
 
 def benchmark_frames(args: argparse.Namespace, count: int) -> list:
+    """``count`` frames from ``--image``, ``--images`` or ``--video`` (else synthetic ones)."""
     if args.image:
-        return [read_image(split_in_out(args.image)[0])] * count
+        return image_frames(split_in_out(args.image)[0], count)
     if args.images:
-        files = list_images(split_in_out(args.images)[0])[:count]
-        frames = []
-        for f in files:
-            try:
-                frames.append(read_image(f))
-            except InputError as e:
-                print(f"skipping: {e}", file=sys.stderr)
-        if not frames:
-            raise InputError("no readable images to benchmark in the folder")
-        return (frames * (count // len(frames) + 1))[:count]
+        return folder_frames(split_in_out(args.images)[0], count)
     if args.video:
-        source = VideoSource.open(split_in_out(args.video)[0])
-        frames = []
-        try:
-            while len(frames) < count:
-                frame = source.read()
-                if frame is None:
-                    break
-                frames.append(to_bgr8(frame))
-        finally:
-            source.close()
-        if not frames:
-            raise InputError(f"no frames could be read from {redact(split_in_out(args.video)[0])}")
-        return frames
+        return video_frames(split_in_out(args.video)[0], count)
     return synthetic_frames(count, seed=args.seed or 0)
 
 
