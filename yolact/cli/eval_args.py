@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, fields
 
 EXIT_CODES = (
     "exit status: 0 done, 1 bad input (one 'error:' line), 2 unknown or malformed flags, "
@@ -131,3 +132,71 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """eval.py's flags from ``argv`` (default: the command line)."""
     return build_parser().parse_args(argv)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Every eval.py flag, typed: one run of eval.py as a value.
+
+    The field names and defaults are the flags' (``--top_k`` is ``top_k``); see
+    ``python eval.py --help`` for what each does. From Python::
+
+        from yolact.cli.eval_cli import run_eval
+        run_eval(EvalOptions(trained_model="w.pth", video="in.mp4:out.mp4"))
+    """
+
+    trained_model: str | None = None
+    config: str | None = None
+    top_k: int = 5
+    score_threshold: float = 0.0
+    cuda: bool | None = None
+    device: str | None = None
+    half: bool = False
+    cuda_graph: bool = False
+    channels_last: bool | None = None
+    fast_nms: bool = True
+    cross_class_nms: bool = False
+    display_masks: bool = True
+    display_bboxes: bool = True
+    display_text: bool = True
+    display_scores: bool = True
+    display: bool = False
+    display_fps: bool = False
+    crop: bool = True
+    image: str | None = None
+    images: str | None = None
+    video: str | None = None
+    video_multiframe: int = 1
+    max_images: int = -1
+    benchmark: bool = False
+    benchmark_warmup: int = 3
+    compare: str | None = None
+    backends: str | None = None
+    benchmark_batch: int = 4
+    benchmark_dir: str = "runs/benchmark"
+    output_json: str | None = None
+    no_bar: bool = False
+    dataset: str | None = None
+    val_ann: str | None = None
+    val_images: str | None = None
+    output_coco_json: bool = False
+    bbox_det_file: str = "results/bbox_detections.json"
+    mask_det_file: str = "results/mask_detections.json"
+    metrics_json: str | None = None
+    seed: int | None = None
+    threads: int | None = None
+    tensorrt: bool | None = None  # set by --backends for its tensorrt row
+
+    @classmethod
+    def from_args(cls, namespace: argparse.Namespace) -> EvalOptions:
+        """The options of parsed flags (``parse_args``)."""
+        return cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})
+
+    @classmethod
+    def parse(cls, argv: list[str] | None = None) -> EvalOptions:
+        """The options of a command line (default: this process's)."""
+        return cls.from_args(parse_args(argv))
+
+    def to_args(self) -> argparse.Namespace:
+        """The options as parsed flags (for code that changes copies of them)."""
+        return argparse.Namespace(**{f.name: getattr(self, f.name) for f in fields(self)})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -17,7 +17,7 @@ import torch
 
 from yolact.apps.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
-from yolact.cli.eval_args import parse_args
+from yolact.cli.eval_args import EvalOptions
 from yolact.cli.eval_outputs import (
     check_dataset_outputs,
     check_outputs,
@@ -26,6 +26,7 @@ from yolact.cli.eval_outputs import (
     write_drawing,
 )
 from yolact.cli.predictors import (
+    Flags,
     UsageError,
     benchmark_frames,
     build_predictor,
@@ -65,15 +66,13 @@ ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError, Th
           StageError)  # fmt: skip
 
 
-def _draw_options(args: argparse.Namespace) -> DrawOptions:
+def _draw_options(args: Flags) -> DrawOptions:
     return DrawOptions(top_k=args.top_k, masks=args.display_masks, boxes=args.display_bboxes,
                        text=args.display_text, scores=args.display_scores,
                        fps=args.display_fps)  # fmt: skip
 
 
-def _draw(
-    image: np.ndarray, det: Detections, args: argparse.Namespace, fps: float | None = None
-) -> np.ndarray:
+def _draw(image: np.ndarray, det: Detections, args: Flags, fps: float | None = None) -> np.ndarray:
     """The drawing eval.py makes of ``image`` with the flags' parts."""
     return draw(image, det, _draw_options(args), fps)
 
@@ -85,7 +84,7 @@ def _progress(total: int | None, desc: str, unit: str, disable: bool) -> Any:
 
 
 def eval_image(
-    predictor: Predictor, spec: str, args: argparse.Namespace, writer: CocoJsonWriter | None
+    predictor: Predictor, spec: str, args: EvalOptions, writer: CocoJsonWriter | None
 ) -> None:
     """``--image IN[:OUT]``: one image, drawn to OUT or a window."""
     src, out = split_in_out(spec)
@@ -107,7 +106,7 @@ def eval_image(
 def eval_images(
     predictor: Predictor,
     spec: str,
-    args: argparse.Namespace,
+    args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
 ) -> None:
@@ -146,7 +145,7 @@ def eval_images(
 def eval_video(
     predictor: Predictor,
     spec: str,
-    args: argparse.Namespace,
+    args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
 ) -> None:
@@ -215,7 +214,7 @@ def _report_video(
         print(f"note: no frame was processed; {out} not written", file=sys.stderr)
 
 
-def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
+def benchmark(predictor: Predictor, args: EvalOptions) -> None:
     default = 200 if predictor.device.type == "cuda" else 20
     count = args.max_images if args.max_images > 0 else default
     frames = benchmark_frames(args, count)
@@ -224,14 +223,16 @@ def benchmark(predictor: Predictor, args: argparse.Namespace) -> None:
     print(result.table())
 
 
-def eval_dataset(args: argparse.Namespace) -> int:
+def eval_dataset(args: EvalOptions) -> int:
     """COCO box and mask AP over a dataset; under torchrun the images are sharded."""
     if args.dataset and (args.val_ann or args.val_images):
         raise UsageError("give --dataset or --val_ann/--val_images, not both")
     if not args.dataset and not (args.val_ann and args.val_images):
         raise UsageError("--val_ann and --val_images go together")
-    ann_file, image_dir = named_dataset(args.dataset) if args.dataset else (
-        args.val_ann, args.val_images)  # fmt: skip
+    if args.dataset:
+        ann_file, image_dir = named_dataset(args.dataset)
+    else:
+        ann_file, image_dir = str(args.val_ann), str(args.val_images)
     dataset = CocoDataset(ann_file, image_dir)  # fails before the model is built
     check_dataset_outputs(args, ann_file)
     try:
@@ -240,7 +241,7 @@ def eval_dataset(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     info = init_distributed(requested.type)
     try:
-        args.device = str(device_for(info, str(requested)))
+        args = replace(args, device=str(device_for(info, str(requested))))
         predictor = build_predictor(args, class_names=dataset.class_names,
                                     class_source=os.path.basename(ann_file))  # fmt: skip
         dataset, note = match_classes(dataset, predictor.class_names)
@@ -261,8 +262,8 @@ def eval_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
-    """Do what the flags ask; returns the exit code.
+def run(args: EvalOptions, stop: StopSignals | None = None) -> int:
+    """Do what the options ask; returns the exit code.
 
     With ``stop``, ``--images`` and ``--video`` end early on SIGINT/SIGTERM and
     keep what they processed (drawings, video file, ``--output_json``).
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if args.backends and not args.benchmark:
         raise UsageError("--backends goes with --benchmark")
     if args.benchmark and (args.compare or args.backends):
-        return run_compare(args)
+        return run_compare(args.to_args())
     if not args.benchmark:
         check_outputs(args)  # before the model is built: nothing to lose yet
     predictor = build_predictor(args)
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
                 eval_image(predictor, args.image, args, writer)
             elif args.images:
                 eval_images(predictor, args.images, args, writer, stop)
-            else:
+            elif args.video:
                 eval_video(predictor, args.video, args, writer, stop)
         except BaseException:
             save_output_json(writer, failing=True)
@@ -305,15 +306,32 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     return 0
 
 
+def run_eval(options: EvalOptions, stop: StopSignals | None = None) -> int:
+    """One eval.py run from Python: size the threads, then do what ``options`` ask.
+
+    Args:
+        options: the flags as a value (``EvalOptions(trained_model=..., video=...)``).
+        stop: with it, ``--images`` and ``--video`` runs end early on its signals
+            and keep what they processed.
+
+    Returns:
+        The exit code (0; a dataset run under torchrun returns 0 on every rank).
+
+    Raises:
+        The errors that eval.py prints as its one ``error:`` line (``ERRORS``).
+    """
+    # A video keeps one drawing and writing thread busy beside the network.
+    configure_threads(options.threads, reserved=1 if options.video else 0)
+    return run(options, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (see ``EXIT_CODES`` in eval_args)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = parse_args(list(argv) if argv is not None else None)
+    options = EvalOptions.parse(list(argv) if argv is not None else None)
     with StopSignals() as stop:
         try:
-            # A video keeps one drawing and writing thread busy beside the network.
-            configure_threads(args.threads, reserved=1 if args.video else 0)
-            code = run(args, stop)
+            code = run_eval(options, stop)
         except ERRORS as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -11,7 +11,6 @@ not be a folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from yolact.cli.predictors import Flags
 from yolact.engine.evaluate import EvalResult, metrics_dict
 from yolact.io.coco_json import CocoJsonWriter
 from yolact.io.images import InputError, list_images, output_names
@@ -101,7 +101,7 @@ def _video_places(spec: str) -> Places:
     return places
 
 
-def check_outputs(args: argparse.Namespace) -> None:
+def check_outputs(args: Flags) -> None:
     """Refuse, before any work, every output of ``args`` that cannot be used.
 
     Raises:
@@ -138,7 +138,7 @@ def check_outputs(args: argparse.Namespace) -> None:
                               "give another path")  # fmt: skip
 
 
-def check_dataset_outputs(args: argparse.Namespace, ann_file: str) -> None:
+def check_dataset_outputs(args: Flags, ann_file: str) -> None:
     """Dataset mode: refuse result and metric files that would replace the annotation
     file or each other, and (those that will be written) unusable places, up front.
 
@@ -162,7 +162,7 @@ def check_dataset_outputs(args: argparse.Namespace, ann_file: str) -> None:
         seen[path] = flag
 
 
-def save_dataset_outputs(result: EvalResult, args: argparse.Namespace, results: bool) -> None:
+def save_dataset_outputs(result: EvalResult, args: Flags, results: bool) -> None:
     """Write the result files (when ``results``) and ``--metrics_json``; a file that
     cannot be written is saved under another name and the others are still written.
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from yolact.apps.benchmark import synthetic_frames
 from yolact.backends.meta import exported_format
+from yolact.cli.eval_args import EvalOptions
 from yolact.core.device import select_device
 from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
@@ -17,12 +18,15 @@ from yolact.io.sources import split_in_out
 from yolact.registry import build_predictor as build_family_predictor
 from yolact.registry import resolve_config
 
+Flags = EvalOptions | argparse.Namespace
+"""eval.py's flags: typed options, or a namespace (``--compare`` changes copies of it)."""
+
 
 class UsageError(ValueError):
     """Flags that do not make sense together."""
 
 
-def device_from_args(args: argparse.Namespace) -> str | None:
+def device_from_args(args: Flags) -> str | None:
     if args.device:
         return args.device
     if args.cuda is None:
@@ -30,7 +34,7 @@ def device_from_args(args: argparse.Namespace) -> str | None:
     return "cuda" if args.cuda else "cpu"
 
 
-def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, str]:
+def _dataset_classes(args: Flags) -> tuple[tuple[str, ...] | None, str]:
     """The class names of ``--val_ann`` (categories in id order) and its file name."""
     if not args.val_ann or args.trained_model is None:
         return None, ""
@@ -42,7 +46,7 @@ def _dataset_classes(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, 
 
 
 def build_predictor(
-    args: argparse.Namespace,
+    args: Flags,
     keep_all: bool = False,
     class_names: Sequence[str] | None = None,
     class_source: str = "the dataset",
@@ -96,7 +100,7 @@ def build_predictor(
         raise UsageError(str(e)) from None
 
 
-def benchmark_frames(args: argparse.Namespace, count: int) -> list:
+def benchmark_frames(args: Flags, count: int) -> list:
     """``count`` frames from ``--image``, ``--images`` or ``--video`` (else synthetic ones)."""
     if args.image:
         return image_frames(split_in_out(args.image)[0], count)
@@ -107,6 +111,6 @@ def benchmark_frames(args: argparse.Namespace, count: int) -> list:
     return synthetic_frames(count, seed=args.seed or 0)
 
 
-def dataset_mode(args: argparse.Namespace) -> bool:
+def dataset_mode(args: Flags) -> bool:
     no_input = not (args.image or args.images or args.video or args.benchmark)
     return no_input and bool(args.dataset or args.val_ann or args.val_images)
