@@ -192,6 +192,7 @@ def test_close_before_reading_closes_the_source(predictor):
     camera = SteppedCamera(None, scene)
     s = stream(predictor, VideoSource(camera, "webcam", "webcam 0"))
     s.close()
+    s.close()  # a second close does nothing
     assert camera.released and list(s) == []
 
 

@@ -25,7 +25,7 @@ from yolact.inference.protocol import StagedPredictor
 from yolact.inference.sources import ImageFiles, Skipped
 from yolact.io.images import InputError
 from yolact.io.pipeline import StageThread, StageTimes
-from yolact.io.sources import FrameReader, FrameSource
+from yolact.io.sources import FrameReader, FrameSource, redact
 
 JOIN_TIMEOUT_S = 30.0  # the most a close waits for a batch in the network to finish
 SkipHandler = Callable[[str, InputError], None]
@@ -101,6 +101,7 @@ class Pipeline:
         self._post: StageThread | None = None
         self._network: threading.Thread | None = None
         self.processed = 0
+        self._shut = False
 
     @property
     def stopping(self) -> bool:
@@ -133,7 +134,10 @@ class Pipeline:
             yield item
 
     def shutdown(self) -> None:
-        """End every thread (dropping the frames in flight) and close the sources."""
+        """End every thread (dropping the frames in flight) and close the sources; once."""
+        if self._shut:
+            return
+        self._shut = True
         self.abort.set()
         with self._cond:
             self._cond.notify_all()
@@ -221,7 +225,7 @@ class Pipeline:
     def _frame_name(self, source_index: int, index: int) -> str:
         source = self.sources[source_index]
         if isinstance(source, ImageFiles) and index < len(source.files):
-            return source.files[index]
+            return redact(source.files[index])
         return source.name
 
     def _put(self, item: Any) -> None:
