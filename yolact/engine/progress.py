@@ -129,5 +129,5 @@ def startup_summary(
     return (
         f"training {config}: {train_images} images, {classes} classes{val}; device {device}; "
         f"batch {batch}{per}; lr {lr:.3g}; {iters}; save folder {save_folder}; "
-        f"{workers} data workers"
+        f"{workers} data worker{'' if workers == 1 else 's'}"
     )
