@@ -108,3 +108,13 @@ def test_resumed_run_stays_in_its_checkpoints_folder(tmp_path, data, monkeypatch
     resume = str(walk / "yolact_tiny_1_4.pth")
     assert main([*common, f"--resume={resume}", "--save_folder=other", "--max_iter=5"]) == 0
     assert os.listdir(tmp_path / "other") == ["yolact_tiny_2_5.pth", "yolact_tiny_train_log.csv"]
+
+
+def test_log_interval_below_one_is_one_line(tmp_path, data, capsys):
+    from yolact.cli.train_cli import main
+
+    args = train_args(data, f"--save_folder={tmp_path}", "--max_iter=1", "--log_interval=0")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "error: --log_interval must be at least 1, got 0"
+    assert "Traceback" not in err and os.listdir(tmp_path) == []

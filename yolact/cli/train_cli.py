@@ -225,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("config %s with %s", cfg.name, " ".join(args.overrides))
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
+        if args.log_interval < 1:
+            raise TrainingError(f"--log_interval must be at least 1, got {args.log_interval}")
         train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
         if tuple(train_set.class_names) != tuple(cfg.class_names):
             cfg = cfg.replace(class_names=tuple(train_set.class_names))

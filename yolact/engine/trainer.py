@@ -6,20 +6,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, SupportsInt
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from yolact.core.checkpoint_names import (
     CheckpointName,
     dataset_paths,
     resume_path,
 )
-from yolact.core.config import Augmentation, ModelConfig, Optimizer
+from yolact.core.config import ModelConfig
 from yolact.core.family import Family, TrainingHooks
 from yolact.core.init_weights import initialise
 from yolact.core.threads import current_plan
@@ -28,9 +26,9 @@ from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
     EpochSampler,
+    epoch_batches,
     images_to_device,
     targets_to_device,
-    train_collate,
 )
 from yolact.engine.distributed import (
     DistInfo,
@@ -41,6 +39,7 @@ from yolact.engine.distributed import (
     init_distributed,
 )
 from yolact.engine.evaluate import EvaluationStoppedError, evaluate_dataset, format_aps
+from yolact.engine.options import TrainingError, TrainOptions, TrainResult
 from yolact.engine.progress import Progress, startup_summary
 from yolact.engine.saving import CheckpointKeeper, SafeLog, SaveFailedError, check_save_folder
 from yolact.engine.schedule import Schedule, make_schedule
@@ -50,61 +49,10 @@ from yolact.engine.state import (
     rng_state,
     set_rng_state,
 )
-from yolact.engine.stop import StopFlag, ignore_stop_signals, stop_signals_deferred
+from yolact.engine.stop import StopFlag
 from yolact.registry import family_of, read_checkpoint
 
 log = logging.getLogger("yolact.train")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (repeated non-finite losses, bad resume file, ...)."""
-
-
-@dataclass
-class TrainOptions:
-    """Run settings (train.py's flags); the model's own settings are in the config."""
-
-    batch_size: int = 8
-    max_iter: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    decay: float | None = None
-    gamma: float | None = None
-    lr_steps: tuple[int, ...] | None = None
-    optimizer: Optimizer | None = None
-    grad_clip: float | None = None
-    augment: Augmentation | None = None
-    autoscale: bool = True
-    num_workers: int = 4
-    save_folder: str = "weights/"
-    save_interval: int = 10000
-    keep_latest: bool = False
-    validation_epoch: int = 2
-    validation_size: int = 5000
-    resume: str | None = None
-    start_iter: int = -1
-    device: str | None = None
-    amp: bool = False
-    sync_bn: bool = False
-    seed: int = 0
-    progress: bool = True
-    bar: bool = True
-    init_weights: str | None = None
-    max_bad_steps: int = 10
-    log_interval: int = 10
-    max_failed_saves: int = 3
-
-
-@dataclass
-class TrainResult:
-    """How a run ended; ``signal`` is the stop signal's number (0: not stopped by one)."""
-
-    iteration: int
-    epoch: int
-    last_checkpoint: str | None
-    interrupted: bool
-    losses: dict[str, float]
-    signal: int = 0
 
 
 class Trainer:
@@ -302,29 +250,15 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------
 
-    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
-        """The epoch's loader; its workers ignore stop signals (see :mod:`.stop`)."""
+    def _batches(self, epoch: int, skip_batches: int) -> Iterator[dict]:
+        """The epoch's batches from the part-way point (see :func:`.data.epoch_batches`)."""
         self.data.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip_batches * self.local_batch)
-        workers = current_plan().loader_workers(self.opts.num_workers)
-        return DataLoader(
-            self.data,
-            batch_size=self.local_batch,
-            sampler=self.sampler,
-            num_workers=workers,
-            collate_fn=train_collate,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(self.opts.seed + epoch),
-            worker_init_fn=ignore_stop_signals if workers > 0 else None,
-        )
-
-    def _batches(self, epoch: int, skip_batches: int) -> Iterator[dict]:
-        """The epoch's batches from the part-way point; the workers are started with
-        stop signals held back, so none dies of one before it ignores them."""
-        loader = self._loader(epoch, skip_batches)
-        with stop_signals_deferred():
-            return iter(loader)
+        return epoch_batches(
+            self.data, self.sampler, self.local_batch,
+            current_plan().loader_workers(self.opts.num_workers),
+            pin_memory=self.device.type == "cuda", seed=self.opts.seed + epoch,
+        )  # fmt: skip
 
     def _step(self, batch: dict, lr: float) -> dict[str, float] | None:
         """One optimisation step; None when the loss was not finite on some rank (the
