@@ -204,3 +204,51 @@ def test_ddp_ranks_share_rank0s_save_outcome(tmp_path, data, failing):
             "to keep"
         )
         assert r1 == r0.replace(f"({ENOSPC})", "(rank 0 could not write it)")
+
+
+def test_failed_csv_row_is_cut_back_off_the_log(tmp_path, monkeypatch):
+    import yolact.engine.csvlog as csvlog_mod
+
+    log = CsvLog(str(tmp_path), "cfg")
+    log.train(0, 1, 1e-3, {"B": 1.0, "total": 1.0}, 0.1)
+    before = (tmp_path / "cfg_train_log.csv").read_bytes()
+
+    class FullWriter:
+        def __init__(self, f, **kwargs) -> None:
+            self.f = f
+
+        def writerow(self, row) -> None:
+            self.f.write("0,2,0.001,1.0")  # part of the row, then the disk is full
+            self.f.flush()
+            raise OSError(errno.ENOSPC, ENOSPC)
+
+    monkeypatch.setattr(csvlog_mod.csv, "DictWriter", FullWriter)
+    with pytest.raises(OSError, match=ENOSPC):
+        log.train(0, 2, 1e-3, {"B": 1.0, "total": 1.0}, 0.1)
+    assert (tmp_path / "cfg_train_log.csv").read_bytes() == before
+
+
+def test_failed_plot_write_keeps_the_earlier_plot(tmp_path, monkeypatch, capsys):
+    from matplotlib.figure import Figure
+
+    from yolact.engine.plots import main as plot_main
+
+    log = CsvLog(str(tmp_path), "cfg")
+    for i in (1, 2, 3):
+        log.train(0, i, 1e-3, {"B": 1.0 / i, "total": 2.0 / i}, 0.1)
+    assert plot_main([str(tmp_path)]) == 0
+    png = tmp_path / "cfg_loss.png"
+    before = png.read_bytes()
+    capsys.readouterr()
+
+    def full(self, fname, *args, **kwargs) -> None:
+        with open(fname, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, ENOSPC)
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    assert plot_main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: could not write {png}: {ENOSPC}; the earlier plot is kept"]
+    assert png.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["cfg_loss.png", "cfg_train_log.csv"]
