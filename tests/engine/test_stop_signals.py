@@ -77,6 +77,38 @@ def test_process_group_sigterm_with_workers_saves_and_resumes(tmp_path, data):
     assert not [f for f in os.listdir(out) if f.endswith("_interrupt.pth")]
 
 
+def test_loader_workers_ignore_stop_signals(data):
+    """A SIGTERM or SIGINT that reaches the workers (as a group's does) leaves them
+    running: the epoch's batches all arrive and the loader shuts them down."""
+    from yolact.engine.data import AugmentedDataset, EpochSampler, epoch_batches
+    from yolact.engine.stop import StopFlag
+
+    train_set, _ = datasets(data)
+    dataset = AugmentedDataset(train_set, lambda sample, rng: sample)
+    with StopFlag() as stop:
+        batches = epoch_batches(dataset, EpochSampler(8), 2, workers=2, pin_memory=False,
+                                seed=0)  # fmt: skip
+        first = next(batches)  # the workers have started and run their init
+        workers = [w.pid for w in batches._workers]  # this loader's own processes
+        assert len(workers) == 2 and set(workers) <= set(child_pids(os.getpid()))
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGINT)
+        rest = list(batches)
+    assert len(first["image"]) == 2 and len(rest) == 3
+    assert not stop.requested  # the signals went to the workers only
+    del batches
+    assert all(not _alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_stop_during_validation_ends_it_early_and_saves(tmp_path, data, monkeypatch):
     """A stop that arrives during the periodic validation ends it after the image under
     way: no AP row is written and the interrupt checkpoint is the epoch's end."""

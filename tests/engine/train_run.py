@@ -88,7 +88,18 @@ def start_train(args: list[str], cwd: Path, stderr: Path, **popen: Any) -> subpr
 
 
 def child_pids(pid: int) -> list[int]:
-    """The processes ``pid``'s main thread has started (Linux)."""
-    path = f"/proc/{pid}/task/{pid}/children"
-    with open(path) as f:
-        return [int(p) for p in f.read().split()]
+    """The live child processes of ``pid`` (from Linux's /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(entry))
+    return children

@@ -354,7 +354,6 @@ class Trainer:
         """
         opts, schedule = self.opts, self.schedule
         iteration = self.start_iter
-        epoch = 0
         if self.resume_state is not None and "rng" in self.resume_state:
             set_rng_state(self.resume_state["rng"])
         self.model.train()
@@ -364,54 +363,62 @@ class Trainer:
         if opts.progress and self.info.is_main:
             log.info("%s", self._summary())
             progress = Progress(schedule.max_iter, iteration, opts.log_interval, bar=opts.bar)
-        bad_steps, last_losses, signum = 0, {}, 0
-        self.failed_saves = 0
-        tic = time.perf_counter()
+        # The stop handler stays in place through the last checkpoint's write: a stop
+        # that arrives then does not cut the write short.
         with StopFlag() as stop:
             self.stop = stop
-            while iteration < schedule.max_iter and not signum:
-                epoch = iteration // self.epoch_size
-                skip = iteration - epoch * self.epoch_size
-                batches = self._batches(epoch, skip)
-                for batch in batches:
-                    losses = self._step(batch, schedule.lr_at(iteration))
-                    iteration += 1
-                    if losses is None:
-                        bad_steps += 1
-                        log.warning("non-finite loss at iteration %d: step skipped", iteration)
-                        if bad_steps >= opts.max_bad_steps:
-                            raise TrainingError(
-                                f"{bad_steps} non-finite losses in a row at iteration {iteration}; "
-                                "lower --lr or check the data (the last checkpoint is kept)"
-                            )
-                    else:
-                        bad_steps, last_losses = 0, losses
-                        self._report(progress, iteration, epoch, losses, tic)
-                        tic = time.perf_counter()
-                    if opts.save_interval > 0 and iteration % opts.save_interval == 0:
-                        self._periodic_save(epoch, iteration)
-                    signum = self._stop_signal()
-                    if signum:
-                        break
-                    done, rest = divmod(iteration, self.epoch_size)
-                    if (
-                        rest == 0
-                        and opts.validation_epoch > 0
-                        and done % opts.validation_epoch == 0
-                    ):
-                        try:
-                            self.validate(iteration // self.epoch_size, iteration)
-                        except EvaluationStoppedError as e:
-                            signum = e.signum
-                            break
-                    if iteration >= schedule.max_iter:
-                        break
-                del batches  # the workers end here, before anything is saved
+            try:
+                iteration, signum, losses = self._loop(iteration, progress)
+            finally:
+                if progress is not None:
+                    progress.close()
+            epoch = max(iteration - 1, 0) // self.epoch_size
+            result = self._finish(epoch, iteration, signum, losses)
             self.stop = None
-        epoch = max(iteration - 1, 0) // self.epoch_size
-        if progress is not None:
-            progress.close()
-        return self._finish(epoch, iteration, signum, last_losses)
+        return result
+
+    def _loop(self, iteration: int, progress: Progress | None) -> tuple[int, int, dict[str, float]]:
+        """Iterations from ``iteration`` to the end or a stop.
+
+        Returns:
+            The iteration reached, the stop signal (0: none) and the last losses.
+        """
+        opts, schedule = self.opts, self.schedule
+        bad_steps, last_losses, signum = 0, {}, 0
+        tic = time.perf_counter()
+        while iteration < schedule.max_iter and not signum:
+            epoch = iteration // self.epoch_size
+            batches = self._batches(epoch, iteration - epoch * self.epoch_size)
+            for batch in batches:
+                losses = self._step(batch, schedule.lr_at(iteration))
+                iteration += 1
+                if losses is None:
+                    bad_steps += 1
+                    log.warning("non-finite loss at iteration %d: step skipped", iteration)
+                    if bad_steps >= opts.max_bad_steps:
+                        raise TrainingError(
+                            f"{bad_steps} non-finite losses in a row at iteration {iteration}; "
+                            "lower --lr or check the data (the last checkpoint is kept)"
+                        )
+                else:
+                    bad_steps, last_losses = 0, losses
+                    self._report(progress, iteration, epoch, losses, tic)
+                    tic = time.perf_counter()
+                if opts.save_interval > 0 and iteration % opts.save_interval == 0:
+                    self._periodic_save(epoch, iteration)
+                signum = self._stop_signal()
+                if signum:
+                    break
+                if self._validation_due(iteration):
+                    try:
+                        self.validate(iteration // self.epoch_size, iteration)
+                    except EvaluationStoppedError as e:
+                        signum = e.signum
+                        break
+                if iteration >= schedule.max_iter:
+                    break
+            del batches  # the workers end here, before anything is saved
+        return iteration, signum, last_losses
 
     def _finish(
         self, epoch: int, iteration: int, signum: int, losses: dict[str, float]
