@@ -83,14 +83,14 @@ def test_process_group_sigterm_with_workers_saves_and_resumes(tmp_path, long_epo
 def test_loader_workers_ignore_stop_signals(data):
     """A SIGTERM or SIGINT that reaches the workers (as a group's does) leaves them
     running: the epoch's batches all arrive and the loader shuts them down."""
-    from yolact.engine.data import AugmentedDataset, EpochSampler, epoch_batches
+    from yolact.engine.data import AugmentedDataset, EpochSampler, start_batches, train_loader
     from yolact.engine.stop import StopFlag
 
     train_set, _ = datasets(data)
     dataset = AugmentedDataset(train_set, lambda sample, rng: sample)
     with StopFlag() as stop:
-        batches = epoch_batches(dataset, EpochSampler(8), 2, workers=2, pin_memory=False,
-                                seed=0)  # fmt: skip
+        loader = train_loader(dataset, EpochSampler(8), 2, workers=2, pin_memory=False, seed=0)
+        batches = start_batches(loader)
         first = next(batches)  # the workers have started and run their init
         workers = [w.pid for w in batches._workers]  # this loader's own processes
         assert len(workers) == 2 and set(workers) <= set(child_pids(os.getpid()))

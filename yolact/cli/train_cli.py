@@ -249,8 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint
-        print("error: aborted by a second Ctrl-C; no interrupt checkpoint written", file=sys.stderr)
+    except KeyboardInterrupt:  # during start-up, or a second Ctrl-C: no checkpoint
+        print("error: interrupted by Ctrl-C; no interrupt checkpoint written", file=sys.stderr)
         return 128 + signal.SIGINT
     if result.interrupted:
         print(stop_message(result), file=sys.stderr)

@@ -95,17 +95,13 @@ def train_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return collate(samples)
 
 
-def epoch_batches(
+def train_loader(
     data: Dataset, sampler: Sampler[int], batch: int, workers: int, pin_memory: bool, seed: int
-) -> Iterator[dict[str, Any]]:
-    """An epoch's batches, its ``workers`` started.
-
-    The workers ignore SIGINT and SIGTERM: a stop sent to the whole process group is
-    the main process's to act on, and the workers end when the loader shuts them down.
-    They are started with both signals held back, so none dies of a stop that arrives
-    before it ignores them (see :mod:`yolact.engine.stop`).
-    """
-    loader = DataLoader(
+) -> DataLoader:
+    """An epoch's loader; its ``workers`` ignore SIGINT and SIGTERM (a stop sent to the
+    whole process group is the main process's to act on; the workers end when the
+    loader shuts them down). Start it with :func:`start_batches`."""
+    return DataLoader(
         data,
         batch_size=batch,
         sampler=sampler,
@@ -116,5 +112,11 @@ def epoch_batches(
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+
+
+def start_batches(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    """The loader's batches, its workers started with SIGINT and SIGTERM held back, so
+    none dies of a stop that arrives before it ignores them (see
+    :mod:`yolact.engine.stop`)."""
     with stop_signals_deferred():
         return iter(loader)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, SupportsInt
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from yolact.core.checkpoint_names import (
     CheckpointName,
@@ -26,9 +27,10 @@ from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
     EpochSampler,
-    epoch_batches,
     images_to_device,
+    start_batches,
     targets_to_device,
+    train_loader,
 )
 from yolact.engine.distributed import (
     DistInfo,
@@ -250,11 +252,11 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------
 
-    def _batches(self, epoch: int, skip_batches: int) -> Iterator[dict]:
-        """The epoch's batches from the part-way point (see :func:`.data.epoch_batches`)."""
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        """The epoch's loader from the part-way point (see :func:`.data.train_loader`)."""
         self.data.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip_batches * self.local_batch)
-        return epoch_batches(
+        return train_loader(
             self.data, self.sampler, self.local_batch,
             current_plan().loader_workers(self.opts.num_workers),
             pin_memory=self.device.type == "cuda", seed=self.opts.seed + epoch,
@@ -388,7 +390,7 @@ class Trainer:
         tic = time.perf_counter()
         while iteration < schedule.max_iter and not signum:
             epoch = iteration // self.epoch_size
-            batches = self._batches(epoch, iteration - epoch * self.epoch_size)
+            batches = start_batches(self._loader(epoch, iteration - epoch * self.epoch_size))
             for batch in batches:
                 losses = self._step(batch, schedule.lr_at(iteration))
                 iteration += 1
