@@ -118,3 +118,20 @@ def test_log_interval_below_one_is_one_line(tmp_path, data, capsys):
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == "error: --log_interval must be at least 1, got 0"
     assert "Traceback" not in err and os.listdir(tmp_path) == []
+
+
+def test_startup_summary_names_the_validation_set(tmp_path, data, caplog, capsys):
+    from test_train import datasets, opts
+
+    from yolact.engine.trainer import Trainer
+
+    train_set, val_set = datasets(data)
+    o = opts(tmp_path, max_iter=1, validation_epoch=1, validation_size=3, progress=True)
+    caplog.set_level("INFO", logger="yolact.train")
+    Trainer(small_cfg().with_train(max_iter=1), o, train_set, val_set).run()
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training")]
+    assert summary == [
+        "training yolact_tiny: 8 images, 5 classes, validation 3 images; device cpu; batch 4; "
+        f"lr 0.002; iterations 1; save folder {tmp_path}; 0 data workers"
+    ]
+    assert capsys.readouterr().out.splitlines()[0] == LEGEND

@@ -333,7 +333,9 @@ class Trainer:
         return result.metrics
 
     def _summary(self) -> str:
-        val = len(self.val_set) if self.val_set is not None else None
+        """The start-up line (see :func:`.progress.startup_summary`)."""
+        validating = self.val_set is not None and self.opts.validation_epoch > 0
+        val = len(self.val_set) if self.val_set is not None and validating else None
         if val is not None and self.opts.validation_size >= 0:
             val = min(val, self.opts.validation_size)
         return startup_summary(
