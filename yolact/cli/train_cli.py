@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.core.checkpoint_names import resume_path
+from yolact.core.checkpoint_names import is_plain_name, resume_path
 from yolact.core.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
@@ -223,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.overrides:
             cfg = apply_overrides(cfg, args.overrides)
             log.info("config %s with %s", cfg.name, " ".join(args.overrides))
+        if not is_plain_name(cfg.name):
+            raise ConfigError(
+                f"config name {cfg.name!r} is not a plain file name "
+                "(it is part of the names of the files written)"
+            )
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
         if args.log_interval < 1:
