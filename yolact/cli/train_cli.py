@@ -9,14 +9,18 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Union
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
 from yolact.core.checkpoint_names import is_plain_name, resume_path
 from yolact.core.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
+    Augmentation,
     ConfigError,
     ModelConfig,
+    Optimizer,
     apply_overrides,
 )
 from yolact.core.threads import available_cores, configure_threads, plan_threads
@@ -40,6 +44,8 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 DEFAULT_SAVE_FOLDER = "weights/"
+TrainFlags = Union["TrainRunOptions", argparse.Namespace]
+"""train.py's flags: typed options or parsed flags."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +124,7 @@ def _resume_file(path: str) -> Checkpoint:
     return read_checkpoint(path)
 
 
-def save_folder_for(args: argparse.Namespace) -> str:
+def save_folder_for(args: TrainFlags) -> str:
     """``--save_folder``; else, resuming from a file, that file's folder (a resumed run
     stays where it started: checkpoints, logs and ``--resume=latest`` together); else
     weights/."""
@@ -129,7 +135,7 @@ def save_folder_for(args: argparse.Namespace) -> str:
     return DEFAULT_SAVE_FOLDER
 
 
-def config_for(args: argparse.Namespace) -> ModelConfig:
+def config_for(args: TrainFlags) -> ModelConfig:
     """The config to train: on ``--resume``, the one stored in the file when it is
     ``--config`` or no ``--config`` is given (so a run resumes with the settings it
     started with, ``--set`` changes included); else ``--config``'s named config,
@@ -137,7 +143,7 @@ def config_for(args: argparse.Namespace) -> ModelConfig:
     name = args.config or DEFAULT_CONFIG
     path = None
     if args.resume:
-        path = resume_path(args.resume, args.save_folder, name)
+        path = resume_path(args.resume, save_folder_for(args), name)
     if path is not None and os.path.exists(path):
         stored = _resume_file(path).config
         if stored is not None and args.config in (None, stored.name):
@@ -146,12 +152,12 @@ def config_for(args: argparse.Namespace) -> ModelConfig:
     return get_config(name)
 
 
-def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[str, str], str]:
+def stored_datasets(args: TrainFlags, config_name: str) -> tuple[dict[str, str], str]:
     """The dataset paths stored in the checkpoint ``--resume`` names, and its path
     (nothing when not resuming, when ``--train_ann`` is given or the file stores none)."""
     if not args.resume or args.train_ann:
         return {}, ""
-    path = resume_path(args.resume, args.save_folder, config_name)
+    path = resume_path(args.resume, save_folder_for(args), config_name)
     if path is None:
         raise TrainingError(
             f"--resume {args.resume}: no {config_name} checkpoint in {args.save_folder}"
@@ -163,7 +169,7 @@ def stored_datasets(args: argparse.Namespace, config_name: str) -> tuple[dict[st
 
 
 def load_datasets(
-    args: argparse.Namespace, stored: dict[str, str] | None = None, source: str = ""
+    args: TrainFlags, stored: dict[str, str] | None = None, source: str = ""
 ) -> tuple[CocoDataset, CocoDataset | None]:
     """The training and validation sets: the flags', else (on ``--resume``) those
     ``stored`` in the checkpoint ``source``, else the named dataset.
@@ -178,12 +184,14 @@ def load_datasets(
         raise DatasetError("give --val_ann and --val_images together")
     stored = stored or {}
     from_file = not args.train_ann and "train_ann" in stored and "train_images" in stored
+    given_val = (str(args.val_ann), str(args.val_images)) if args.val_ann else None
+    val_files: tuple[str, str] | None
     if args.train_ann:
-        train_files = (args.train_ann, args.train_images)
-        val_files = (args.val_ann, args.val_images) if args.val_ann else None
+        train_files = (str(args.train_ann), str(args.train_images))
+        val_files = given_val
     elif from_file:
         train_files = (stored["train_ann"], stored["train_images"])
-        val_files = (args.val_ann, args.val_images) if args.val_ann else None
+        val_files = given_val
         if val_files is None and "val_ann" in stored and "val_images" in stored:
             val_files = (stored["val_ann"], stored["val_images"])
         log.info("datasets from %s: %s", source, ", ".join(f"{k}={v}" for k, v in stored.items()))
@@ -191,11 +199,7 @@ def load_datasets(
         if args.dataset != "coco2017":
             raise DatasetError(f"unknown dataset '{args.dataset}'; use coco2017 or --train_ann")
         train_files = named_dataset("coco2017_train", args.data_root)
-        val_files = (
-            (args.val_ann, args.val_images)
-            if args.val_ann
-            else named_dataset("coco2017_val", args.data_root)
-        )
+        val_files = given_val or named_dataset("coco2017_val", args.data_root)
     try:
         train_set = CocoDataset(*train_files)
         val_set = CocoDataset(*val_files, class_names=train_set.class_names) if val_files else None
@@ -209,48 +213,127 @@ def load_datasets(
     return train_set, val_set
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    _resume_file.cache_clear()
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    args.save_folder = save_folder_for(args)
-    try:
-        workers = plan_threads(available_cores(), requested=args.threads).loader_workers(
-            args.num_workers
-        )
-        configure_threads(args.threads, reserved=workers)
-        cfg = config_for(args)
-        if args.overrides:
-            cfg = apply_overrides(cfg, args.overrides)
-            log.info("config %s with %s", cfg.name, " ".join(args.overrides))
-        if not is_plain_name(cfg.name):
-            raise ConfigError(
-                f"config name {cfg.name!r} is not a plain file name "
-                "(it is part of the names of the files written)"
-            )
-        if args.batch_size < 1:
-            raise TrainingError("--batch_size must be at least 1")
-        if args.log_interval < 1:
-            raise TrainingError(f"--log_interval must be at least 1, got {args.log_interval}")
-        train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
-        if tuple(train_set.class_names) != tuple(cfg.class_names):
-            cfg = cfg.replace(class_names=tuple(train_set.class_names))
-            log.info("%d classes from %s", len(cfg.class_names), args.train_ann or args.dataset)
-        device = args.device or (None if args.cuda is None else ("cuda" if args.cuda else "cpu"))
-        opts = TrainOptions(
-            batch_size=args.batch_size, max_iter=args.max_iter, lr=args.lr,
-            momentum=args.momentum, decay=args.decay, gamma=args.gamma,
-            lr_steps=args.lr_steps, optimizer=args.optimizer, grad_clip=args.grad_clip,
-            augment=args.augment,
-            autoscale=args.autoscale, num_workers=args.num_workers,
-            save_folder=args.save_folder, save_interval=args.save_interval,
-            keep_latest=args.keep_latest, validation_epoch=args.validation_epoch,
-            validation_size=args.validation_size, resume=args.resume,
-            start_iter=args.start_iter, device=device, amp=args.amp, sync_bn=args.sync_bn,
-            seed=args.seed, bar=not args.no_bar, init_weights=args.init_weights,
-            log_interval=args.log_interval,
+@dataclass(frozen=True)
+class TrainRunOptions:
+    """Every train.py flag, typed: one run of train.py as a value.
+
+    The field names and defaults are the flags' (``--batch_size`` is
+    ``batch_size``, ``--set`` is ``overrides``, ``--no_autoscale`` sets
+    ``autoscale`` False); see ``python train.py --help``. The engine's own run
+    settings (:class:`yolact.engine.trainer.TrainOptions`) are made from these by
+    :meth:`engine_options`. From Python::
+
+        from yolact.cli.train_cli import TrainRunOptions, run_train
+        run_train(TrainRunOptions(config="yolact_tiny", train_ann="a.json", train_images="img"))
+    """
+
+    config: str | None = None
+    batch_size: int = 8
+    resume: str | None = None
+    start_iter: int = -1
+    num_workers: int = 4
+    lr: float | None = None
+    momentum: float | None = None
+    decay: float | None = None
+    gamma: float | None = None
+    lr_steps: tuple[int, ...] | None = None
+    optimizer: Optimizer | None = None
+    grad_clip: float | None = None
+    augment: Augmentation | None = None
+    save_folder: str | None = None
+    save_interval: int = 10000
+    validation_epoch: int = 2
+    validation_size: int = 5000
+    keep_latest: bool = False
+    autoscale: bool = True
+    max_iter: int | None = None
+    device: str | None = None
+    amp: bool = False
+    sync_bn: bool = False
+    seed: int = 0
+    init_weights: str | None = None
+    dataset: str = "coco2017"
+    data_root: str = "data"
+    train_ann: str | None = None
+    train_images: str | None = None
+    val_ann: str | None = None
+    val_images: str | None = None
+    no_bar: bool = False
+    log_interval: int = 10
+    cuda: bool | None = None
+    overrides: tuple[str, ...] = ()
+    threads: int | None = None
+
+    @classmethod
+    def from_args(cls, namespace: argparse.Namespace) -> TrainRunOptions:
+        """The options of parsed flags (``build_parser().parse_args``)."""
+        values = {f.name: getattr(namespace, f.name) for f in fields(cls)}
+        values["overrides"] = tuple(values["overrides"] or ())
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, argv: Sequence[str] | None = None) -> TrainRunOptions:
+        """The options of a command line (default: this process's)."""
+        return cls.from_args(build_parser().parse_args(list(argv) if argv is not None else None))
+
+    def engine_options(self) -> TrainOptions:
+        """The engine's run settings (``save_folder`` as :func:`save_folder_for` resolves it)."""
+        device = self.device or (None if self.cuda is None else ("cuda" if self.cuda else "cpu"))
+        return TrainOptions(
+            batch_size=self.batch_size, max_iter=self.max_iter, lr=self.lr,
+            momentum=self.momentum, decay=self.decay, gamma=self.gamma,
+            lr_steps=self.lr_steps, optimizer=self.optimizer, grad_clip=self.grad_clip,
+            augment=self.augment,
+            autoscale=self.autoscale, num_workers=self.num_workers,
+            save_folder=save_folder_for(self), save_interval=self.save_interval,
+            keep_latest=self.keep_latest, validation_epoch=self.validation_epoch,
+            validation_size=self.validation_size, resume=self.resume,
+            start_iter=self.start_iter, device=device, amp=self.amp, sync_bn=self.sync_bn,
+            seed=self.seed, bar=not self.no_bar, init_weights=self.init_weights,
+            log_interval=self.log_interval,
         )  # fmt: skip
-        result = train(cfg, opts, train_set, val_set)
+
+
+def run_train(options: TrainRunOptions) -> TrainResult:
+    """One train.py run from Python: threads, config (``--set``), datasets, then training.
+
+    Raises:
+        The errors train.py prints as its one ``error:`` line (ConfigError,
+        DatasetError, CheckpointError, TrainingError, ValueError);
+        KeyboardInterrupt before training starts.
+    """
+    _resume_file.cache_clear()
+    args = replace(options, save_folder=save_folder_for(options))
+    workers = plan_threads(available_cores(), requested=args.threads).loader_workers(
+        args.num_workers
+    )
+    configure_threads(args.threads, reserved=workers)
+    cfg = config_for(args)
+    if args.overrides:
+        cfg = apply_overrides(cfg, list(args.overrides))
+        log.info("config %s with %s", cfg.name, " ".join(args.overrides))
+    if not is_plain_name(cfg.name):
+        raise ConfigError(
+            f"config name {cfg.name!r} is not a plain file name "
+            "(it is part of the names of the files written)"
+        )
+    if args.batch_size < 1:
+        raise TrainingError("--batch_size must be at least 1")
+    if args.log_interval < 1:
+        raise TrainingError(f"--log_interval must be at least 1, got {args.log_interval}")
+    train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
+    if tuple(train_set.class_names) != tuple(cfg.class_names):
+        cfg = cfg.replace(class_names=tuple(train_set.class_names))
+        log.info("%d classes from %s", len(cfg.class_names), args.train_ann or args.dataset)
+    return train(cfg, args.engine_options(), train_set, val_set)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    options = TrainRunOptions.parse(argv)
+    try:
+        result = run_train(options)
     except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
