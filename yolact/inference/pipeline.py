@@ -172,6 +172,8 @@ class Pipeline:
         return None
 
     def _run_network(self) -> None:
+        """The network thread: the loop, then the post-processing of what it sent, then
+        the end marker (with the error that ended it, if any) for the consumer."""
         end = _End()
         try:
             with torch.no_grad():
@@ -189,6 +191,8 @@ class Pipeline:
             self._put(end)
 
     def _network_loop(self) -> None:
+        """Gather frames into batches (a stop, the frame limit or the end sends a short
+        one), run the network on each and hand it to post-processing."""
         assert self._post is not None
         pending: list[Frame] = []
         taken = 0
@@ -215,6 +219,7 @@ class Pipeline:
                 return
 
     def _post_batch(self, item: tuple[list[Frame], Any]) -> None:
+        """The post-processing thread's work for one batch: its results, in order."""
         frames, raw = item
         with self.times.timed("post"):
             dets = self.predictor.run_post(raw, [f.shape[:2] for *_, f in frames])
