@@ -235,3 +235,15 @@ def test_keyboard_interrupt_ends_every_thread(predictor, tmp_path):
 
 def test_skipped_marker_carries_the_error(tmp_path):
     assert Skipped("a.png", InputError("bad")).path == "a.png"
+
+
+def test_frame_limit_counts_every_source_together(predictor, tmp_path):
+    src = tmp_path / "in.avi"
+    write_video(src, 6)
+    s = stream(predictor, str(src), batch_size=2, max_frames=3)
+    assert [r.frame_index for r in s] == [0, 1, 2] and s.processed == 3
+    both = list(stream(predictor, [[scene(0)] * 4, [scene(1)] * 4], max_frames=5))
+    assert len(both) == 5
+    for i in (0, 1):  # each source's frames in order from its first (turns depend on timing)
+        indices = [r.frame_index for r in both if r.source_index == i]
+        assert indices == list(range(len(indices)))
