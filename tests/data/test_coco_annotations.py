@@ -57,7 +57,8 @@ def test_file_categories_sorts_by_id_and_gives_an_image_list_coco_classes() -> N
     assert len(coco) == 80 and coco[0] == {"id": 1, "name": "person"}
     with pytest.raises(DatasetError) as e:
         file_categories({"images": IMAGES, "annotations": []}, "f.json")
-    assert str(e.value) == "no 'categories' list: the annotations' category ids have no names: f.json"
+    no_names = "no 'categories' list: the annotations' category ids have no names: f.json"
+    assert str(e.value) == no_names
     with pytest.raises(DatasetError) as e:
         file_categories({**DATA, "categories": []}, "f.json")
     assert str(e.value) == "'categories' is empty: the dataset names no class: f.json"
@@ -97,7 +98,9 @@ def test_validate_keeps_usable_entries_and_counts_the_rest() -> None:
     entries, skipped = validate(_index(DATA), DATA, only_x)
     assert [a["id"] for a, _, _ in entries[1]] == [1] and entries[2] == []
     assert list(skipped.items()) == [
-        ("category not in class_names", 3), ("unknown category", 1), ("unknown image id", 1)
+        ("category not in class_names", 3),
+        ("unknown category", 1),
+        ("unknown image id", 1),
     ]  # most common first
     assert check_annotation(ANNS[3], 10, 10, only_x) == "category not in class_names"
     assert skipped_summary({"a": 2, "b": 1}) == "skipped 3 annotations: 2 a, 1 b"
