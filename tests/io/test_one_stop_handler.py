@@ -46,3 +46,18 @@ def test_off_the_main_thread_it_installs_nothing() -> None:
     worker.start()
     worker.join(60)
     assert seen == [before, False]
+
+
+def test_training_stops_with_the_same_handler() -> None:
+    from yolact.engine.stop import StopFlag
+
+    assert issubclass(StopFlag, StopSignals) and StopFlag._handle is StopSignals._handle
+    before = signal.getsignal(signal.SIGTERM)
+    with StopFlag() as stop:
+        assert isinstance(stop, StopFlag) and not stop.requested
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.requested and stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) == before

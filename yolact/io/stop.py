@@ -18,9 +18,11 @@ import signal
 import threading
 from collections.abc import Callable, Collection, Iterator
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_Stop = TypeVar("_Stop", bound="StopSignals")
 
 
 class StopSignals:
@@ -49,7 +51,7 @@ class StopSignals:
         self._abort_on_repeat = frozenset(int(s) for s in abort_on_repeat)
         self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
-    def __enter__(self) -> StopSignals:
+    def __enter__(self: _Stop) -> _Stop:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
