@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-import yolact.apps.demo as demo
+import yolact.demo as demo
 from yolact.data.synthetic import main as synthetic
 
 

@@ -370,8 +370,8 @@ def test_checkpoint_dataclass_default_meta() -> None:
 
 
 def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, tmp_path) -> None:
-    from yolact.apps.export import main as export_main
-    from yolact.apps.export import slim_checkpoint
+    from yolact.slim import main as export_main
+    from yolact.slim import slim_checkpoint
 
     src = tmp_path / "yolact_tiny_0_5.pth"
     big = {name: torch.zeros_like(p) for name, p in tiny.named_parameters()}
@@ -397,7 +397,7 @@ def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, t
 
 
 def test_export_bad_input(tmp_path, saved, capsys) -> None:
-    from yolact.apps.export import main as export_main
+    from yolact.slim import main as export_main
 
     assert export_main([str(tmp_path / "none.pth"), str(tmp_path / "out.pth")]) == 1
     assert export_main([str(saved), str(tmp_path / "out.pth")]) == 1  # original file: no config

@@ -375,3 +375,19 @@ def scene_with_crowds(
         "height": H,
         "width": W,
     }, crowd_labels
+
+
+def synthetic_frames(
+    count: int, height: int = 480, width: int = 640, seed: int = 0
+) -> list[np.ndarray]:
+    """``count`` BGR uint8 scenes of up to 6 shapes (:func:`make_scene`), for
+    benchmarks and checks that need frames but no inputs.
+
+    Args:
+        count: frames returned.
+        height: their height.
+        width: their width.
+        seed: the frames are a function of the arguments.
+    """
+    rng = np.random.default_rng(seed)
+    return [make_scene(rng, (height, width), max_objects=6)["image"] for _ in range(count)]
