@@ -37,11 +37,11 @@ import torch
 
 from yolact.cli import eval_cli, train_cli
 from yolact.cli.eval_args import str2bool
-from yolact.core.checkpoint_names import find_latest
 from yolact.core.gpu import cpu_has_bf16
 from yolact.core.threads import ThreadsError, configure_threads
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
+from yolact.engine.checkpoint_names import find_latest
 from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
 from yolact.predictor import Predictor
 from yolact.registry import get_config

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.core.checkpoint_names import resume_path
 from yolact.core.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
@@ -21,6 +20,7 @@ from yolact.core.config import (
 from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
+from yolact.engine.checkpoint_names import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, train
 from yolact.registry import get_config, read_checkpoint
 

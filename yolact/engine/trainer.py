@@ -19,7 +19,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from yolact.core.checkpoint_names import (
+from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
+from yolact.core.family import Family, TrainingHooks
+from yolact.core.threads import current_plan
+from yolact.data.coco import CocoDataset
+from yolact.engine.checkpoint_names import (
     CheckpointName,
     atomic_save,
     dataset_paths,
@@ -27,11 +31,6 @@ from yolact.core.checkpoint_names import (
     prune,
     resume_path,
 )
-from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
-from yolact.core.family import Family, TrainingHooks
-from yolact.core.init_weights import initialise
-from yolact.core.threads import current_plan
-from yolact.data.coco import CocoDataset
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
@@ -48,6 +47,7 @@ from yolact.engine.distributed import (
     init_distributed,
 )
 from yolact.engine.evaluate import evaluate_dataset, format_aps
+from yolact.engine.init_weights import initialise
 from yolact.engine.schedule import Schedule, make_schedule
 from yolact.registry import family_of, read_checkpoint
 
