@@ -1,6 +1,7 @@
 """Issue 17 item 3: yolact/core holds what every family shares at inference time.
 Training-only code (ImageNet initialisation, checkpoint writing and management) is
-the engine's; image input checks are core's, so core needs no I/O package."""
+the engine's; YOLACT-only ops are the YOLACT family's; image input checks are
+core's, so core needs no I/O package."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ TRAINING_ONLY = {
     "resume_path": "yolact.engine.checkpoint_names",
     "prune": "yolact.engine.checkpoint_names",
     "CheckpointName": "yolact.engine.checkpoint_names",
+}
+# Ops of the YOLACT family alone (prior box coding, prototype masks, Fast NMS).
+YOLACT_ONLY = {
+    "decode": "yolact.models.yolact.box_coding",
+    "encode": "yolact.models.yolact.box_coding",
+    "center_size": "yolact.models.yolact.box_coding",
+    "assemble_masks": "yolact.models.yolact.mask_assembly",
+    "crop_masks": "yolact.models.yolact.mask_assembly",
+    "paste_masks": "yolact.models.yolact.mask_assembly",
+    "fast_nms": "yolact.models.yolact.fast_nms",
+    "cross_class_fast_nms": "yolact.models.yolact.fast_nms",
+    "standard_nms": "yolact.models.yolact.fast_nms",
+    "padded_fast_nms": "yolact.models.yolact.fast_nms",
+    "padded_cross_class_fast_nms": "yolact.models.yolact.fast_nms",
+    "padded_standard_nms": "yolact.models.yolact.fast_nms",
 }
 
 
@@ -44,6 +60,17 @@ def test_core_defines_no_training_only_code() -> None:
         for name in sorted(_definitions(path) & TRAINING_ONLY.keys())
     ]
     assert found == []
+
+
+def test_core_defines_no_yolact_only_op() -> None:
+    found = [
+        f"{path.relative_to(CORE.parent)}: {name}"
+        for path in sorted(CORE.rglob("*.py"))
+        for name in sorted(_definitions(path) & YOLACT_ONLY.keys())
+    ]
+    assert found == []
+    for name, module in YOLACT_ONLY.items():
+        assert hasattr(importlib.import_module(module), name), (module, name)
 
 
 def test_core_writes_no_checkpoint() -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact.models.yolact.fast_nms import cross_class_fast_nms, fast_nms, standard_nms
 
 Box = list[float]
 

@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from yolact.core.config import BoxLoss
-from yolact.core.ops.boxes import center_size, decode
-from yolact.core.ops.masks import crop_masks
+from yolact.models.yolact.box_coding import center_size, decode
+from yolact.models.yolact.mask_assembly import crop_masks
 from yolact.models.yolact.match import AssignRule, Matches, match
 
 
