@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from yolact.core.config import BoxLoss
 from yolact.models.yolact.box_coding import center_size, decode
 from yolact.models.yolact.mask_assembly import crop_masks
 from yolact.models.yolact.match import AssignRule, Matches, match
+from yolact.models.yolact.train_config import BoxLoss
 
 
 @dataclass(frozen=True)
