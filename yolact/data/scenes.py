@@ -380,8 +380,9 @@ def scene_with_crowds(
 def synthetic_frames(
     count: int, height: int = 480, width: int = 640, seed: int = 0
 ) -> list[np.ndarray]:
-    """``count`` BGR uint8 scenes of up to 6 shapes (:func:`make_scene`), for
-    benchmarks and checks that need frames but no inputs.
+    """``count`` BGR uint8 frames of six random filled circles and rectangles on a
+    horizontal grey gradient, for benchmarks and checks that need frames but no
+    inputs (no labels: :func:`make_scene` draws annotated scenes).
 
     Args:
         count: frames returned.
@@ -390,4 +391,17 @@ def synthetic_frames(
         seed: the frames are a function of the arguments.
     """
     rng = np.random.default_rng(seed)
-    return [make_scene(rng, (height, width), max_objects=6)["image"] for _ in range(count)]
+    frames = []
+    base = np.linspace(40, 200, width, dtype=np.float32)[None, :, None]
+    for _ in range(count):
+        img = np.broadcast_to(base, (height, width, 3)).astype(np.uint8).copy()
+        for _ in range(6):
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+            r = int(rng.integers(20, min(height, width) // 3))
+            if rng.random() < 0.5:
+                cv2.circle(img, (cx, cy), r, color, -1)
+            else:
+                cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
+        frames.append(img)
+    return frames
