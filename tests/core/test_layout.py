@@ -9,7 +9,9 @@ import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "yolact"
-SHARED = ("yolact.core", "yolact.engine", "yolact.data", "yolact.io", "yolact.backends")
+SHARED = (
+    "yolact.core", "yolact.engine", "yolact.data", "yolact.io", "yolact.backends", "yolact.bench",
+)  # fmt: skip
 FAMILIES = "yolact.models"
 # What every family shares sits at the bottom: it imports none of these (runtime policy,
 # yolact.runtime, and the streaming loops, yolact.inference, sit beside it).
