@@ -14,9 +14,11 @@ from conftest import REPO
 from yolact import registry
 from yolact.cli import predictors as cli_predictors
 from yolact.cli.eval_args import parse_args
-from yolact.core import gpu
 from yolact.core import predictor as core_predictor
-from yolact.core.gpu import (
+from yolact.core.preprocess import SquarePreprocessor, upload
+from yolact.data.scenes import make_scene
+from yolact.runtime import gpu
+from yolact.runtime.gpu import (
     CudaGraphRunner,
     FixedBatchRunner,
     GpuOptionError,
@@ -24,8 +26,6 @@ from yolact.core.gpu import (
     to_float32,
     use_channels_last,
 )
-from yolact.core.preprocess import SquarePreprocessor, upload
-from yolact.data.scenes import make_scene
 
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 

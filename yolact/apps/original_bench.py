@@ -64,7 +64,7 @@ RANDOM_BF16_NOTE = (
 
 def default_backends() -> tuple[str, ...]:
     """Every backend this CPU runs: the bfloat16 ones only with bfloat16 instructions."""
-    from yolact.core.gpu import cpu_has_bf16
+    from yolact.runtime.gpu import cpu_has_bf16
 
     return BACKENDS if cpu_has_bf16() else FLOAT32_BACKENDS
 
@@ -305,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     from yolact.apps.benchmark import synthetic_frames
-    from yolact.core.threads import configure_threads
     from yolact.core.weights import CheckpointError
+    from yolact.runtime.threads import configure_threads
 
     with busy_process(a.busy):  # started first, so that the thread plan sees it
         try:

@@ -18,11 +18,11 @@ from yolact.core.config import (
     ModelConfig,
     apply_overrides,
 )
-from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.trainer import TrainingError, TrainOptions, train
 from yolact.registry import get_config, read_checkpoint
+from yolact.runtime.threads import available_cores, configure_threads, plan_threads
 
 log = logging.getLogger("yolact")
 

@@ -52,16 +52,14 @@ class Family(ABC):
         kind: the family's name, stored as ``"kind"`` in a checkpoint's config.
         title: its name in messages ("YOLACT").
         configs: config name -> function building that config.
-        predictor_class: the family's :class:`~yolact.core.predictor.Predictor`.
+        predictor_class: the family's subclass of :class:`~yolact.core.predictor.Predictor`
+            (its pre- and post-processing; the registry finds a predictor's family by it).
     """
 
     kind: str
     title: str
     configs: Mapping[str, Callable[[], ModelConfig]]
     predictor_class: type[Predictor]
-
-    def __init__(self) -> None:
-        self.predictor_class.family = self
 
     # ---- configs and files -------------------------------------------------------
 

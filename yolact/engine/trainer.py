@@ -30,7 +30,6 @@ from yolact.core.checkpoint_names import (
 from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
 from yolact.core.family import Family, TrainingHooks
 from yolact.core.init_weights import initialise
-from yolact.core.threads import current_plan
 from yolact.data.coco import CocoDataset
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
@@ -50,6 +49,7 @@ from yolact.engine.distributed import (
 from yolact.engine.evaluate import evaluate_dataset, format_aps
 from yolact.engine.schedule import Schedule, make_schedule
 from yolact.registry import family_of, read_checkpoint
+from yolact.runtime.threads import current_plan
 
 log = logging.getLogger("yolact.train")
 

@@ -15,13 +15,13 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from yolact.core.gpu import GpuOptionError, half_dtype, to_float32
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
 from yolact.core.preprocess import upload
 from yolact.core.structures import Detections
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
 from yolact.models.mask_rcnn.model import MaskRCNN
+from yolact.runtime.gpu import GpuOptionError, half_dtype, to_float32
 
 
 @dataclass

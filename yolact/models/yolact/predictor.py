@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from yolact.core.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork, half_dtype
 from yolact.core.ops.nms import NMSMethod
-from yolact.core.padded import PaddedDetections, select, to_detections
-from yolact.core.predictor import Predictor
-from yolact.core.structures import Detections
+from yolact.core.padded_predictor import PaddedPredictor
 from yolact.models.yolact.config import YolactConfig
 from yolact.models.yolact.fixed_post import YolactInference
 from yolact.models.yolact.model import Yolact
 from yolact.models.yolact.preprocess import Preprocessor
+from yolact.runtime.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork, half_dtype
+from yolact.runtime.runners import EagerRunner
 
 
-class YolactPredictor(Predictor):
+class YolactPredictor(PaddedPredictor):
     """Runs a YOLACT model on BGR images (the stages of :class:`~yolact.core.predictor.Predictor`).
 
     Example::
@@ -50,9 +46,11 @@ class YolactPredictor(Predictor):
         inference: the network and the fixed-shape post-processing
             (:class:`~yolact.models.yolact.fixed_post.YolactInference`).
         postprocess: its post-processing module.
-        network_module: the network as run (:class:`~yolact.core.gpu.HalfNetwork`
+        network_module: the network as run (:class:`~yolact.runtime.gpu.HalfNetwork`
             with ``half``).
-        graph: the :class:`~yolact.core.gpu.CudaGraphRunner`, or None.
+        runner: the network runner: :class:`~yolact.runtime.runners.EagerRunner`, or
+            with ``cuda_graph`` the :class:`~yolact.runtime.gpu.CudaGraphRunner`.
+        graph: the :class:`~yolact.runtime.gpu.CudaGraphRunner`, or None.
     """
 
     model: Yolact
@@ -99,10 +97,7 @@ class YolactPredictor(Predictor):
             HalfNetwork(model, keep_float32=("maskiou_net",), dtype=dtype) if half else model
         )
         self.graph = CudaGraphRunner(self.detect_tuple) if cuda_graph else None
-
-    def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
-        """BGR uint8 images -> the network's input batch [B, 3, S, S]."""
-        return self.preprocess(images)
+        self.runner = self.graph if self.graph is not None else EagerRunner(self.detect_tuple)
 
     @torch.no_grad()
     def network(self, batch: Tensor) -> dict[str, Tensor]:
@@ -116,21 +111,3 @@ class YolactPredictor(Predictor):
         batch [B, 3, S, S]: :class:`PaddedDetections` as a tuple (``as_tuple`` order)."""
         out = self.network_module(batch)
         return self.postprocess(out["loc"], out["conf"], out["coef"], out["proto"], out["priors"])
-
-    @torch.no_grad()
-    def run_network(self, batch: Tensor) -> PaddedDetections:
-        """The network, box decoding, NMS and masks at prototype resolution, in
-        fixed shapes on the device (replayed as a CUDA graph with ``cuda_graph``),
-        with the score threshold and top-k applied."""
-        raw = self.graph(batch) if self.graph is not None else self.detect_tuple(batch)
-        return select(PaddedDetections.from_tuple(raw), self.score_threshold, self.top_k)
-
-    @torch.no_grad()
-    def run_post(
-        self, raw: PaddedDetections, image_sizes: Sequence[tuple[int, int]]
-    ) -> list[Detections]:
-        """Detections at the original image sizes: boxes in pixels, masks pasted
-        (only the counted ones, each inside its box)."""
-        return to_detections(
-            raw, image_sizes, self.cfg.class_names, masks=self.masks, crop=self.crop
-        )
