@@ -175,6 +175,12 @@ class Predictor:
         self.model = model.to(self.device).eval()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.prepare()
+
+    def prepare(self) -> None:
+        """A family's set-up once the options are kept and the model is on its device
+        (its pre- and post-processing, its network runner); refuses, in one line, an
+        option its model cannot run. The default does nothing."""
 
     def set_options(
         self, options: PredictorOptions, cfg: ModelConfig, device: torch.device

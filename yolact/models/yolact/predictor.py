@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from yolact.core.ops.nms import NMSMethod
 from yolact.core.padded_predictor import PaddedPredictor
 from yolact.models.yolact.config import YolactConfig
 from yolact.models.yolact.fixed_post import YolactInference
@@ -56,28 +55,13 @@ class YolactPredictor(PaddedPredictor):
     model: Yolact
     cfg: YolactConfig
 
-    def __init__(
-        self,
-        model: Yolact,
-        *,
-        device: str | torch.device | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        nms_method: NMSMethod | None = None,
-        crop: bool = True,
-        masks: bool = True,
-        half: bool = False,
-        cuda_graph: bool = False,
-        channels_last: bool | None = None,
-    ) -> None:
-        super().__init__(
-            model, device=device, score_threshold=score_threshold, top_k=top_k,
-            nms_method=nms_method, crop=crop, masks=masks, half=half,
-            cuda_graph=cuda_graph, channels_last=channels_last,
-        )  # fmt: skip
-        cfg = self.cfg = model.cfg
+    def prepare(self) -> None:
+        """The pre-processing, the network in its precision, the fixed-shape
+        post-processing and the runner (eager, or a CUDA graph)."""
+        model, cfg = self.model, self.cfg
+        nms_method, crop, half = self.nms_method, self.crop, self.half
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
-        if cuda_graph and nms.method == "standard":
+        if self.cuda_graph and nms.method == "standard":
             raise GpuOptionError(
                 "--cuda_graph needs fast or cross-class NMS (standard NMS has data-dependent "
                 "shapes); drop --fast_nms=False"
@@ -96,7 +80,7 @@ class YolactPredictor(PaddedPredictor):
         self.network_module: nn.Module = (
             HalfNetwork(model, keep_float32=("maskiou_net",), dtype=dtype) if half else model
         )
-        self.graph = CudaGraphRunner(self.detect_tuple) if cuda_graph else None
+        self.graph = CudaGraphRunner(self.detect_tuple) if self.cuda_graph else None
         self.runner = self.graph if self.graph is not None else EagerRunner(self.detect_tuple)
 
     @torch.no_grad()
