@@ -240,3 +240,17 @@ def test_exported_predictor_gives_todays_results(exported, n: int) -> None:
     for g, r in zip(got, ref):
         assert torch.equal(g.boxes, r.boxes) and torch.equal(g.labels, r.labels)
         assert torch.equal(g.scores, r.scores) and torch.equal(g.masks, r.masks)
+
+
+def test_runtime_policy_is_its_own_package_below_the_families() -> None:
+    """yolact/runtime imports only itself and the shared core's interfaces; the old
+    module paths are gone."""
+    from test_layout import import_graph
+
+    graph = import_graph()
+    runtime = {m for m in graph if m.startswith("yolact.runtime")}
+    assert {"yolact.runtime.device", "yolact.runtime.gpu", "yolact.runtime.threads"} <= runtime
+    for module in runtime:
+        outside = {t for t in graph[module] if not t.startswith(("yolact.runtime", "yolact.core"))}
+        assert not outside, f"{module} imports {outside}"
+    assert not {"yolact.core.device", "yolact.core.gpu", "yolact.core.threads"} & set(graph)

@@ -226,9 +226,10 @@ class Predictor:
             TypeError: an unknown option.
         """
         opts = PredictorOptions.from_kwargs(device=device, **options)
-        if cls is Predictor:
+        family = _source().family_of_predictor(cls)
+        if family is None:  # the one class itself: the predictor of cfg's family
             return _source().build(cfg, checkpoint, opts, source=source)
-        return cls.from_options(cls.family.build_model(cfg, checkpoint, source), opts)
+        return cls.from_options(family.build_model(cfg, checkpoint, source), opts)
 
     @classmethod
     def from_checkpoint(
@@ -243,7 +244,7 @@ class Predictor:
     ) -> Predictor:
         """The predictor for ``path`` (through the registry), config inferred from the
         file when not given: a checkpoint of any family (of this class's family only,
-        on a family's subclass), an ``.onnx`` file or an OpenVINO folder.
+        on a family's predictor class), an ``.onnx`` file or an OpenVINO folder.
 
         Thread pools: ``threads=N`` gives torch N threads (as eval.py's ``--threads``).
         Without it the pools are sized once per process to the cores that are idle
@@ -270,7 +271,7 @@ class Predictor:
         """
         opts = PredictorOptions.from_kwargs(device=device, threads=threads, **options)
         size_threads_once(opts.threads)
-        family = None if cls is Predictor else cls.family
+        family = _source().family_of_predictor(cls)  # None: any family, any file kind
         return _source().load(
             path, opts.replace(threads=None), family=family, config=config,
             class_names=class_names,
