@@ -46,6 +46,11 @@ class ExportedPredictor(PaddedPredictor):
     Raises:
         ExportedFileError: an unreadable file, a runtime that cannot run it, or
             an option the graph cannot honour, in one line.
+
+    Attributes:
+        path, meta: the file and its metadata.
+        runtime: the loaded graph (:class:`~yolact.backends.runtimes.Runtime`).
+        runner: the network runner over it.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class ExportedPredictor(PaddedPredictor):
         )
         self.path = path
         self.meta = meta
+        self.runtime = runtime
         self.runner = ExportedRunner(runtime, meta)
         in_effect = options.replace(
             device=runtime.device, half=options.half or meta.half, cuda_graph=False,
