@@ -17,9 +17,10 @@ from torch import Tensor
 from yolact.backends.meta import exported_format, read_meta
 from yolact.backends.predictor import ExportedPredictor
 from yolact.core import resolve
-from yolact.core.checkpoint_names import is_plain_name
 from yolact.core.config import ConfigError, ModelConfig
 from yolact.core.family import Family
+from yolact.core.family_base import FamilyBase
+from yolact.core.names import is_plain_name
 from yolact.core.options import PredictorOptions
 from yolact.core.predictor import Predictor, set_source
 from yolact.core.weights import Checkpoint, CheckpointError
@@ -210,7 +211,7 @@ def _load(
     path: str,
     options: PredictorOptions,
     *,
-    family: Family | None = None,
+    family: FamilyBase | None = None,
     config: str | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Predictor:
@@ -241,7 +242,7 @@ class _RegistrySource:
         path: str,
         options: PredictorOptions,
         *,
-        family: Family | None = None,
+        family: FamilyBase | None = None,
         config: str | None = None,
         class_names: Sequence[str] | None = None,
     ) -> Predictor:

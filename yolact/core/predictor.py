@@ -34,12 +34,12 @@ import torch
 from torch import nn
 
 from yolact.core.config import ModelConfig
-from yolact.core.family import Family
+from yolact.core.family_base import FamilyBase as Family
+from yolact.core.images import to_bgr8_batch
 from yolact.core.ops.nms import NMSMethod
 from yolact.core.options import PredictorOptions
 from yolact.core.structures import Detections
 from yolact.core.weights import Checkpoint
-from yolact.io.images import to_bgr8_batch
 from yolact.runtime.device import select_device
 from yolact.runtime.gpu import check_gpu_options, use_channels_last
 from yolact.runtime.threads import size_threads_once
