@@ -186,7 +186,7 @@ def pinned_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     thread and sample nothing. Torch's and OpenCV's pools and the remembered plan are
     put back after the test, so a test that sizes them itself changes no later test.
     """
-    from yolact.core import threads
+    from yolact.runtime import threads
 
     monkeypatch.setenv(threads.OMP_ENV, "1")
     monkeypatch.setattr(threads, "_current", threads._current)

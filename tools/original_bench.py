@@ -63,7 +63,7 @@ RANDOM_BF16_NOTE = (
 
 def default_backends() -> tuple[str, ...]:
     """Every backend this CPU runs: the bfloat16 ones only with bfloat16 instructions."""
-    from yolact.core.gpu import cpu_has_bf16
+    from yolact.runtime.gpu import cpu_has_bf16
 
     return BACKENDS if cpu_has_bf16() else FLOAT32_BACKENDS
 
@@ -303,9 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {a.trained_model}: no such file", file=sys.stderr)
         return 2
 
-    from yolact.core.threads import configure_threads
     from yolact.core.weights import CheckpointError
     from yolact.data.scenes import synthetic_frames
+    from yolact.runtime.threads import configure_threads
 
     with busy_process(a.busy):  # started first, so that the thread plan sees it
         try:

@@ -37,14 +37,14 @@ import torch
 
 from yolact.cli import eval_cli, train_cli
 from yolact.cli.eval_args import str2bool
-from yolact.core.gpu import cpu_has_bf16
-from yolact.core.threads import ThreadsError, configure_threads
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import write_coco_dataset, write_synthetic_video
 from yolact.engine.checkpoint_names import find_latest
 from yolact.engine.evaluate import evaluate_dataset, format_aps, write_metrics
 from yolact.predictor import Predictor
 from yolact.registry import get_config
+from yolact.runtime.gpu import cpu_has_bf16
+from yolact.runtime.threads import ThreadsError, configure_threads
 from yolact.slim import slim_checkpoint
 
 CONFIG = "yolact_tiny"
@@ -234,7 +234,7 @@ def run_demo(
     them for itself and its data loader.
 
     Raises:
-        yolact.core.threads.ThreadsError: ``threads`` below 1 or a bad ``OMP_NUM_THREADS``.
+        yolact.runtime.threads.ThreadsError: ``threads`` below 1 or a bad ``OMP_NUM_THREADS``.
     """
     configure_threads(threads)
     trained = force or not os.path.isfile(weights)

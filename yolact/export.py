@@ -61,9 +61,9 @@ from yolact.core.config import ConfigError
 from yolact.core.family import ExportError, ExportSpec
 from yolact.core.padded import OUTPUT_NAMES
 from yolact.core.preprocess import SquarePreprocessor
-from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.registry import family_of, resolve_config
+from yolact.runtime.threads import ThreadsError, configure_threads
 
 OPSET = 17
 # What an OpenVINO model folder holds; an existing output folder with anything else

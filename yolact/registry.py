@@ -15,11 +15,14 @@ import torch
 from torch import Tensor
 
 from yolact.backends.meta import exported_format, read_meta
+from yolact.backends.predictor import ExportedPredictor
 from yolact.core import resolve
 from yolact.core.config import ConfigError, ModelConfig
 from yolact.core.family import Family
+from yolact.core.family_base import FamilyBase
 from yolact.core.names import is_plain_name
-from yolact.core.predictor import Predictor
+from yolact.core.options import PredictorOptions
+from yolact.core.predictor import Predictor, set_source
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.models.mask_rcnn.family import MASK_RCNN
 from yolact.models.yolact.family import YOLACT
@@ -163,16 +166,26 @@ def build_predictor(
     without); for an exported ``source`` file, the predictor that runs it.
 
     Args:
-        options: the keyword-only options of :class:`~yolact.core.predictor.Predictor`.
-    """
-    if exported_format(source):
-        from yolact.backends.predictor import ExportedPredictor
+        options: the fields of :class:`~yolact.core.options.PredictorOptions`.
 
-        return ExportedPredictor(source, cfg, device=device, **options)
-    family = family_of(cfg)
-    return family.predictor_class.from_config(
-        cfg, checkpoint, device=device, source=source, **options
-    )
+    Raises:
+        TypeError: an unknown option.
+    """
+    opts = PredictorOptions.from_kwargs(device=device, **options)
+    return _build(cfg, checkpoint, opts, source=source)
+
+
+def _build(
+    cfg: ModelConfig,
+    checkpoint: Checkpoint | None,
+    options: PredictorOptions,
+    *,
+    source: str = "checkpoint",
+) -> Predictor:
+    if exported_format(source):
+        return ExportedPredictor(source, cfg, options)
+    cls = family_of(cfg).predictor_class
+    return cls.from_options(cls.family.build_model(cfg, checkpoint, source), options)
 
 
 def load_predictor(
@@ -187,10 +200,72 @@ def load_predictor(
     or for an exported file (``.onnx``, ``*_openvino_model/``).
 
     Raises:
+        TypeError: an unknown option.
         ConfigError, CheckpointError: as :func:`resolve_config`.
     """
-    cfg, ckpt = resolve_config(path, config, class_names)
-    return build_predictor(cfg, ckpt, device=device, source=path, **options)
+    opts = PredictorOptions.from_kwargs(device=device, **options)
+    return _load(path, opts, config=config, class_names=class_names)
+
+
+def _load(
+    path: str,
+    options: PredictorOptions,
+    *,
+    family: FamilyBase | None = None,
+    config: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Predictor:
+    if family is not None and not exported_format(path):
+        cfg, ckpt = resolve.resolve_config(path, config, class_names, families=[family])
+    else:
+        cfg, ckpt = resolve_config(path, config, class_names)
+    return _build(cfg, ckpt, options, source=path)
+
+
+def family_of_predictor(cls: type) -> Family | None:
+    """The family whose ``predictor_class`` is ``cls`` (or a base of it), else None."""
+    for family in FAMILIES:
+        if family.predictor_class is cls:
+            return family
+    for family in FAMILIES:
+        if issubclass(cls, family.predictor_class):
+            return family
+    return None
+
+
+class _RegistrySource:
+    """The registry as :class:`~yolact.core.predictor.PredictorSource`: the way
+    ``Predictor.from_checkpoint`` and ``Predictor.from_config`` reach the families."""
+
+    def load(
+        self,
+        path: str,
+        options: PredictorOptions,
+        *,
+        family: FamilyBase | None = None,
+        config: str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> Predictor:
+        return _load(path, options, family=family, config=config, class_names=class_names)
+
+    def build(
+        self,
+        cfg: ModelConfig,
+        checkpoint: Checkpoint | None,
+        options: PredictorOptions,
+        *,
+        source: str = "checkpoint",
+    ) -> Predictor:
+        return _build(cfg, checkpoint, options, source=source)
+
+    def family_of_config(self, cfg: ModelConfig) -> Family:
+        return family_of(cfg)
+
+    def family_of_predictor(self, cls: type) -> Family | None:
+        return family_of_predictor(cls)
+
+
+set_source(_RegistrySource())
 
 
 __all__ = [
@@ -204,6 +279,7 @@ __all__ = [
     "exported_config",
     "family_of",
     "family_of_checkpoint",
+    "family_of_predictor",
     "get_config",
     "load_predictor",
     "read_checkpoint",

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.core import threads
 from yolact.predictor import Predictor
+from yolact.runtime import threads
 
 SHIPPED = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 

@@ -24,10 +24,10 @@ from yolact import registry
 from yolact.backends.meta import ExportedFileError
 from yolact.backends.runtimes import OpenVinoRuntime, cpu_capabilities, openvino_config
 from yolact.cli.eval_cli import main as eval_main
-from yolact.core import gpu
-from yolact.core.gpu import GpuOptionError, check_gpu_options, half_dtype, half_label
 from yolact.core.structures import Detections
 from yolact.export import main as export_main
+from yolact.runtime import gpu
+from yolact.runtime.gpu import GpuOptionError, check_gpu_options, half_dtype, half_label
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")

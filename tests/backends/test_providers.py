@@ -108,8 +108,8 @@ def test_tensorrt_backend_is_skipped_in_one_line_where_missing(tmp_path, capsys)
 def test_half_on_an_exported_file_on_cpu_is_one_line(tmp_path, capsys, monkeypatch, bf16) -> None:
     """An ONNX file with --half on the CPU: onnxruntime has no bfloat16 there, and a
     CPU without bfloat16 has no --half at all (the capability stood in for)."""
-    from yolact.core import gpu
     from yolact.export import export
+    from yolact.runtime import gpu
 
     monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: bf16)
     path = export(DEMO, str(tmp_path / "m.onnx"), "onnx", check=False, log=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yolact.core import threads
+from yolact.runtime import threads
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import cv2
 import pytest
 import torch
 
-from yolact.core import threads
-from yolact.core.threads import ThreadsError, apply_threads, current_plan, plan_threads
+from yolact.runtime import threads
+from yolact.runtime.threads import ThreadsError, apply_threads, current_plan, plan_threads
 
 
 def sizes(plan: threads.ThreadPlan) -> tuple[int, int, int, int, str]:

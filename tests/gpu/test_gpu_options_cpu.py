@@ -15,9 +15,10 @@ from conftest import demo_scene as scene
 from yolact import registry
 from yolact.cli import predictors as cli_predictors
 from yolact.cli.eval_args import parse_args
-from yolact.core import gpu
 from yolact.core import predictor as core_predictor
-from yolact.core.gpu import (
+from yolact.core.preprocess import SquarePreprocessor, upload
+from yolact.runtime import gpu
+from yolact.runtime.gpu import (
     CudaGraphRunner,
     FixedBatchRunner,
     GpuOptionError,
@@ -25,7 +26,6 @@ from yolact.core.gpu import (
     to_float32,
     use_channels_last,
 )
-from yolact.core.preprocess import SquarePreprocessor, upload
 
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 

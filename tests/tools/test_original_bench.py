@@ -220,7 +220,7 @@ def test_cli_times_the_original_and_pytorch_and_writes_markdown(tmp_path, tiny_w
 
 
 def test_cli_notes_why_bf16_rows_differ_on_random_weights(tmp_path, capsys, monkeypatch):
-    from yolact.core import gpu
+    from yolact.runtime import gpu
 
     monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: True)
     code = ob.main([
@@ -236,7 +236,7 @@ def test_bf16_backends_run_with_half_and_share_the_export(tmp_path, tiny_weights
     """``pytorch_bf16`` is the PyTorch predictor with ``half`` (bfloat16 on the CPU; the
     capability stood in for), agreeing with float32 on random weights; the OpenVINO
     rows export once; the default list has the bf16 rows only where the CPU has bf16."""
-    from yolact.core import gpu
+    from yolact.runtime import gpu
 
     monkeypatch.setattr(gpu, "cpu_has_bf16", lambda: True)
     assert ob.default_backends() == ob.BACKENDS

@@ -16,10 +16,10 @@ from yolact.backends.writes import WriteError, check_writable_folder
 from yolact.bench.compare import compare_models
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
-from yolact.core.gpu import half_label
 from yolact.core.predictor import Predictor
 from yolact.data.coco import CocoDataset, named_dataset
 from yolact.engine.evaluate import evaluate_dataset, match_classes
+from yolact.runtime.gpu import half_label
 
 # ``--backends`` names -> the export format (None: the PyTorch model itself); tensorrt
 # is the ONNX file on onnxruntime's TensorRT provider, onnxruntime the same without it.

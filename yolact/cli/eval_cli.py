@@ -34,10 +34,8 @@ from yolact.cli.predictors import (
     device_from_args,
 )
 from yolact.core.config import ConfigError
-from yolact.core.device import select_device
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
-from yolact.core.threads import ThreadsError, configure_threads
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
@@ -58,6 +56,8 @@ from yolact.io.pipeline import StageError
 from yolact.io.sources import VideoSource, redact, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
+from yolact.runtime.device import select_device
+from yolact.runtime.threads import ThreadsError, configure_threads
 
 log = logging.getLogger("yolact")
 

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 from yolact.backends.meta import exported_format
 from yolact.cli.eval_args import EvalOptions
-from yolact.core.device import select_device
-from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
 from yolact.data.scenes import synthetic_frames
 from yolact.inference.frames import folder_frames, image_frames, video_frames
 from yolact.io.sources import split_in_out
 from yolact.registry import build_predictor as build_family_predictor
 from yolact.registry import resolve_config
+from yolact.runtime.device import select_device
+from yolact.runtime.gpu import GpuOptionError, check_gpu_options
 
 Flags = EvalOptions | argparse.Namespace
 """eval.py's flags: typed options, or a namespace (``--compare`` changes copies of it)."""

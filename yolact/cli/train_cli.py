@@ -23,12 +23,12 @@ from yolact.core.config import (
     apply_overrides,
 )
 from yolact.core.names import is_plain_name
-from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.checkpoint_names import resume_path
 from yolact.engine.trainer import TrainingError, TrainOptions, TrainResult, train
 from yolact.registry import get_config, read_checkpoint
+from yolact.runtime.threads import available_cores, configure_threads, plan_threads
 
 log = logging.getLogger("yolact")
 

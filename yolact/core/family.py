@@ -22,10 +22,9 @@ class Family(FamilyBase):
     """A model family: its configs, files, model, training pieces and predictor.
 
     Attributes:
-        predictor_class: the family's :class:`~yolact.core.predictor.Predictor`.
+        predictor_class: the family's subclass of :class:`~yolact.core.predictor.Predictor`
+            (its pre- and post-processing; the registry finds a predictor's family by
+            it, so nothing is set on the class).
     """
 
     predictor_class: type[Predictor]
-
-    def __init__(self) -> None:
-        self.predictor_class.family = self

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from yolact.core.device import select_device
+from yolact.runtime.device import select_device
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 
 from yolact.core.config import ModelConfig
 from yolact.core.family import Family, TrainingHooks
-from yolact.core.threads import current_plan
 from yolact.data.coco import CocoDataset
 from yolact.engine.checkpoint_names import (
     CheckpointName,
@@ -53,6 +52,7 @@ from yolact.engine.state import (
 )
 from yolact.engine.stop import StopFlag
 from yolact.registry import family_of, read_checkpoint
+from yolact.runtime.threads import current_plan
 
 log = logging.getLogger("yolact.train")
 

@@ -15,13 +15,12 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from yolact.core.gpu import GpuOptionError, half_dtype, to_float32
-from yolact.core.ops.nms import NMSMethod
 from yolact.core.predictor import Predictor
 from yolact.core.preprocess import upload
 from yolact.core.structures import Detections
 from yolact.models.mask_rcnn.config import MaskRCNNConfig
 from yolact.models.mask_rcnn.model import MaskRCNN
+from yolact.runtime.gpu import GpuOptionError, half_dtype, to_float32
 
 
 @dataclass
@@ -75,31 +74,13 @@ class RCNNPredictor(Predictor):
     model: MaskRCNN
     cfg: MaskRCNNConfig
 
-    def __init__(
-        self,
-        model: MaskRCNN,
-        *,
-        device: str | torch.device | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        nms_method: NMSMethod | None = None,
-        crop: bool = True,
-        masks: bool = True,
-        half: bool = False,
-        cuda_graph: bool = False,
-        channels_last: bool | None = None,
-    ) -> None:
-        super().__init__(
-            model, device=device, score_threshold=score_threshold, top_k=top_k,
-            nms_method=nms_method, crop=crop, masks=masks, half=half,
-            cuda_graph=cuda_graph, channels_last=channels_last,
-        )  # fmt: skip
-        if cuda_graph:
+    def prepare(self) -> None:
+        """Refuse ``cuda_graph``; the table from classifier outputs to class indices."""
+        if self.cuda_graph:
             raise GpuOptionError(
                 "--cuda_graph needs fixed-shape post-processing, which the Mask R-CNN "
                 "reference does not have (its RPN and RoI heads keep a varying number of boxes)"
             )
-        self.cfg = model.cfg
         ids = self.cfg.output_ids or tuple(range(1, len(self.cfg.class_names) + 1))
         table = torch.full((self.cfg.num_classes,), -1, dtype=torch.long)
         table[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from yolact.core.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork, half_dtype
-from yolact.core.ops.nms import NMSMethod
-from yolact.core.padded import PaddedDetections, select, to_detections
-from yolact.core.predictor import Predictor
-from yolact.core.structures import Detections
+from yolact.core.padded_predictor import PaddedPredictor
 from yolact.models.yolact.config import YolactConfig
 from yolact.models.yolact.fixed_post import YolactInference
 from yolact.models.yolact.model import Yolact
 from yolact.models.yolact.preprocess import Preprocessor
+from yolact.runtime.gpu import CudaGraphRunner, GpuOptionError, HalfNetwork, half_dtype
+from yolact.runtime.runners import EagerRunner
 
 
-class YolactPredictor(Predictor):
+class YolactPredictor(PaddedPredictor):
     """Runs a YOLACT model on BGR images (the stages of :class:`~yolact.core.predictor.Predictor`).
 
     Example::
@@ -50,36 +45,23 @@ class YolactPredictor(Predictor):
         inference: the network and the fixed-shape post-processing
             (:class:`~yolact.models.yolact.fixed_post.YolactInference`).
         postprocess: its post-processing module.
-        network_module: the network as run (:class:`~yolact.core.gpu.HalfNetwork`
+        network_module: the network as run (:class:`~yolact.runtime.gpu.HalfNetwork`
             with ``half``).
-        graph: the :class:`~yolact.core.gpu.CudaGraphRunner`, or None.
+        runner: the network runner: :class:`~yolact.runtime.runners.EagerRunner`, or
+            with ``cuda_graph`` the :class:`~yolact.runtime.gpu.CudaGraphRunner`.
+        graph: the :class:`~yolact.runtime.gpu.CudaGraphRunner`, or None.
     """
 
     model: Yolact
     cfg: YolactConfig
 
-    def __init__(
-        self,
-        model: Yolact,
-        *,
-        device: str | torch.device | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        nms_method: NMSMethod | None = None,
-        crop: bool = True,
-        masks: bool = True,
-        half: bool = False,
-        cuda_graph: bool = False,
-        channels_last: bool | None = None,
-    ) -> None:
-        super().__init__(
-            model, device=device, score_threshold=score_threshold, top_k=top_k,
-            nms_method=nms_method, crop=crop, masks=masks, half=half,
-            cuda_graph=cuda_graph, channels_last=channels_last,
-        )  # fmt: skip
-        cfg = self.cfg = model.cfg
+    def prepare(self) -> None:
+        """The pre-processing, the network in its precision, the fixed-shape
+        post-processing and the runner (eager, or a CUDA graph)."""
+        model, cfg = self.model, self.cfg
+        nms_method, crop, half = self.nms_method, self.crop, self.half
         nms = cfg.nms if nms_method is None else cfg.with_nms(method=nms_method).nms
-        if cuda_graph and nms.method == "standard":
+        if self.cuda_graph and nms.method == "standard":
             raise GpuOptionError(
                 "--cuda_graph needs fast or cross-class NMS (standard NMS has data-dependent "
                 "shapes); drop --fast_nms=False"
@@ -98,11 +80,8 @@ class YolactPredictor(Predictor):
         self.network_module: nn.Module = (
             HalfNetwork(model, keep_float32=("maskiou_net",), dtype=dtype) if half else model
         )
-        self.graph = CudaGraphRunner(self.detect_tuple) if cuda_graph else None
-
-    def run_pre(self, images: Sequence[np.ndarray]) -> Tensor:
-        """BGR uint8 images -> the network's input batch [B, 3, S, S]."""
-        return self.preprocess(images)
+        self.graph = CudaGraphRunner(self.detect_tuple) if self.cuda_graph else None
+        self.runner = self.graph if self.graph is not None else EagerRunner(self.detect_tuple)
 
     @torch.no_grad()
     def network(self, batch: Tensor) -> dict[str, Tensor]:
@@ -116,21 +95,3 @@ class YolactPredictor(Predictor):
         batch [B, 3, S, S]: :class:`PaddedDetections` as a tuple (``as_tuple`` order)."""
         out = self.network_module(batch)
         return self.postprocess(out["loc"], out["conf"], out["coef"], out["proto"], out["priors"])
-
-    @torch.no_grad()
-    def run_network(self, batch: Tensor) -> PaddedDetections:
-        """The network, box decoding, NMS and masks at prototype resolution, in
-        fixed shapes on the device (replayed as a CUDA graph with ``cuda_graph``),
-        with the score threshold and top-k applied."""
-        raw = self.graph(batch) if self.graph is not None else self.detect_tuple(batch)
-        return select(PaddedDetections.from_tuple(raw), self.score_threshold, self.top_k)
-
-    @torch.no_grad()
-    def run_post(
-        self, raw: PaddedDetections, image_sizes: Sequence[tuple[int, int]]
-    ) -> list[Detections]:
-        """Detections at the original image sizes: boxes in pixels, masks pasted
-        (only the counted ones, each inside its box)."""
-        return to_detections(
-            raw, image_sizes, self.cfg.class_names, masks=self.masks, crop=self.crop
-        )

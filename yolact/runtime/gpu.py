@@ -9,21 +9,20 @@ fast as in float32.
 - :func:`half_dtype` is the reduced precision of a device;
 - :class:`HalfNetwork` runs a network in that precision and hands float32 outputs
   to the post-processing, whose box decoding, IoU, sigmoid and sorting stay in float32;
-- :class:`FixedBatchRunner` runs a function built for one batch size on any batch
-  (a smaller one padded, a larger one in chunks); :class:`CudaGraphRunner` is one
-  that replays a CUDA graph captured at that size.
+- :class:`CudaGraphRunner` replays a CUDA graph captured at one batch size, on any
+  batch (padded or chunked by :class:`~yolact.runtime.batching.FixedBatchRunner`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-BatchFn = Callable[[Tensor], tuple[Tensor, ...]]
+from yolact.runtime.batching import BatchFn, FixedBatchRunner, format_of
 
 
 class GpuOptionError(ValueError):
@@ -137,52 +136,9 @@ class HalfNetwork(nn.Module):
         return to_float32(self.net(images.to(self.dtype)))
 
 
-class FixedBatchRunner:
-    """Runs ``fn``, written for batches of exactly ``batch`` items, on a batch of any size.
-
-    A smaller batch is padded with zeros up to ``batch`` and the outputs cut back;
-    a larger one runs in chunks of ``batch`` (the last one padded) and the outputs
-    are concatenated. Every output must have the batch as its first dimension, and
-    an item's outputs must not depend on the other items of its batch.
-
-    Args:
-        fn: [batch, ...] -> tuple of [batch, ...] tensors.
-        batch: the batch size ``fn`` takes.
-    """
-
-    def __init__(self, fn: BatchFn, batch: int) -> None:
-        if batch < 1:
-            raise ValueError(f"batch must be at least 1, got {batch}")
-        self.fn = fn
-        self.batch = batch
-
-    def run_fixed(self, x: Tensor) -> tuple[Tensor, ...]:
-        """``fn`` on exactly ``batch`` items."""
-        return self.fn(x)
-
-    def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
-        """x [N, ...] -> ``fn``'s outputs for the N items."""
-        N, step = x.shape[0], self.batch
-        parts: list[tuple[Tensor, ...]] = []
-        for start in range(0, N, step):
-            chunk = x[start : start + step]
-            n = chunk.shape[0]
-            if n < step:
-                pad = chunk.new_zeros((step - n, *chunk.shape[1:]))
-                chunk = torch.cat([chunk, pad]).contiguous(memory_format=_format_of(x))
-            parts.append(tuple(o[:n] for o in self.run_fixed(chunk)))
-        if len(parts) == 1:
-            return parts[0]
-        return tuple(torch.cat(outs) for outs in zip(*parts))
-
-
-def _format_of(x: Tensor) -> torch.memory_format:
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 class CudaGraphRunner(FixedBatchRunner):
+    name = "cuda_graph"
+
     """:class:`FixedBatchRunner` that captures ``fn`` into one CUDA graph on its first
     call and replays it after.
 
@@ -220,7 +176,7 @@ class CudaGraphRunner(FixedBatchRunner):
         """Record ``fn`` on a batch like ``x`` ([batch, ...] on CUDA)."""
         if x.device.type != "cuda":
             raise GpuOptionError(f"CUDA graphs need CUDA tensors; the input is on {x.device}")
-        static_in = x.clone(memory_format=_format_of(x))
+        static_in = x.clone(memory_format=format_of(x))
         side = torch.cuda.Stream(device=x.device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(x.device))
         with torch.cuda.stream(side):
