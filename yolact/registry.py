@@ -24,6 +24,7 @@ from yolact.core.names import is_plain_name
 from yolact.core.options import PredictorOptions
 from yolact.core.predictor import Predictor, set_source
 from yolact.core.weights import Checkpoint, CheckpointError
+from yolact.inference.stream import Stream, stream
 from yolact.models.mask_rcnn.family import MASK_RCNN
 from yolact.models.yolact.family import YOLACT
 
@@ -263,6 +264,9 @@ class _RegistrySource:
 
     def family_of_predictor(self, cls: type) -> Family | None:
         return family_of_predictor(cls)
+
+    def stream(self, predictor: Predictor, source: Any, **options: Any) -> Stream:
+        return stream(predictor, source, **options)
 
 
 set_source(_RegistrySource())

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import SteppedCamera
+from yolact import Predictor
 from yolact.inference import StreamResult, stream
 from yolact.inference.sources import Skipped
 from yolact.io.images import InputError
@@ -31,7 +32,9 @@ def predictor(tmp_path_factory) -> YolactPredictor:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "yolact_tiny_1_10.pth"
     torch.save(build_model(get_config("yolact_tiny")).state_dict(), path)
-    return YolactPredictor.from_checkpoint(str(path), device="cpu")
+    p = Predictor.from_checkpoint(str(path), device="cpu")
+    assert isinstance(p, Predictor) and isinstance(p, YolactPredictor)
+    return p
 
 
 def scene(i: int, h: int = 48, w: int = 64) -> np.ndarray:
@@ -82,7 +85,7 @@ def test_video_file_every_frame_in_order(predictor, tmp_path):
         frames.append(frame)
     capture.release()
     before = threading.enumerate()
-    results = list(stream(predictor, str(src)))
+    results = list(predictor.stream(str(src)))
     assert [r.frame_index for r in results] == list(range(6))
     assert {r.source for r in results} == {str(src)} and {r.source_index for r in results} == {0}
     assert_same_as_per_frame(predictor, results, frames)
@@ -94,7 +97,7 @@ def test_folder_in_name_order_with_unreadable_image_skipped(predictor, tmp_path)
         cv2.imwrite(str(tmp_path / f"img{i}.png"), scene(i))
     (tmp_path / "img2.png").write_bytes(b"not a png")
     skipped: list[tuple[str, str]] = []
-    results = list(stream(predictor, tmp_path, on_skip=lambda p, e: skipped.append((p, str(e)))))
+    results = list(predictor.stream(tmp_path, on_skip=lambda p, e: skipped.append((p, str(e)))))
     assert [r.frame_index for r in results] == [0, 1, 3]  # places in the listing
     assert [r.source for r in results] == [str(tmp_path / f"img{i}.png") for i in (0, 1, 3)]
     assert [p for p, _ in skipped] == [str(tmp_path / "img2.png")]
@@ -103,12 +106,12 @@ def test_folder_in_name_order_with_unreadable_image_skipped(predictor, tmp_path)
 
 def test_iterable_of_frames_batched_and_several_sources(predictor, tmp_path):
     frames = [scene(i) for i in range(5)]
-    results = list(stream(predictor, (f for f in frames)))
+    results = list(predictor.stream(f for f in frames))
     assert [r.frame_index for r in results] == list(range(5))
     assert_same_as_per_frame(predictor, results, frames)
 
     cv2.imwrite(str(tmp_path / "a.png"), scene(7))
-    both = list(stream(predictor, [str(tmp_path / "a.png"), frames[:2]]))
+    both = list(predictor.stream([str(tmp_path / "a.png"), frames[:2]]))
     by_source = {i: [(r.frame_index, r.image) for r in both if r.source_index == i] for i in (0, 1)}
     assert [i for i, _ in by_source[0]] == [0] and [i for i, _ in by_source[1]] == [0, 1]
     assert np.array_equal(by_source[0][0][1], scene(7))
@@ -119,22 +122,22 @@ def test_bad_frame_fails_after_the_frames_before_it(predictor):
     frames = [scene(0), scene(1), np.zeros((4, 4, 5), np.uint8)]
     got = []
     with pytest.raises(InputError, match=r"frames\[2\] must have 1, 3 or 4 channels"):
-        for r in stream(predictor, frames):
+        for r in predictor.stream(frames):
             got.append(r.frame_index)
     assert got == [0, 1]
 
 
 def test_missing_source_fails_at_once_in_one_line(predictor, tmp_path):
     with pytest.raises(InputError, match="video file not found"):
-        stream(predictor, str(tmp_path / "missing.mp4"))
+        predictor.stream(str(tmp_path / "missing.mp4"))
     with pytest.raises(InputError, match="no images in"):
-        stream(predictor, tmp_path)
+        predictor.stream(tmp_path)
 
 
 def test_live_loopback_stream(predictor, mjpeg_server):
     server = mjpeg_server(5, make_frame=scene)
     before = threading.enumerate()
-    s = stream(predictor, server.url)
+    s = predictor.stream(server.url)
     results = list(s)
     assert 1 <= len(results) <= 5 and s.ended_early
     indices = [r.frame_index for r in results]
@@ -180,7 +183,7 @@ def test_break_ends_every_thread(predictor, tmp_path, mjpeg_server, kind):
         source = mjpeg_server(100000, make_frame=scene).url
     before = threading.enumerate()
     seen = 0
-    for _ in stream(predictor, source, batch_size=2):
+    for _ in predictor.stream(source, batch_size=2):
         seen += 1
         if seen == 3:
             break
@@ -190,7 +193,7 @@ def test_break_ends_every_thread(predictor, tmp_path, mjpeg_server, kind):
 
 def test_close_before_reading_closes_the_source(predictor):
     camera = SteppedCamera(None, scene)
-    s = stream(predictor, VideoSource(camera, "webcam", "webcam 0"))
+    s = predictor.stream(VideoSource(camera, "webcam", "webcam 0"))
     s.close()
     s.close()  # a second close does nothing
     assert camera.released and list(s) == []
@@ -203,7 +206,7 @@ def test_signal_stops_reading_and_every_thread(predictor, mjpeg_server):
     before = threading.enumerate()
     results = []
     with StopSignals() as stop, stop.polling():
-        s = stream(predictor, server.url, stop=stop.event)
+        s = predictor.stream(server.url, stop=stop.event)
         for r in s:
             results.append(r)
             if len(results) == 3:
@@ -222,7 +225,7 @@ def test_keyboard_interrupt_ends_every_thread(predictor, tmp_path):
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     seen = []
     try:
-        with pytest.raises(KeyboardInterrupt), stream(predictor, str(source)) as s:
+        with pytest.raises(KeyboardInterrupt), predictor.stream(str(source)) as s:
             for r in s:
                 seen.append(r.frame_index)
                 if len(seen) == 2:
@@ -240,9 +243,9 @@ def test_skipped_marker_carries_the_error(tmp_path):
 def test_frame_limit_counts_every_source_together(predictor, tmp_path):
     src = tmp_path / "in.avi"
     write_video(src, 6)
-    s = stream(predictor, str(src), batch_size=2, max_frames=3)
+    s = predictor.stream(str(src), batch_size=2, max_frames=3)
     assert [r.frame_index for r in s] == [0, 1, 2] and s.processed == 3
-    both = list(stream(predictor, [[scene(0)] * 4, [scene(1)] * 4], max_frames=5))
+    both = list(predictor.stream([[scene(0)] * 4, [scene(1)] * 4], max_frames=5))
     assert len(both) == 5
     for i in (0, 1):  # each source's frames in order from its first (turns depend on timing)
         indices = [r.frame_index for r in both if r.source_index == i]

@@ -76,6 +76,9 @@ class PredictorSource(Protocol):
     def family_of_predictor(self, cls: type) -> Family | None:
         """The family whose predictor ``cls`` is, else None."""
 
+    def stream(self, predictor: Predictor, source: Any, **options: Any) -> Any:
+        """:func:`yolact.inference.stream.stream` of ``predictor`` over ``source``."""
+
 
 _SOURCE: list[PredictorSource] = []
 
@@ -324,3 +327,25 @@ class Predictor:
             return []
         dets = self.run_post(self.run_network(self.run_pre(batch)), [im.shape[:2] for im in batch])
         return dets[0] if single else dets
+
+    def stream(self, source: Any, **options: Any) -> Any:
+        """Run over a source, pipelined: one result per frame, as it is ready.
+
+        Example::
+
+            for r in predictor.stream("video.mp4"):
+                r.frame_index, r.image, r.detections
+
+        Args:
+            source: a path (image, folder of images, video file), a webcam index,
+                a stream URL, any iterable of BGR frames, or a list of these
+                (results then carry their ``source_index``).
+            options: ``batch_size``, ``max_frames``, ``stop``, ``on_skip`` of
+                :func:`yolact.inference.stream.stream`.
+
+        Returns:
+            A :class:`yolact.inference.stream.Stream` of
+            :class:`~yolact.inference.stream.StreamResult`: iterate it (``break``
+            or ``close()`` ends every thread); it is also a context manager.
+        """
+        return _source().stream(self, source, **options)
