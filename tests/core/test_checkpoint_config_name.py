@@ -112,3 +112,18 @@ def test_an_exported_file_with_such_a_config_name_is_refused(tmp_path) -> None:
         f"{folder} stores the config name '../x', which is not a plain file name "
         "(it is part of the names of the files written)"
     )
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/escaped", "a\\b", ".."])
+def test_a_config_name_set_on_the_command_line_is_checked_up_front(tmp_path, capsys, name) -> None:
+    from yolact.cli.train_cli import main
+
+    save = tmp_path / "save"
+    code = main(["--config=yolact_tiny", "--set", f"name={name}", f"--save_folder={save}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err == [
+        f"error: config name {name!r} is not a plain file name "
+        "(it is part of the names of the files written)"
+    ]
+    assert not save.exists() and not (tmp_path / "escaped").exists()

@@ -6,11 +6,12 @@ import argparse
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from yolact.cli.eval_args import DefaultsHelpFormatter, str2bool
-from yolact.core.checkpoint_names import resume_path
+from yolact.core.checkpoint_names import is_plain_name, resume_path
 from yolact.core.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
@@ -21,7 +22,7 @@ from yolact.core.config import (
 from yolact.core.threads import available_cores, configure_threads, plan_threads
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
-from yolact.engine.trainer import TrainingError, TrainOptions, train
+from yolact.engine.trainer import TrainingError, TrainOptions, TrainResult, train
 from yolact.registry import get_config, read_checkpoint
 
 log = logging.getLogger("yolact")
@@ -36,6 +37,9 @@ def _int_list(text: str) -> tuple[int, ...]:
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"iterations must be >= 0, got '{text}'")
     return values
+
+
+DEFAULT_SAVE_FOLDER = "weights/"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--augment", default=None, choices=AUGMENTATIONS,
       help="training augmentation: ssd (the original's), light (photometric and "
       "mirror) or none (default: the config's)")  # fmt: skip
-    a("--save_folder", default="weights/", help="where checkpoints and logs go")
+    a("--save_folder", default=None,
+      help="where checkpoints and logs go (default: the --resume file's folder, else "
+      f"{DEFAULT_SAVE_FOLDER})")  # fmt: skip
     a("--save_interval", default=10000, type=int, help="iterations between checkpoints")
     a("--validation_epoch", default=2, type=int, help="validate every N epochs (-1: never)")
     a("--validation_size", default=5000, type=int, help="validation images")
@@ -86,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--train_images", default=None, help="image folder for --train_ann")
     a("--val_ann", default=None, help="COCO-format annotation json for validation")
     a("--val_images", default=None, help="image folder for --val_ann")
-    a("--no_bar", action="store_true", help="no progress bar")
-    a("--log_interval", default=10, type=int, help="iterations between CSV log rows")
+    a("--no_bar", action="store_true",
+      help="no progress bar: plain lines as when the output is not a terminal")  # fmt: skip
+    a("--log_interval", default=10, type=int,
+      help="iterations between CSV log rows and, where the output is not a terminal (a "
+      "file, a pipe), between printed progress lines")  # fmt: skip
     a("--cuda", default=None, type=str2bool, help="original flag; --device is preferred")
     a("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
       help="change config fields, dotted into nested settings, e.g. --set "
@@ -107,6 +116,17 @@ def _resume_file(path: str) -> Checkpoint:
     """The checkpoint ``--resume`` names, read once per run for its config and its
     dataset paths (:func:`main` clears the cache)."""
     return read_checkpoint(path)
+
+
+def save_folder_for(args: argparse.Namespace) -> str:
+    """``--save_folder``; else, resuming from a file, that file's folder (a resumed run
+    stays where it started: checkpoints, logs and ``--resume=latest`` together); else
+    weights/."""
+    if args.save_folder is not None:
+        return args.save_folder
+    if args.resume and args.resume not in ("latest", "interrupt"):
+        return os.path.dirname(args.resume) or "."
+    return DEFAULT_SAVE_FOLDER
 
 
 def config_for(args: argparse.Namespace) -> ModelConfig:
@@ -193,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     _resume_file.cache_clear()
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    args.save_folder = save_folder_for(args)
     try:
         workers = plan_threads(available_cores(), requested=args.threads).loader_workers(
             args.num_workers
@@ -202,8 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.overrides:
             cfg = apply_overrides(cfg, args.overrides)
             log.info("config %s with %s", cfg.name, " ".join(args.overrides))
+        if not is_plain_name(cfg.name):
+            raise ConfigError(
+                f"config name {cfg.name!r} is not a plain file name "
+                "(it is part of the names of the files written)"
+            )
         if args.batch_size < 1:
             raise TrainingError("--batch_size must be at least 1")
+        if args.log_interval < 1:
+            raise TrainingError(f"--log_interval must be at least 1, got {args.log_interval}")
         train_set, val_set = load_datasets(args, *stored_datasets(args, cfg.name))
         if tuple(train_set.class_names) != tuple(cfg.class_names):
             cfg = cfg.replace(class_names=tuple(train_set.class_names))
@@ -219,13 +247,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_latest=args.keep_latest, validation_epoch=args.validation_epoch,
             validation_size=args.validation_size, resume=args.resume,
             start_iter=args.start_iter, device=device, amp=args.amp, sync_bn=args.sync_bn,
-            seed=args.seed, progress=not args.no_bar, init_weights=args.init_weights,
+            seed=args.seed, bar=not args.no_bar, init_weights=args.init_weights,
             log_interval=args.log_interval,
         )  # fmt: skip
         result = train(cfg, opts, train_set, val_set)
     except (ConfigError, DatasetError, CheckpointError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    state = "interrupted" if result.interrupted else "finished"
-    print(f"{state} at iteration {result.iteration}; checkpoint: {result.last_checkpoint}")
-    return 130 if result.interrupted else 0
+    except KeyboardInterrupt:  # during start-up, or a second Ctrl-C: no checkpoint
+        print("error: interrupted by Ctrl-C; no interrupt checkpoint written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if result.interrupted:
+        print(stop_message(result), file=sys.stderr)
+        return 128 + (result.signal or signal.SIGINT)
+    print(f"finished at iteration {result.iteration}; checkpoint: {result.last_checkpoint}")
+    return 0
+
+
+def stop_message(result: TrainResult) -> str:
+    """The one line a stopped run ends with."""
+    name = signal.Signals(result.signal).name if result.signal else "a stop request"
+    return (
+        f"stopped by {name} at iteration {result.iteration}; saved {result.last_checkpoint}; "
+        f"continue with --resume={result.last_checkpoint}"
+    )

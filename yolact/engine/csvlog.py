@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 
@@ -20,15 +21,23 @@ class CsvLog:
 
     @staticmethod
     def _append(path: str, fields: list[str], row: dict) -> None:
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        """Append ``row``; a failed write (a full disk) is cut back off the file, so
+        no partial row is left, and raised."""
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        new = size == 0
         if not new:
             with open(path, newline="") as f:
                 fields = next(csv.reader(f), fields)  # keep the file's own columns
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            with open(path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+        except OSError:
+            with contextlib.suppress(OSError), open(path, "r+b") as g:
+                g.truncate(size)
+            raise
 
     def train(
         self, epoch: int, iteration: int, lr: float, losses: dict[str, float], seconds: float

@@ -7,9 +7,10 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from yolact.data.coco import collate
+from yolact.engine.stop import ignore_stop_signals, stop_signals_deferred
 
 
 class AugmentedDataset(Dataset):
@@ -92,3 +93,30 @@ def targets_to_device(batch: dict[str, Any], device: torch.device) -> list[dict[
 
 def train_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return collate(samples)
+
+
+def train_loader(
+    data: Dataset, sampler: Sampler[int], batch: int, workers: int, pin_memory: bool, seed: int
+) -> DataLoader:
+    """An epoch's loader; its ``workers`` ignore SIGINT and SIGTERM (a stop sent to the
+    whole process group is the main process's to act on; the workers end when the
+    loader shuts them down). Start it with :func:`start_batches`."""
+    return DataLoader(
+        data,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=train_collate,
+        drop_last=True,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
+    )
+
+
+def start_batches(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    """The loader's batches, its workers started with SIGINT and SIGTERM held back, so
+    none dies of a stop that arrives before it ignores them (see
+    :mod:`yolact.engine.stop`)."""
+    with stop_signals_deferred():
+        return iter(loader)

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -226,18 +226,47 @@ def coco_evaluate(
     return stats, per_iou, per_class, text.getvalue().rstrip()
 
 
+class EvaluationStoppedError(Exception):
+    """A stop was requested during the evaluation (``should_stop`` gave ``signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"evaluation stopped (signal {signum})")
+        self.signum = signum
+
+
 def _predict(
-    predictor: ImagePredictor, dataset: CocoDataset, indices: list[int], progress: bool
+    predictor: ImagePredictor,
+    dataset: CocoDataset,
+    indices: list[int],
+    progress: bool,
+    rounds: int,
+    should_stop: Callable[[], int] | None = None,
 ) -> PerImage:
-    """(dataset index, bbox results, segm results) of each image in ``indices``."""
+    """(dataset index, bbox results, segm results) of each image in ``indices``.
+
+    ``should_stop`` is called once before each of ``rounds`` rounds (one image or,
+    past the end of a shorter shard, none), so every rank calls it equally often.
+    """
     from tqdm import tqdm
 
     ids = list(dataset.label_to_category_id)
     out = []
-    for index in tqdm(indices, desc="eval", unit="img", disable=not progress):
-        sample = dataset[index]
-        det = predictor(sample["image"])
-        out.append((index, *detections_to_results(det, int(sample["image_id"]), ids)))
+    bar = tqdm(total=len(indices), desc="eval", unit="img", disable=not progress)
+    try:
+        for step in range(max(rounds, len(indices))):
+            if should_stop is not None:
+                signum = should_stop()
+                if signum:
+                    raise EvaluationStoppedError(signum)
+            if step >= len(indices):
+                continue
+            index = indices[step]
+            sample = dataset[index]
+            det = predictor(sample["image"])
+            out.append((index, *detections_to_results(det, int(sample["image_id"]), ids)))
+            bar.update(1)
+    finally:
+        bar.close()
     return out
 
 
@@ -249,6 +278,7 @@ def evaluate_dataset(
     progress: bool = True,
     rank: int = 0,
     world_size: int = 1,
+    should_stop: Callable[[], int] | None = None,
 ) -> EvalResult:
     """Run the predictor over a dataset and score it with COCOeval (box and mask).
 
@@ -262,16 +292,24 @@ def evaluate_dataset(
         progress: show a progress bar (rank 0 only).
         rank, world_size: this process's place in an initialised process group;
             rank ``r`` takes images ``r::world_size`` and rank 0 gathers.
+        should_stop: called before each image (on every rank equally often, so it
+            may hold a collective); a non-zero value (a signal number) stops the
+            evaluation.
 
     Returns:
         An :class:`EvalResult`; ``metrics`` is None without ground truth and on
         ranks other than 0 (which hold only their own shard's results).
+
+    Raises:
+        EvaluationStoppedError: ``should_stop`` asked to stop.
     """
     if dataset.transform is not None:
         raise ValueError("evaluate the dataset without a transform: the predictor takes raw images")
     count = len(dataset) if max_images < 0 else min(max_images, len(dataset))
     indices = list(range(count))
-    local = _predict(predictor, dataset, indices[rank::world_size], progress and rank == 0)
+    rounds = -(-count // world_size)
+    shard = indices[rank::world_size]
+    local = _predict(predictor, dataset, shard, progress and rank == 0, rounds, should_stop)
     if world_size > 1:
         gathered: list | None = [None] * world_size if rank == 0 else None
         dist.gather_object(local, gathered, dst=0)

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from yolact.engine.csvlog import METRIC_KEYS, read_csv
 
@@ -21,6 +22,30 @@ def _series(rows: list[dict[str, str]], key: str) -> tuple[list[int], list[float
     return xs, ys
 
 
+class PlotWriteError(OSError):
+    """A plot could not be written; the message is one line."""
+
+
+def _write(fig: Any, path: str) -> None:
+    try:
+        _save_figure(fig, path)
+    except OSError as e:
+        kept = "; the earlier plot is kept" if os.path.exists(path) else ""
+        raise PlotWriteError(f"could not write {path}: {e.strerror or e}{kept}") from None
+
+
+def _save_figure(fig: Any, path: str) -> None:
+    """Write ``fig`` as a PNG beside ``path`` and rename it into place: a failed write
+    leaves an earlier plot as it was."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def plot_logs(folder: str, config: str | None = None) -> list[str]:
     """Write ``<config>_loss.png`` and, when validation ran, ``<config>_ap.png``.
 
@@ -33,6 +58,7 @@ def plot_logs(folder: str, config: str | None = None) -> list[str]:
 
     Raises:
         FileNotFoundError: no training log in the folder.
+        PlotWriteError: a PNG could not be written (the earlier one is kept).
     """
     import matplotlib
 
@@ -60,7 +86,7 @@ def plot_logs(folder: str, config: str | None = None) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend()
         path = os.path.join(folder, f"{name}_loss.png")
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        _write(fig, path)
         plt.close(fig)
         written.append(path)
         val = read_csv(os.path.join(folder, f"{name}_val_log.csv"))
@@ -75,7 +101,7 @@ def plot_logs(folder: str, config: str | None = None) -> list[str]:
             ax.grid(alpha=0.3)
             ax.legend()
             path = os.path.join(folder, f"{name}_ap.png")
-            fig.savefig(path, dpi=100, bbox_inches="tight")
+            _write(fig, path)
             plt.close(fig)
             written.append(path)
     return written
@@ -89,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for path in plot_logs(args.folder, args.config):
             print(f"wrote {path}")
-    except FileNotFoundError as e:
+    except (FileNotFoundError, PlotWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import random
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, SupportsInt
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -21,13 +15,10 @@ from torch.utils.data import DataLoader
 
 from yolact.core.checkpoint_names import (
     CheckpointName,
-    atomic_save,
     dataset_paths,
-    list_checkpoints,
-    prune,
     resume_path,
 )
-from yolact.core.config import Augmentation, ModelConfig, Optimizer, TrainConfig
+from yolact.core.config import ModelConfig
 from yolact.core.family import Family, TrainingHooks
 from yolact.core.init_weights import initialise
 from yolact.core.threads import current_plan
@@ -37,141 +28,33 @@ from yolact.engine.data import (
     AugmentedDataset,
     EpochSampler,
     images_to_device,
+    start_batches,
     targets_to_device,
-    train_collate,
+    train_loader,
 )
 from yolact.engine.distributed import (
     DistInfo,
+    all_reduce_max,
     all_reduce_sum,
     barrier,
     device_for,
     init_distributed,
 )
-from yolact.engine.evaluate import evaluate_dataset, format_aps
+from yolact.engine.evaluate import EvaluationStoppedError, evaluate_dataset, format_aps
+from yolact.engine.options import TrainingError, TrainOptions, TrainResult
+from yolact.engine.progress import Progress, startup_summary
+from yolact.engine.saving import CheckpointKeeper, SafeLog, SaveFailedError, check_save_folder
 from yolact.engine.schedule import Schedule, make_schedule
+from yolact.engine.state import (
+    build_optimizer,
+    freeze_batchnorm,
+    rng_state,
+    set_rng_state,
+)
+from yolact.engine.stop import StopFlag
 from yolact.registry import family_of, read_checkpoint
 
 log = logging.getLogger("yolact.train")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (repeated non-finite losses, bad resume file, ...)."""
-
-
-@dataclass
-class TrainOptions:
-    """Run settings (train.py's flags); the model's own settings are in the config."""
-
-    batch_size: int = 8
-    max_iter: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    decay: float | None = None
-    gamma: float | None = None
-    lr_steps: tuple[int, ...] | None = None
-    optimizer: Optimizer | None = None
-    grad_clip: float | None = None
-    augment: Augmentation | None = None
-    autoscale: bool = True
-    num_workers: int = 4
-    save_folder: str = "weights/"
-    save_interval: int = 10000
-    keep_latest: bool = False
-    validation_epoch: int = 2
-    validation_size: int = 5000
-    resume: str | None = None
-    start_iter: int = -1
-    device: str | None = None
-    amp: bool = False
-    sync_bn: bool = False
-    seed: int = 0
-    progress: bool = True
-    init_weights: str | None = None
-    max_bad_steps: int = 10
-    log_interval: int = 10
-
-
-def build_optimizer(model: nn.Module, tc: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """The optimiser of ``tc.optimizer`` over the trainable parameters.
-
-    SGD is the original's (momentum, L2 weight decay on every parameter). AdamW
-    uses ``tc.momentum`` as beta1 and applies its decoupled weight decay to
-    weights only, not to biases and normalisation parameters (1-D tensors).
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    if tc.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    groups = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": tc.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=lr, betas=(tc.momentum, 0.999))
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    """Keep BatchNorm layers in eval mode with fixed affine parameters."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
-
-
-def _rng_state() -> dict[str, Any]:
-    """The random generators' states (torch, NumPy's legacy MT19937, Python's, CUDA's)."""
-    mt19937 = np.random.get_state(legacy=False)["state"]  # {"key": [624] uint32, "pos": int}
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": mt19937["key"].astype(np.int64).tolist(),
-        "numpy_pos": int(mt19937["pos"]),
-        "python": list(random.getstate()[1]),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(
-        ("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0)
-    )
-    random.setstate((3, tuple(state["python"]), None))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between iterations and then saves
-    an interrupt checkpoint. A second Ctrl-C aborts without waiting."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict = {}
-
-    def __enter__(self) -> StopFlag:
-        def handler(signum, frame) -> None:
-            if self.requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C aborts at once
-            self.requested = True
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._old[sig] = signal.signal(sig, handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-@dataclass
-class TrainResult:
-    iteration: int
-    epoch: int
-    last_checkpoint: str | None
-    interrupted: bool
-    losses: dict[str, float]
 
 
 class Trainer:
@@ -194,16 +77,26 @@ class Trainer:
         self.on_iteration = on_iteration
         self.family: Family = family_of(cfg)
         self.train_set, self.val_set = train_set, val_set
+        self.stop: StopFlag | None = None
         self._setup_processes()
         self._setup_config(cfg)
         torch.manual_seed(opts.seed)
         self.model = self.family.build_train_model(self.cfg).to(self.device)
         self.hooks: TrainingHooks | None = self.family.training_hooks(self.model, self.cfg)
         self._load_initial_weights()
+        try:
+            check_save_folder(opts.save_folder)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
         self.net = self._wrap_model()
         self._setup_optimizer()
         self._setup_data()
         self.log = CsvLog(opts.save_folder, self.cfg.name) if self.info.is_main else None
+        self.keeper = CheckpointKeeper(
+            opts.save_folder, self.cfg.name, self.info, self.device, opts.keep_latest,
+            opts.max_failed_saves, self.resumed_from,
+        )  # fmt: skip
+        self.write_log = SafeLog(opts.save_folder, self.keeper.kept)
 
     # ---- set-up steps -----------------------------------------------------------------
 
@@ -248,6 +141,7 @@ class Trainer:
         opts = self.opts
         self.start_iter = 0
         self.resume_state: dict | None = None
+        self.resumed_from: str | None = None
         if opts.resume:
             self._load_resume(opts.resume)
         elif opts.init_weights:
@@ -331,14 +225,10 @@ class Trainer:
             self.start_iter = self.opts.start_iter
         if "optimizer" in meta:
             self.resume_state = meta
+        self.resumed_from = path
         log.info("resuming from %s at iteration %d", path, self.start_iter)
 
-    def save(self, epoch: int, iteration: int, interrupt: bool = False) -> str | None:
-        """Write a checkpoint (rank 0 only) and return its path."""
-        if not self.info.is_main:
-            return None
-        name = CheckpointName(self.cfg.name, epoch, iteration, interrupt)
-        path = os.path.join(self.opts.save_folder, name.file_name)
+    def _state(self, epoch: int, iteration: int) -> dict[str, Any]:
         state = {
             "model": self.model.state_dict(),
             "config": self.cfg.to_dict(),
@@ -346,38 +236,31 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "iteration": iteration,
             "epoch": epoch,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "data": dataset_paths(self.train_set, self.val_set),
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
         if self.hooks is not None:
             state.update(self.hooks.state_dict() or {})
-        atomic_save(state, path)
-        if not interrupt:
-            for old, old_path in list_checkpoints(self.opts.save_folder, self.cfg.name):
-                if old.interrupt and old.iteration <= iteration:
-                    os.remove(old_path)
-            if self.opts.keep_latest:
-                prune(self.opts.save_folder, self.cfg.name, keep=path)
-        return path
+        return state
+
+    def save(self, epoch: int, iteration: int, interrupt: bool = False) -> str | None:
+        """Write a checkpoint (on rank 0); its path on every rank, None when it failed
+        (see :class:`~yolact.engine.saving.CheckpointKeeper`)."""
+        return self.keeper.save(lambda: self._state(epoch, iteration), epoch, iteration, interrupt)
 
     # ---- the loop ---------------------------------------------------------------------
 
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        """The epoch's loader from the part-way point (see :func:`.data.train_loader`)."""
         self.data.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip_batches * self.local_batch)
-        workers = current_plan().loader_workers(self.opts.num_workers)
-        return DataLoader(
-            self.data,
-            batch_size=self.local_batch,
-            sampler=self.sampler,
-            num_workers=workers,
-            collate_fn=train_collate,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(self.opts.seed + epoch),
-        )
+        return train_loader(
+            self.data, self.sampler, self.local_batch,
+            current_plan().loader_workers(self.opts.num_workers),
+            pin_memory=self.device.type == "cuda", seed=self.opts.seed + epoch,
+        )  # fmt: skip
 
     def _step(self, batch: dict, lr: float) -> dict[str, float] | None:
         """One optimisation step; None when the loss was not finite on some rank (the
@@ -421,6 +304,11 @@ class Trainer:
         return dict(zip([*keys, "total"], means))
 
     def validate(self, epoch: int, iteration: int) -> dict | None:
+        """Evaluate on the validation set (every rank its shard); rank 0 logs the APs.
+
+        Raises:
+            EvaluationStoppedError: a stop was requested (on some rank) during the evaluation.
+        """
         if self.val_set is None:
             return None
         predictor = self.family.predictor_class(self.model, device=self.device)
@@ -432,6 +320,7 @@ class Trainer:
                 progress=False,
                 rank=self.info.rank,
                 world_size=self.info.world_size,
+                should_stop=self._stop_signal,
             )
         finally:
             self.model.train()
@@ -439,88 +328,160 @@ class Trainer:
                 freeze_batchnorm(self.model)
         if self.info.is_main and result.metrics is not None:
             if self.log is not None:
-                self.log.validation(epoch, iteration, result.metrics)
+                self.write_log(self.log.validation, epoch, iteration, result.metrics)
             log.info("validation at iteration %d: %s", iteration, format_aps(result.metrics))
         return result.metrics
 
+    def _summary(self) -> str:
+        """The start-up line (see :func:`.progress.startup_summary`)."""
+        validating = self.val_set is not None and self.opts.validation_epoch > 0
+        val = len(self.val_set) if self.val_set is not None and validating else None
+        if val is not None and self.opts.validation_size >= 0:
+            val = min(val, self.opts.validation_size)
+        return startup_summary(
+            self.cfg.name, len(self.train_set), len(self.cfg.class_names), val,
+            str(self.device), self.opts.batch_size, self.info.world_size, self.schedule.lr,
+            self.start_iter, self.schedule.max_iter, self.opts.save_folder,
+            current_plan().loader_workers(self.opts.num_workers),
+        )  # fmt: skip
+
     def run(self) -> TrainResult:
+        """Train from ``start_iter`` to the schedule's end, or until a stop request.
+
+        A SIGINT/SIGTERM (to this process or its whole group) ends the iteration
+        under way, or the validation, on every rank alike; an interrupt checkpoint
+        is then written and ``signal`` in the result names the signal.
+
+        Raises:
+            TrainingError: repeated non-finite losses, too many failed saves, or a
+                final (or interrupt) checkpoint that could not be written.
+        """
         opts, schedule = self.opts, self.schedule
         iteration = self.start_iter
-        epoch = 0
         if self.resume_state is not None and "rng" in self.resume_state:
-            _set_rng_state(self.resume_state["rng"])
+            set_rng_state(self.resume_state["rng"])
         self.model.train()
         if self.cfg.train.freeze_bn:
             freeze_batchnorm(self.model)
-        bar = None
+        progress = None
         if opts.progress and self.info.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=schedule.max_iter, initial=iteration, unit="it", dynamic_ncols=True)
-        bad_steps, last_losses, last_ckpt = 0, {}, None
-        interrupted = False
-        tic = time.perf_counter()
+            log.info("%s", self._summary())
+            progress = Progress(schedule.max_iter, iteration, opts.log_interval, bar=opts.bar)
+        # The stop handler stays in place through the last checkpoint's write: a stop
+        # that arrives then does not cut the write short.
         with StopFlag() as stop:
-            while iteration < schedule.max_iter and not interrupted:
-                epoch = iteration // self.epoch_size
-                skip = iteration - epoch * self.epoch_size
-                for batch in self._loader(epoch, skip):
-                    losses = self._step(batch, schedule.lr_at(iteration))
-                    iteration += 1
-                    if losses is None:
-                        bad_steps += 1
-                        log.warning("non-finite loss at iteration %d: step skipped", iteration)
-                        if bad_steps >= opts.max_bad_steps:
-                            raise TrainingError(
-                                f"{bad_steps} non-finite losses in a row at iteration {iteration}; "
-                                "lower --lr or check the data (the last checkpoint is kept)"
-                            )
-                    else:
-                        bad_steps, last_losses = 0, losses
-                        self._report(bar, iteration, epoch, losses, tic)
-                        tic = time.perf_counter()
-                    if opts.save_interval > 0 and iteration % opts.save_interval == 0:
-                        last_ckpt = self.save(epoch, iteration) or last_ckpt
-                    if self._stop_requested(stop):
-                        interrupted = True
+            self.stop = stop
+            try:
+                iteration, signum, losses = self._loop(iteration, progress)
+            finally:
+                if progress is not None:
+                    progress.close()
+            epoch = max(iteration - 1, 0) // self.epoch_size
+            result = self._finish(epoch, iteration, signum, losses)
+            self.stop = None
+        return result
+
+    def _loop(self, iteration: int, progress: Progress | None) -> tuple[int, int, dict[str, float]]:
+        """Iterations from ``iteration`` to the end or a stop.
+
+        Returns:
+            The iteration reached, the stop signal (0: none) and the last losses.
+        """
+        opts, schedule = self.opts, self.schedule
+        bad_steps, last_losses, signum = 0, {}, 0
+        tic = time.perf_counter()
+        while iteration < schedule.max_iter and not signum:
+            epoch = iteration // self.epoch_size
+            batches = start_batches(self._loader(epoch, iteration - epoch * self.epoch_size))
+            for batch in batches:
+                losses = self._step(batch, schedule.lr_at(iteration))
+                iteration += 1
+                if losses is None:
+                    bad_steps += 1
+                    log.warning("non-finite loss at iteration %d: step skipped", iteration)
+                    if bad_steps >= opts.max_bad_steps:
+                        raise TrainingError(
+                            f"{bad_steps} non-finite losses in a row at iteration {iteration}; "
+                            "lower --lr or check the data (the last checkpoint is kept)"
+                        )
+                else:
+                    bad_steps, last_losses = 0, losses
+                    self._report(progress, iteration, epoch, losses, tic)
+                    tic = time.perf_counter()
+                if opts.save_interval > 0 and iteration % opts.save_interval == 0:
+                    self._periodic_save(epoch, iteration)
+                signum = self._stop_signal()
+                if signum:
+                    break
+                if self._validation_due(iteration):
+                    try:
+                        self.validate(iteration // self.epoch_size, iteration)
+                    except EvaluationStoppedError as e:
+                        signum = e.signum
                         break
-                    done, rest = divmod(iteration, self.epoch_size)
-                    if (
-                        rest == 0
-                        and opts.validation_epoch > 0
-                        and done % opts.validation_epoch == 0
-                    ):
-                        self.validate(done, iteration)
-                    if iteration >= schedule.max_iter:
-                        break
-        epoch = max(iteration - 1, 0) // self.epoch_size
-        if bar is not None:
-            bar.close()
-        last_ckpt = self.save(epoch, iteration, interrupt=interrupted) or last_ckpt
-        if interrupted and self.info.is_main:
-            log.info("interrupted: saved %s", last_ckpt)
+                if iteration >= schedule.max_iter:
+                    break
+            del batches  # the workers end here, before anything is saved
+        return iteration, signum, last_losses
+
+    def _finish(
+        self, epoch: int, iteration: int, signum: int, losses: dict[str, float]
+    ) -> TrainResult:
+        """The final (or interrupt) checkpoint, on every rank alike.
+
+        Raises:
+            TrainingError: it could not be written.
+        """
+        try:
+            path = self.keeper.final(
+                lambda: self._state(epoch, iteration), epoch, iteration, bool(signum)
+            )
+        except SaveFailedError as e:
+            raise TrainingError(str(e)) from None
         barrier()
-        return TrainResult(iteration, epoch, last_ckpt, interrupted, last_losses)
+        return TrainResult(iteration, epoch, path, bool(signum), losses, signum)
 
-    def _stop_requested(self, stop: StopFlag) -> bool:
-        """Whether a process was asked to stop: every rank must stop at the same
-        iteration, so under DDP the flag takes a collective; alone it is a host flag."""
+    def _validation_due(self, iteration: int) -> bool:
+        """Whether ``iteration`` ends an epoch at which ``--validation_epoch`` validates."""
+        done, rest = divmod(iteration, self.epoch_size)
+        every = self.opts.validation_epoch
+        return rest == 0 and every > 0 and done % every == 0
+
+    def _periodic_save(self, epoch: int, iteration: int) -> None:
+        """A checkpoint at ``--save_interval``; a failure is survived (see
+        :class:`~yolact.engine.saving.CheckpointKeeper`) up to ``max_failed_saves``."""
+        try:
+            self.keeper.periodic(
+                lambda: self._state(epoch, iteration), epoch, iteration,
+                iteration + self.opts.save_interval,
+            )  # fmt: skip
+        except SaveFailedError as e:
+            raise TrainingError(str(e)) from None
+
+    def _stop_signal(self) -> int:
+        """The stop signal received (0: none). Every rank must stop at the same
+        iteration, so under DDP the ranks agree with a collective (the largest signal
+        number of any rank); alone it is a host flag."""
+        own = self.stop.signum if self.stop is not None and self.stop.signum else 0
         if not self.info.enabled:
-            return stop.requested
-        flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
-        return float(all_reduce_sum(flag).item()) > 0
+            return own
+        flag = torch.tensor([float(own)], device=self.device)
+        return int(all_reduce_max(flag).item())
 
-    def _report(self, bar, iteration: int, epoch: int, losses: dict[str, float], tic) -> None:
+    def _report(
+        self, progress: Progress | None, iteration: int, epoch: int, losses: dict[str, float],
+        tic: float,
+    ) -> None:  # fmt: skip
         if self.on_iteration is not None:
             self.on_iteration(iteration, losses)
         if not self.info.is_main:
             return
-        if bar is not None:
-            bar.update(iteration - bar.n)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if progress is not None:
+            progress.update(iteration, epoch, losses, lr)
         if self.log is not None and (iteration % self.opts.log_interval == 0 or iteration == 1):
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.log.train(epoch, iteration, lr, losses, time.perf_counter() - tic)
+            seconds = time.perf_counter() - tic
+            self.write_log(self.log.train, epoch, iteration, lr, losses, seconds)
 
 
 def train(
