@@ -1,7 +1,14 @@
-"""Shared test fixtures and helpers (``from conftest import REPO, free_port``)."""
+"""Shared test fixtures and helpers (``from conftest import REPO, free_port``).
+
+Helpers that several test files use live here once: import them by name
+(``from conftest import iou, make_det, run_main``); the fixtures here (``tiny_ckpt``)
+are seen by every test.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -43,6 +50,113 @@ def make_detections(
         image_size=image_size,
         class_names=class_names,
     )
+
+
+# The image size and class names ``make_det`` gives by default.
+DET_SIZE = (40, 60)
+DET_NAMES = ("cat", "dog", "bird")
+
+
+def make_det(
+    boxes: list[list[float]],
+    labels: list[int],
+    scores: list[float],
+    masks: torch.Tensor | None,
+    image_size: tuple[int, int] = DET_SIZE,
+    class_names: tuple[str, ...] = DET_NAMES,
+    *,
+    box_score_scale: float = 1.0,
+    mask_score_scale: float = 1.0,
+) -> Detections:
+    """:func:`make_detections` of a ``DET_SIZE`` image of the ``DET_NAMES`` classes."""
+    return make_detections(boxes, labels, scores, masks, image_size=image_size,
+                           class_names=class_names, box_score_scale=box_score_scale,
+                           mask_score_scale=mask_score_scale)  # fmt: skip
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    """IoU of two xyxy boxes in plain Python (0 where both are empty)."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[N, H, W] bool pairs -> [N] IoU."""
+    return (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).clamp(min=1).float()
+
+
+def demo_scene(seed: int) -> np.ndarray:
+    """A 160x120 image of the demo model's shapes (seeds 1 and 6: 4 and 3 detections)."""
+    from yolact.data.scenes import make_scene
+
+    return make_scene(np.random.default_rng(seed), size=(120, 160), max_objects=5)["image"]
+
+
+def exactly(message: str) -> str:
+    """A ``pytest.raises(match=...)`` pattern for exactly this message."""
+    return f"^{re.escape(message)}$"
+
+
+def one_line(err: str) -> str:
+    """The one line of ``err``; fails the test on more lines or a traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def digest(path: str | Path) -> str:
+    """The SHA-256 of a file, or of every file in a folder (names and bytes)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    for f in [path] if path.is_file() else sorted(path.rglob("*")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (links followed) by relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``eval.py --no_bar --cuda=False *argv`` in-process: (exit code, stdout, stderr)."""
+    from yolact.cli import eval_cli
+
+    code = eval_cli.main(["--no_bar", "--cuda=False", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A yolact_tiny checkpoint in the original layout (a plain state dict)."""
+    from yolact.models.yolact.model import build_model
+    from yolact.registry import get_config
+
+    torch.manual_seed(0)
+    model = build_model(get_config("yolact_tiny"))
+    path = tmp_path_factory.mktemp("w") / "yolact_tiny_1_10.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The demo model (``weights/yolact_tiny_synthetic.pth``) exported as ONNX and as
+    OpenVINO, unchecked: ``{"onnx": file, "openvino": folder}``."""
+    from yolact.export import export
+
+    demo = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
+    root = tmp_path_factory.mktemp("exported")
+    return {
+        kind: export(demo, str(root / "m"), kind, check=False, log=False)
+        for kind in ("onnx", "openvino")
+    }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import snapshot
 
 import yolact.apps.demo as demo
 from yolact.data.synthetic import main as synthetic
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 def image_sizes(folder: Path) -> set[tuple[int, int]]:

@@ -10,26 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from yolact.backends.meta import META_KEY
 from yolact.cli.eval_cli import main as eval_main
-from yolact.export import export
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
-
-DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("exported")
-    return {
-        kind: export(DEMO, str(root / "m"), kind, check=False, log=False)
-        for kind in ("onnx", "openvino")
-    }
 
 
 def run_eval(path: Path, capsys) -> str:

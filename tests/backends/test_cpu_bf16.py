@@ -15,10 +15,10 @@ import io
 import re
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from conftest import demo_scene as scene
 
 from yolact import registry
 from yolact.backends.meta import ExportedFileError
@@ -27,7 +27,6 @@ from yolact.cli.eval_cli import main as eval_main
 from yolact.core import gpu
 from yolact.core.gpu import GpuOptionError, check_gpu_options, half_dtype, half_label
 from yolact.core.structures import Detections
-from yolact.data.scenes import make_scene
 from yolact.export import main as export_main
 
 pytest.importorskip("onnxruntime")
@@ -57,11 +56,6 @@ def exported(tmp_path_factory) -> dict[str, str]:
             == 0
         )
     return {"onnx": str(root / "demo.onnx"), "openvino": str(root / "demo_openvino_model")}
-
-
-def scene(seed: int) -> np.ndarray:
-    """A 160x120 image of the demo model's shapes (seeds 1 and 6: 4 and 3 detections)."""
-    return make_scene(np.random.default_rng(seed), size=(120, 160), max_objects=5)["image"]
 
 
 def assert_close_detections(got: Detections, ref: Detections) -> None:

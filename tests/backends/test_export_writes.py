@@ -5,14 +5,13 @@ the new one is checked (issue 16, item 6). The slimming tool likewise."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, digest, one_line
 
 from yolact import export as export_module
 from yolact.apps.export import main as slim_main
@@ -36,21 +35,6 @@ def earlier(tmp_path_factory) -> dict[str, str]:
         kind: export(DEMO, str(root / "m"), kind, dynamic_batch=True, check=False, log=False)
         for kind in ("onnx", "openvino")
     }
-
-
-def digest(path: str | Path) -> str:
-    """The SHA-256 of a file, or of every file in a folder (names and bytes)."""
-    h = hashlib.sha256()
-    path = Path(path)
-    for f in [path] if path.is_file() else sorted(path.rglob("*")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def place(earlier: dict[str, str], kind: str, folder: Path) -> Path:

@@ -4,49 +4,20 @@ line, and ``--backends`` on it times only the runtimes it can run (issue 16, ite
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import digest, one_line
 
 from yolact.apps.export import main as slim_main
 from yolact.cli.eval_cli import main as eval_main
-from yolact.export import export
 from yolact.export import main as export_main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
-
-DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> dict[str, str]:
-    """The demo model as ONNX and OpenVINO."""
-    root = tmp_path_factory.mktemp("exported")
-    return {
-        kind: export(DEMO, str(root / "m"), kind, check=False, log=False)
-        for kind in ("onnx", "openvino")
-    }
-
-
-def digest(path: str) -> str:
-    """The SHA-256 of a file, or of every file in a folder (name and bytes)."""
-    h = hashlib.sha256()
-    files = [Path(path)] if os.path.isfile(path) else sorted(Path(path).rglob("*"))
-    for f in files:
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("kind", ["onnx", "openvino"])

@@ -15,23 +15,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO as REPO_PATH
-from conftest import SteppedCamera
+from conftest import SteppedCamera, run_main
 
 from yolact.cli.eval_cli import main
-from yolact.models.yolact.model import build_model
-from yolact.registry import get_config
 
 REPO = str(REPO_PATH)
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> str:
-    """A yolact_tiny checkpoint in the original layout (a plain state dict)."""
-    torch.manual_seed(0)
-    model = build_model(get_config("yolact_tiny"))
-    path = tmp_path_factory.mktemp("w") / "yolact_tiny_1_10.pth"
-    torch.save(model.state_dict(), path)
-    return str(path)
 
 
 def scene(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
@@ -40,12 +28,6 @@ def scene(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
     cv2.rectangle(img, (10, 10), (50, 40), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
     cv2.circle(img, (70, 50), 15, tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
     return img
-
-
-def run_main(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["--no_bar", "--cuda=False", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str, needle: str) -> None:

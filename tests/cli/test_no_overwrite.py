@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, snapshot
 
 from yolact.cli.eval_cli import main
 
@@ -33,13 +33,6 @@ def write_video(path: Path, frames: int = 3) -> None:
         writer.write(photo())
     writer.release()
     assert path.stat().st_size > 0
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (links followed) by relative path, with its bytes."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def run_refused(capsys, *argv: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, snapshot
 
 from yolact.cli.eval_cli import main
 
@@ -40,10 +40,6 @@ def inputs(tmp_path: Path) -> Path:
     (tmp_path / "dir").mkdir()
     (tmp_path / "file").write_bytes(b"user data")
     return tmp_path
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize(

@@ -9,23 +9,12 @@ import threading
 import cv2
 import numpy as np
 import pytest
-import torch
+from conftest import run_main
 
 import yolact.cli.eval_cli as cli
 from yolact.cli.eval_args import parse_args
 from yolact.io.images import to_bgr8
-from yolact.models.yolact.model import build_model
 from yolact.models.yolact.predictor import YolactPredictor
-from yolact.registry import get_config
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    model = build_model(get_config("yolact_tiny"))
-    path = tmp_path_factory.mktemp("w") / "yolact_tiny_1_10.pth"
-    torch.save(model.state_dict(), path)
-    return str(path)
 
 
 def moving_video(path, n: int, size=(96, 72)) -> None:
@@ -67,12 +56,6 @@ def recording(monkeypatch):
     RecordingWriter.made, RecordingWriter.fail_at = [], None
     monkeypatch.setattr(cli, "VideoWriter", RecordingWriter)
     return RecordingWriter
-
-
-def run_main(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(["--no_bar", "--cuda=False", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("multiframe", [1, 3])

@@ -93,7 +93,7 @@ def test_resuming_from_a_crafted_file_writes_nothing_outside_the_save_folder(
 
 
 def test_an_exported_file_with_such_a_config_name_is_refused(tmp_path) -> None:
-    from yolact.backends.meta import OPENVINO_META, ExportMeta
+    from yolact.backends.meta import OPENVINO_BIN, OPENVINO_META, OPENVINO_XML, ExportMeta
     from yolact.registry import exported_config
 
     cfg = read_checkpoint(str(SHIPPED)).config
@@ -106,6 +106,8 @@ def test_an_exported_file_with_such_a_config_name_is_refused(tmp_path) -> None:
         pixel_mean=[0.0, 0.0, 0.0], pixel_std=[1.0, 1.0, 1.0],
     )  # fmt: skip
     (folder / OPENVINO_META).write_text(meta.to_json())
+    (folder / OPENVINO_XML).write_text("")
+    (folder / OPENVINO_BIN).write_bytes(b"")
     with pytest.raises(CheckpointError) as info:
         exported_config(str(folder))
     assert str(info.value) == (

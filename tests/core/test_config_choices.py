@@ -4,11 +4,11 @@ code, by ``replace`` and from a stored dict alike, with a one-line ConfigError."
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 from typing import Literal, Optional, Union, get_args, get_origin, get_type_hints
 
 import pytest
+from conftest import exactly
 
 from yolact.core.config import (
     AUGMENTATIONS,
@@ -25,10 +25,6 @@ TRAIN_OPTIONS = [
     ("optimizer", "adam", "train.optimizer must be one of 'sgd', 'adamw'; got 'adam'"),
     ("augment", "heavy", "train.augment must be one of 'ssd', 'light', 'none'; got 'heavy'"),
 ]
-
-
-def exactly(message: str) -> str:
-    return f"^{re.escape(message)}$"
 
 
 def test_train_option_values_are_the_literal_types() -> None:

@@ -6,18 +6,11 @@ import random
 
 import pytest
 import torch
+from conftest import iou
 
 from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
 
 Box = list[float]
-
-
-def iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 def ref_fast_nms(

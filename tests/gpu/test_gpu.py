@@ -7,33 +7,22 @@ skipped where torch sees no CUDA device. Nothing here needs pycocotools.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, mask_iou
+from conftest import demo_scene as scene
 
 from yolact import registry
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
-from yolact.data.scenes import make_scene
 
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 
 pytestmark = pytest.mark.gpu
 
 
-def scene(seed: int) -> np.ndarray:
-    """A 160x120 image of the demo model's shapes (seeds 1 and 6: 4 and 3 detections)."""
-    return make_scene(np.random.default_rng(seed), size=(120, 160), max_objects=5)["image"]
-
-
 def demo(**options) -> Predictor:
     return registry.load_predictor(DEMO, device="cuda", score_threshold=0.3, **options)
-
-
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """[N, H, W] bool pairs -> [N] IoU."""
-    return (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).clamp(min=1).float()
 
 
 def assert_close(a: Detections, b: Detections, box_px: float, min_iou: float) -> None:

@@ -9,7 +9,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, mask_iou
+from conftest import demo_scene as scene
 
 from yolact import registry
 from yolact.cli import predictors as cli_predictors
@@ -25,16 +26,10 @@ from yolact.core.gpu import (
     use_channels_last,
 )
 from yolact.core.preprocess import SquarePreprocessor, upload
-from yolact.data.scenes import make_scene
 
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def scene(seed: int) -> np.ndarray:
-    """A 160x120 image of the demo model's shapes (seeds 1 and 6: 4 and 3 detections)."""
-    return make_scene(np.random.default_rng(seed), size=(120, 160), max_objects=5)["image"]
 
 
 def eval_main(argv: list[str]) -> int:
@@ -43,11 +38,6 @@ def eval_main(argv: list[str]) -> int:
     from yolact.cli.eval_cli import main
 
     return main(argv)
-
-
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """[N, H, W] bool pairs -> [N] IoU."""
-    return (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).clamp(min=1).float()
 
 
 # Flags and how they reach the predictor.

@@ -6,11 +6,13 @@ import contextlib
 import io
 import json
 import os
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_detections
+from conftest import DET_NAMES, DET_SIZE
+from conftest import make_det as make_det_1x
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -24,20 +26,10 @@ from yolact.io.coco_json import (
     encode_masks,
 )
 
-H, W = 40, 60
-NAMES = ("cat", "dog", "bird")
-
-
-def make_det(
-    boxes: list[list[float]],
-    labels: list[int],
-    scores: list[float],
-    masks: torch.Tensor | None,
-    class_names: tuple[str, ...] = NAMES,
-) -> Detections:
-    return make_detections(boxes, labels, scores, masks, image_size=(H, W),
-                           class_names=class_names, box_score_scale=0.5,
-                           mask_score_scale=0.25)  # fmt: skip
+H, W = DET_SIZE
+NAMES = DET_NAMES
+# Box and mask scores are the scores halved and quartered, so tests can tell the three apart.
+make_det = partial(make_det_1x, box_score_scale=0.5, mask_score_scale=0.25)
 
 
 def sample_masks() -> torch.Tensor:

@@ -5,24 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_detections
+from conftest import DET_NAMES, DET_SIZE, make_det
 
 from yolact.core.structures import Detections
 from yolact.io.render import PALETTE, blend_masks, color_for, draw_detections
 
-H, W = 40, 60
-NAMES = ("cat", "dog", "bird")
-
-
-def make_det(
-    boxes: list[list[float]],
-    labels: list[int],
-    scores: list[float],
-    masks: torch.Tensor | None,
-    image_size: tuple[int, int] = (H, W),
-) -> Detections:
-    return make_detections(boxes, labels, scores, masks, image_size=image_size,
-                           class_names=NAMES)  # fmt: skip
+H, W = DET_SIZE
+NAMES = DET_NAMES
 
 
 def full_mask(n: int = 1) -> torch.Tensor:

@@ -4,11 +4,11 @@ also from a checkpoint's stored config."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import exactly
 
 from yolact.core.config import ConfigError
 from yolact.core.fpn import EXTRA_LEVELS, UPSAMPLE_MODES
@@ -34,10 +34,6 @@ OPTIONS = [
         "config mask_rcnn_tiny: soft_nms must be None or one of 'gaussian', 'linear'; got 'hard'",
     ),
 ]
-
-
-def exactly(message: str) -> str:
-    return f"^{re.escape(message)}$"
 
 
 def test_every_allowed_value_builds() -> None:

@@ -10,6 +10,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import iou
 
 from yolact.models.mask_rcnn.dynamic_rcnn import DynamicRCNN, regression_label_errors, smooth_l1
 from yolact.models.mask_rcnn.edge_loss import edge_loss, sobel_edges
@@ -18,14 +19,6 @@ from yolact.models.mask_rcnn.soft_nms import soft_nms
 Box = list[float]
 
 # ----------------------------------------------------------------------------- Soft-NMS
-
-
-def iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def ref_soft_nms(

@@ -3,7 +3,6 @@ is built, also from a checkpoint's stored config, where eval.py reports them in 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import get_args
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import exactly
 
 from yolact.cli.eval_cli import main
 from yolact.core.config import ConfigError
@@ -23,10 +23,6 @@ NMS_MESSAGE = "nms.method must be one of 'fast', 'cross_class', 'standard'; got 
 CLASSIFIER_MESSAGE = (
     "config yolact_tiny: classifier must be one of 'softmax', 'sigmoid'; got 'focal'"
 )
-
-
-def exactly(message: str) -> str:
-    return f"^{re.escape(message)}$"
 
 
 def test_option_values_are_the_literal_types() -> None:

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
 import os
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,35 +27,40 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.data.coco_annotations import (  # noqa: F401 (the skip reasons are re-exported)
+    BAD_BOX,
+    BOX_OUTSIDE,
+    EMPTY_BOX,
+    EMPTY_MASK,
+    MASK_SIZE,
+    NO_SEGMENTATION,
+    SHORT_POLYGON,
+    UNKNOWN_CATEGORY,
+    UNKNOWN_IMAGE,
+    UNLISTED_CATEGORY,
+    DatasetError,
+    DatasetWarning,
+    Entry,
+    _to_rle,
+    choose_categories,
+    empty_list_warnings,
+    file_categories,
+    index_images,
+    parse_annotations,
+    skipped_summary,
+    validate,
+)
+
+# The former private name of parse_annotations (yolact.cli.predictors imports it).
+_load_json = parse_annotations
 
 Sample = dict[str, Any]
-
-# Reasons an annotation is skipped (keys of ``CocoDataset.skipped``).
-SHORT_POLYGON = "polygon with < 3 points"
-EMPTY_BOX = "zero or negative area box"
-BOX_OUTSIDE = "box outside the image"
-EMPTY_MASK = "mask with no pixel inside the image"
-UNKNOWN_CATEGORY = "unknown category"
-UNLISTED_CATEGORY = "category not in class_names"
-UNKNOWN_IMAGE = "unknown image id"
-NO_SEGMENTATION = "missing or malformed segmentation"
-MASK_SIZE = "mask size differs from the image"
-BAD_BOX = "malformed box"
 
 NAMED_DATASETS: dict[str, tuple[str, str]] = {
     "coco2017_train": ("instances_train2017.json", "train2017"),
     "coco2017_val": ("instances_val2017.json", "val2017"),
     "coco2017_testdev": ("image_info_test-dev2017.json", "test2017"),
 }
-
-
-class DatasetError(ValueError):
-    """A dataset file or folder is missing, unreadable or not in COCO format."""
-
-
-class DatasetWarning(UserWarning):
-    """Annotations were skipped because they cannot be used."""
 
 
 def named_dataset(name: str, root: str = "data") -> tuple[str, str]:
@@ -103,102 +105,6 @@ def collate(batch: list[Sample]) -> dict[str, Any]:
     return out
 
 
-def _load_json(ann_file: str) -> dict[str, Any]:
-    """Read and check the top-level structure of a COCO json."""
-    if not os.path.isfile(ann_file):
-        raise DatasetError(f"annotation file not found: {ann_file}")
-    try:
-        with open(ann_file, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"not a COCO annotation file (invalid json: {e}): {ann_file}") from e
-    except OSError as e:
-        raise DatasetError(f"cannot read annotation file ({e.strerror}): {ann_file}") from e
-
-    def bad(why: str) -> DatasetError:
-        return DatasetError(f"not a COCO annotation file ({why}): {ann_file}")
-
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise bad("no 'images' list")
-    for key, required in (
-        ("images", ("id", "file_name", "height", "width")),
-        ("annotations", ("id", "image_id", "category_id")),
-        ("categories", ("id", "name")),
-    ):
-        entries = data.get(key, [])
-        if not isinstance(entries, list):
-            raise bad(f"'{key}' is not a list")
-        for entry in entries:
-            if not isinstance(entry, dict) or any(k not in entry for k in required):
-                raise bad(f"an entry of '{key}' lacks one of {', '.join(required)}")
-    return data
-
-
-def _clipped_box(
-    ann: dict[str, Any], height: int, width: int
-) -> tuple[float, float, float, float] | str:
-    """The annotation's box as xyxy clipped to the image, or the reason it is unusable."""
-    H, W = height, width
-    bbox = ann.get("bbox")
-    if bbox is None:  # derive it from the segmentation
-        seg = ann["segmentation"]
-        if isinstance(seg, list):
-            xs = [v for ring in seg for v in ring[0::2]]
-            ys = [v for ring in seg for v in ring[1::2]]
-            bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        else:
-            bbox = mask_utils.toBbox(_to_rle(seg, H, W)).tolist()
-    try:
-        x, y, w, h = float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
-    except (TypeError, ValueError, IndexError, KeyError):
-        return BAD_BOX
-    if len(bbox) != 4 or not math.isfinite(x + y + w + h):  # nan/inf in any term
-        return BAD_BOX
-    if w <= 0 or h <= 0:
-        return EMPTY_BOX
-    x1, y1 = min(max(x, 0.0), W), min(max(y, 0.0), H)
-    x2, y2 = min(max(x + w, 0.0), W), min(max(y + h, 0.0), H)
-    if x2 <= x1 or y2 <= y1:
-        return BOX_OUTSIDE
-    return x1, y1, x2, y2
-
-
-def _segmentation_problem(seg: Any, height: int, width: int) -> str | None:
-    """Why a segmentation cannot be used (cheap checks, no decoding), or None."""
-    if isinstance(seg, list):  # polygons: a ring needs 3 points (6 numbers)
-        problem: str | None = NO_SEGMENTATION if not seg else SHORT_POLYGON
-        for ring in seg:
-            if not isinstance(ring, list):
-                return NO_SEGMENTATION
-            if len(ring) >= 6:
-                problem = None
-        return problem
-    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-        return NO_SEGMENTATION
-    if list(seg["size"]) != [height, width]:
-        return MASK_SIZE
-    counts = seg["counts"]
-    if isinstance(counts, list):  # uncompressed RLE: runs must cover the image exactly
-        if sum(counts) != height * width:
-            return NO_SEGMENTATION
-        return EMPTY_MASK if sum(counts[1::2]) == 0 else None
-    if not isinstance(counts, (str, bytes)):
-        return NO_SEGMENTATION
-    return EMPTY_MASK if int(mask_utils.area(_to_rle(seg, height, width))) == 0 else None
-
-
-def _to_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
-    """Compressed RLE of a polygon list, uncompressed RLE or compressed RLE segmentation."""
-    if isinstance(seg, list):
-        rings = [ring[: len(ring) // 2 * 2] for ring in seg if len(ring) >= 6]
-        return mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
-    if isinstance(seg["counts"], list):
-        return mask_utils.frPyObjects(seg, height, width)
-    if isinstance(seg["counts"], str):
-        return {"size": [height, width], "counts": seg["counts"].encode("ascii")}
-    return seg
-
-
 class CocoDataset(Dataset):
     """Images and instance annotations of a COCO-format json.
 
@@ -210,7 +116,8 @@ class CocoDataset(Dataset):
     are skipped and counted by reason in ``skipped``; one ``DatasetWarning`` summarises
     them at construction. Masks that turn out empty only when decoded are counted the
     first time their image is loaded (in the loading process: DataLoader workers keep
-    their own counts).
+    their own counts). Construction composes the steps of
+    :mod:`yolact.data.coco_annotations`: parse, choose categories, validate, index.
 
     Args:
         ann_file: path of the COCO json (``instances_*.json`` or ``image_info_*.json``).
@@ -229,80 +136,32 @@ class CocoDataset(Dataset):
         class_names: Sequence[str] | None = None,
         skip_empty: bool = False,
     ) -> None:
-        data = _load_json(ann_file)
+        data = parse_annotations(ann_file)
         if not os.path.isdir(image_dir):
             raise DatasetError(f"image directory not found: {image_dir}")
         self.ann_file = ann_file
         self.image_dir = image_dir
         self.transform = transform
-        self.coco = COCO()
-        self.coco.dataset = data
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.coco.createIndex()
+        self.coco = _index(data)
+        self.has_annotations = "annotations" in data
 
         name = os.path.basename(ann_file)
-        self.has_annotations = "annotations" in data
-        cats = sorted(data.get("categories", []), key=lambda c: c["id"])
-        if "categories" not in data:
-            if self.has_annotations:
-                raise DatasetError(
-                    f"no 'categories' list: the annotations' category ids have no names: {ann_file}"
-                )
-            # An image list (inference only, like image_info_test-dev2017.json): COCO's classes.
-            cats = [{"id": i, "name": n} for i, n in zip(COCO_CATEGORY_IDS, COCO_CLASSES)]
-        elif not cats:
-            raise DatasetError(f"'categories' is empty: the dataset names no class: {ann_file}")
-        if not data["images"]:
-            warnings.warn(f"{name}: 'images' is empty", DatasetWarning, stacklevel=2)
-        elif self.has_annotations and not data["annotations"]:
-            warnings.warn(
-                f"{name}: 'annotations' is empty: every image is background",
-                DatasetWarning,
-                stacklevel=2,
-            )
-        known_ids = {int(c["id"]) for c in cats}
-        if class_names is None:
-            chosen = cats
-        else:
-            by_name = {c["name"]: c for c in reversed(cats)}
-            missing = [n for n in class_names if n not in by_name]
-            if missing:
-                raise DatasetError(f"classes not in the categories of {ann_file}: {missing}")
-            chosen = [by_name[n] for n in class_names]
-        self._class_names: tuple[str, ...] = tuple(str(c["name"]) for c in chosen)
-        self.label_to_category_id: list[int] = [int(c["id"]) for c in chosen]
-        self.category_id_to_label: dict[int, int] = {
-            cat_id: label for label, cat_id in enumerate(self.label_to_category_id)
-        }
+        cats = file_categories(data, ann_file)
+        for message in empty_list_warnings(data, name):
+            warnings.warn(message, DatasetWarning, stacklevel=2)
+        categories = choose_categories(cats, class_names, ann_file)
+        self._class_names: tuple[str, ...] = categories.class_names
+        self.label_to_category_id: list[int] = categories.label_to_category_id
+        self.category_id_to_label: dict[int, int] = categories.category_id_to_label
 
-        self.skipped: dict[str, int] = {}
         self._lazy_skipped: set[int] = set()
         self._warned_lazy = False
         # Per image: (annotation, clipped xyxy box, label or -1 for crowd).
-        self._entries: dict[int, list[tuple[dict[str, Any], tuple[float, ...], int]]] = {}
-        reasons: Counter[str] = Counter()
-        for img_id, info in self.coco.imgs.items():
-            H, W = int(info["height"]), int(info["width"])
-            entries = []
-            for ann in self.coco.imgToAnns.get(img_id, []):
-                result = self._check(ann, H, W, known_ids)
-                if isinstance(result, str):
-                    reasons[result] += 1
-                else:
-                    entries.append(result)
-            self._entries[img_id] = entries
-        orphans = sum(a["image_id"] not in self.coco.imgs for a in data.get("annotations", []))
-        if orphans:
-            reasons[UNKNOWN_IMAGE] = orphans
-        self.skipped = dict(reasons.most_common())
-        if reasons:
+        self._entries: dict[int, list[Entry]]
+        self._entries, self.skipped = validate(self.coco, data, categories)
+        if self.skipped:
             warnings.warn(f"{name}: {self._summary()}", DatasetWarning, stacklevel=2)
-
-        self.image_ids: list[int] = [
-            img_id
-            for img_id in self.coco.imgs
-            if not skip_empty or any(label >= 0 for _, _, label in self._entries[img_id])
-        ]
+        self.image_ids: list[int] = index_images(list(self.coco.imgs), self._entries, skip_empty)
 
     def check_trainable(self) -> None:
         """Raise a one-line ``DatasetError`` when the dataset cannot be trained on.
@@ -319,28 +178,8 @@ class CocoDataset(Dataset):
         if len(self) == 0:
             raise DatasetError(f"the training set has no images: {self.ann_file}")
 
-    def _check(
-        self, ann: dict[str, Any], height: int, width: int, known_ids: set[int]
-    ) -> tuple[dict[str, Any], tuple[float, ...], int] | str:
-        """One annotation's (ann, box, label) entry, or the reason to skip it."""
-        cat_id = ann["category_id"]
-        if cat_id not in known_ids:
-            return UNKNOWN_CATEGORY
-        if cat_id not in self.category_id_to_label:
-            return UNLISTED_CATEGORY
-        problem = _segmentation_problem(ann.get("segmentation"), height, width)
-        if problem is not None:
-            return problem
-        box = _clipped_box(ann, height, width)
-        if isinstance(box, str):
-            return box
-        label = -1 if ann.get("iscrowd", 0) else self.category_id_to_label[cat_id]
-        return ann, box, label
-
     def _summary(self) -> str:
-        total = sum(self.skipped.values())
-        parts = ", ".join(f"{n} {reason}" for reason, n in self.skipped.items())
-        return f"skipped {total} annotation{'s' if total != 1 else ''}: {parts}"
+        return skipped_summary(self.skipped)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -421,6 +260,15 @@ class CocoDataset(Dataset):
             f"CocoDataset({self.ann_file!r}, images={len(self)}, "
             f"classes={self.num_classes}, skipped={sum(self.skipped.values())})"
         )
+
+
+def _index(data: dict[str, Any]) -> COCO:
+    """pycocotools' index of a parsed json (its progress prints silenced)."""
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
 
 
 def _decode(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:

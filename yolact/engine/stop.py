@@ -12,48 +12,22 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
-from types import FrameType, TracebackType
-from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from yolact.io.stop import STOP_SIGNALS, StopSignals
 
 
-class StopFlag:
-    """Set by SIGINT/SIGTERM while entered; the loop checks it between iterations
-    (and between validation images) and then saves an interrupt checkpoint.
+class StopFlag(StopSignals):
+    """The stop handler of training: :class:`yolact.io.stop.StopSignals` polling for
+    the whole ``with`` block, so SIGINT or SIGTERM sets ``requested`` (and ``signum``,
+    for the exit status 128 + signum); the loop checks it between iterations (and
+    between validation images) and then saves an interrupt checkpoint.
 
-    A second Ctrl-C raises :class:`KeyboardInterrupt` at once. ``signum`` is the
-    first signal received (for the exit status 128 + signum).
+    A second Ctrl-C raises :class:`KeyboardInterrupt` at once; a repeated SIGTERM (a
+    scheduler's, sent to the whole group) only keeps the request.
     """
 
     def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
-        if self.signum is None:
-            self.signum = signum
-
-    def __enter__(self) -> StopFlag:
-        for sig in STOP_SIGNALS:
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        super().__init__(polling=True, abort_on_repeat=(signal.SIGINT,))
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -12,6 +12,7 @@ comparison with YOLACT measures the heads, and torchvision's
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import partial
 from typing import cast
 
@@ -43,6 +44,116 @@ def soft_nms_fn(cfg: MaskRCNNConfig) -> NmsFn | None:
     )
 
 
+# FPN level names in the feature dict: P2..P5 pooled by the RoI heads, then P6.
+FEATURE_NAMES = ("0", "1", "2", "3", "pool")
+
+
+def build_backbone(cfg: MaskRCNNConfig) -> ResNetBackbone:
+    """The ResNet giving C2..C5.
+
+    Raises:
+        ValueError: the config selects other backbone stages.
+    """
+    if tuple(cfg.backbone.selected_layers) != (0, 1, 2, 3):
+        raise ValueError(f"config {cfg.name}: Mask R-CNN's FPN takes C2..C5 (0, 1, 2, 3)")
+    return ResNetBackbone(cfg.backbone)
+
+
+def build_fpn(cfg: MaskRCNNConfig, in_channels: Sequence[int]) -> FPN:
+    """The torchvision/detectron2 FPN: P2..P5 from C2..C5 and P6 by max pooling.
+
+    Raises:
+        ValueError: the config's anchor sizes are not one per FPN level.
+    """
+    fpn = FPN(
+        in_channels,
+        cfg.fpn_channels,
+        num_downsample=1,
+        upsample=cfg.fpn_upsample,
+        relu_outputs=False,
+        extra_levels=cfg.fpn_extra,
+    )
+    if len(cfg.anchor_sizes) != fpn.num_levels:
+        raise ValueError(
+            f"config {cfg.name}: {len(cfg.anchor_sizes)} anchor sizes for "
+            f"{fpn.num_levels} FPN levels"
+        )
+    return fpn
+
+
+def build_transform(cfg: MaskRCNNConfig) -> GeneralizedRCNNTransform:
+    """torchvision's pre- and post-processing: resize, normalise, pad; paste back."""
+    return GeneralizedRCNNTransform(
+        cfg.min_size, cfg.max_size, list(cfg.image_mean), list(cfg.image_std),
+        size_divisible=cfg.size_divisible,
+    )  # fmt: skip
+
+
+def build_rpn(cfg: MaskRCNNConfig) -> RegionProposalNetwork:
+    """torchvision's RPN with one anchor size per FPN level and the config's ratios."""
+    levels = len(cfg.anchor_sizes)
+    anchors = AnchorGenerator(
+        tuple((s,) for s in cfg.anchor_sizes), (tuple(cfg.anchor_ratios),) * levels
+    )
+    return RegionProposalNetwork(
+        anchors,
+        RPNHead(cfg.fpn_channels, anchors.num_anchors_per_location()[0]),
+        cfg.rpn_fg_iou_thresh,
+        cfg.rpn_bg_iou_thresh,
+        cfg.rpn_batch_size_per_image,
+        cfg.rpn_positive_fraction,
+        {"training": cfg.rpn_pre_nms_top_n_train, "testing": cfg.rpn_pre_nms_top_n_test},
+        {"training": cfg.rpn_post_nms_top_n_train, "testing": cfg.rpn_post_nms_top_n_test},
+        cfg.rpn_nms_thresh,
+        score_thresh=cfg.rpn_score_thresh,
+    )
+
+
+def build_roi_heads(
+    cfg: MaskRCNNConfig,
+    strides: Sequence[int],
+    nms_fn: NmsFn | None,
+    mask_loss_extra: MaskLossExtra | None,
+) -> MaskRoIHeads:
+    """The box and mask heads on RoIAlign poolers over P2..P5.
+
+    Args:
+        cfg: the model's config.
+        strides: the strides of C2..C5 (4..32).
+        nms_fn: test-time suppression (None: torchvision's NMS).
+        mask_loss_extra: extra mask-loss term (see :class:`MaskRoIHeads`).
+    """
+    C = cfg.fpn_channels
+    pool = partial(
+        make_pooler,
+        list(FEATURE_NAMES[:4]),
+        sampling_ratio=cfg.roi_sampling_ratio,
+        strides=list(strides),
+        aligned=cfg.roi_align_aligned,
+    )
+    mask_dim = cfg.mask_head_channels[-1]
+    return MaskRoIHeads(
+        pool(output_size=cfg.box_pool_size),
+        TwoMLPHead(C * cfg.box_pool_size**2, cfg.box_head_dim),
+        FastRCNNPredictor(cfg.box_head_dim, cfg.num_classes),
+        pool(output_size=cfg.mask_pool_size),
+        MaskRCNNHeads(C, list(cfg.mask_head_channels), 1),
+        MaskRCNNPredictor(mask_dim, mask_dim, cfg.num_classes),
+        fg_iou_thresh=cfg.roi_fg_iou_thresh,
+        bg_iou_thresh=cfg.roi_bg_iou_thresh,
+        batch_size_per_image=cfg.roi_batch_size_per_image,
+        positive_fraction=cfg.roi_positive_fraction,
+        bbox_reg_weights=cast(tuple[float, float, float, float], tuple(cfg.box_coder_weights)),
+        score_thresh=cfg.box_score_thresh,
+        nms_thresh=cfg.box_nms_thresh,
+        detections_per_img=cfg.detections_per_img,
+        box_loss_beta=cfg.box_loss_beta,
+        aligned_mask_targets=cfg.roi_align_aligned,
+        nms_fn=nms_fn,
+        mask_loss_extra=mask_loss_extra,
+    )
+
+
 class MaskRCNN(nn.Module):
     """Mask R-CNN with a ResNet-FPN backbone.
 
@@ -71,72 +182,14 @@ class MaskRCNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_classes = cfg.num_classes
-        if tuple(cfg.backbone.selected_layers) != (0, 1, 2, 3):
-            raise ValueError(f"config {cfg.name}: Mask R-CNN's FPN takes C2..C5 (0, 1, 2, 3)")
-        self.backbone = ResNetBackbone(cfg.backbone)
-        self.fpn = FPN(
-            self.backbone.channels,
-            cfg.fpn_channels,
-            num_downsample=1,
-            upsample=cfg.fpn_upsample,
-            relu_outputs=False,
-            extra_levels=cfg.fpn_extra,
-        )
-        self.feature_names = ["0", "1", "2", "3", "pool"]
-        if len(cfg.anchor_sizes) != self.fpn.num_levels:
-            raise ValueError(
-                f"config {cfg.name}: {len(cfg.anchor_sizes)} anchor sizes for "
-                f"{self.fpn.num_levels} FPN levels"
-            )
-        self.transform = GeneralizedRCNNTransform(
-            cfg.min_size, cfg.max_size, list(cfg.image_mean), list(cfg.image_std),
-            size_divisible=cfg.size_divisible,
-        )  # fmt: skip
-        C = cfg.fpn_channels
-        levels = len(cfg.anchor_sizes)
-        anchors = AnchorGenerator(
-            tuple((s,) for s in cfg.anchor_sizes), (tuple(cfg.anchor_ratios),) * levels
-        )
-        self.rpn = RegionProposalNetwork(
-            anchors,
-            RPNHead(C, anchors.num_anchors_per_location()[0]),
-            cfg.rpn_fg_iou_thresh,
-            cfg.rpn_bg_iou_thresh,
-            cfg.rpn_batch_size_per_image,
-            cfg.rpn_positive_fraction,
-            {"training": cfg.rpn_pre_nms_top_n_train, "testing": cfg.rpn_pre_nms_top_n_test},
-            {"training": cfg.rpn_post_nms_top_n_train, "testing": cfg.rpn_post_nms_top_n_test},
-            cfg.rpn_nms_thresh,
-            score_thresh=cfg.rpn_score_thresh,
-        )
+        self.backbone = build_backbone(cfg)
+        self.fpn = build_fpn(cfg, self.backbone.channels)
+        self.feature_names = list(FEATURE_NAMES)
+        self.transform = build_transform(cfg)
+        self.rpn = build_rpn(cfg)
         strides = [stride for _, stride in self.backbone.output_shape().values()]  # 4..32
-        pool = partial(
-            make_pooler,
-            self.feature_names[:4],
-            sampling_ratio=cfg.roi_sampling_ratio,
-            strides=strides,
-            aligned=cfg.roi_align_aligned,
-        )
-        mask_dim = cfg.mask_head_channels[-1]
-        self.roi_heads = MaskRoIHeads(
-            pool(output_size=cfg.box_pool_size),
-            TwoMLPHead(C * cfg.box_pool_size**2, cfg.box_head_dim),
-            FastRCNNPredictor(cfg.box_head_dim, cfg.num_classes),
-            pool(output_size=cfg.mask_pool_size),
-            MaskRCNNHeads(C, list(cfg.mask_head_channels), 1),
-            MaskRCNNPredictor(mask_dim, mask_dim, cfg.num_classes),
-            fg_iou_thresh=cfg.roi_fg_iou_thresh,
-            bg_iou_thresh=cfg.roi_bg_iou_thresh,
-            batch_size_per_image=cfg.roi_batch_size_per_image,
-            positive_fraction=cfg.roi_positive_fraction,
-            bbox_reg_weights=cast(tuple[float, float, float, float], tuple(cfg.box_coder_weights)),
-            score_thresh=cfg.box_score_thresh,
-            nms_thresh=cfg.box_nms_thresh,
-            detections_per_img=cfg.detections_per_img,
-            box_loss_beta=cfg.box_loss_beta,
-            aligned_mask_targets=cfg.roi_align_aligned,
-            nms_fn=nms_fn if nms_fn is not None else soft_nms_fn(cfg),
-            mask_loss_extra=mask_loss_extra,
+        self.roi_heads = build_roi_heads(
+            cfg, strides, nms_fn if nms_fn is not None else soft_nms_fn(cfg), mask_loss_extra
         )
         self.init_weights()
         self.freeze()

@@ -36,8 +36,17 @@ from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from yolact.core.config import BoxLoss
-from yolact.core.ops.boxes import center_size, decode
-from yolact.core.ops.masks import crop_masks
+from yolact.core.ops.boxes import decode
+from yolact.models.yolact.mask_terms import (
+    MaskIoUSample,
+    assemble_masks,
+    box_normalised_bce,
+    downsample_masks,
+    gather_targets,
+    maskiou_sample,
+    maskiou_term,
+    sample_positives,
+)
 from yolact.models.yolact.match import AssignRule, Matches, match
 
 
@@ -55,18 +64,6 @@ class LossWeights:
 def total(losses: dict[str, Tensor]) -> Tensor:
     """The sum of the (already weighted) terms."""
     return torch.stack(list(losses.values())).sum()
-
-
-def downsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize [N, H, W] binary masks bilinearly (align_corners=False) and binarise at 0.5.
-
-    Returns:
-        [N, h, w] float 0/1.
-    """
-    if masks.shape[0] == 0:
-        return masks.new_zeros((0, *size), dtype=torch.float32)
-    resized = F.interpolate(masks[None].float(), size, mode="bilinear", align_corners=False)
-    return (resized[0] > 0.5).float()
 
 
 class YolactLoss(nn.Module):
@@ -268,82 +265,51 @@ class YolactLoss(nn.Module):
         matches: Matches,
         maskiou_net: nn.Module | None,
     ) -> tuple[Tensor, Tensor]:
-        """Mask loss and mask IoU loss, weighted but not yet divided by the positives."""
+        """Mask loss and mask IoU loss, weighted but not yet divided by the positives.
+
+        Per image (see :mod:`yolact.models.yolact.mask_terms`): sample the positives,
+        gather their ground truth at prototype resolution, assemble and crop their
+        masks, and sum their box-normalised BCE (scaled up by positives / trained
+        when subsampled); with ``use_maskiou``, collect the mask IoU net's batch.
+
+        Args:
+            outputs: ``proto`` [B, h, w, k] and ``coef`` [B, P, k].
+            targets: per image ``masks`` [N, S, S], ``boxes`` [N, 4], ``labels`` [N].
+            matches: the batch's prior targets.
+            maskiou_net: required with ``use_maskiou``.
+
+        Returns:
+            ``(M, I)`` scalars; ``I`` is zero without ``use_maskiou``.
+        """
         proto, coef = outputs["proto"], outputs["coef"]
         B, h, w, _ = proto.shape
         # Zero, yet it puts the prototypes and every coefficient in the graph: without
         # a positive prior in the batch they still take part in the backward pass.
         loss_m = (proto.sum() + coef.sum()) * 0.0
-        iou_inputs: list[Tensor] = []
-        iou_targets: list[Tensor] = []
-        iou_labels: list[Tensor] = []
+        iou_samples: list[MaskIoUSample] = []
         for b in range(B):
-            selected = (matches.conf[b] > 0).nonzero().squeeze(1)  # [n]
-            num_pos = selected.numel()
+            selected, num_pos = sample_positives(matches.conf[b], self.masks_to_train)
             if num_pos == 0:
                 continue
-            if num_pos > self.masks_to_train:
-                keep = torch.randperm(num_pos)[: self.masks_to_train].to(selected.device)
-                selected = selected[keep]
             n = selected.numel()
             gt_index = matches.gt_index[b, selected]  # [n]
-            with torch.no_grad():
-                gt_masks = torch.as_tensor(targets[b]["masks"], device=proto.device)
-                mask_t = downsample_masks(gt_masks, (h, w)).to(proto)
-                mask_t = mask_t[gt_index].permute(1, 2, 0)  # [h, w, n]
-            boxes_t = torch.as_tensor(targets[b]["boxes"], device=proto.device).to(proto)
-            boxes_t = boxes_t[gt_index]  # [n, 4]
-            pred = torch.sigmoid(proto[b] @ coef[b, selected].t())  # [h, w, n]
-            pred = crop_masks(pred, boxes_t)
-            # A diverged model's NaN must reach the total (so the step is skipped), not raise.
-            finite = torch.isfinite(pred)
-            safe = torch.where(finite, pred, torch.full_like(pred, 0.5)).clamp(0, 1)
-            bce = F.binary_cross_entropy(safe, mask_t, reduction="none")
-            bce = bce.masked_fill(~finite, float("nan"))
-            box_wh = center_size(boxes_t)[:, 2:]
-            per_mask = bce.sum(dim=(0, 1)) / (box_wh[:, 0] * w) / (box_wh[:, 1] * h) * (h * w)
+            mask_t, boxes_t = gather_targets(targets[b], gt_index, (h, w), proto)
+            pred = assemble_masks(proto[b], coef[b, selected], boxes_t)  # [h, w, n]
+            per_mask = box_normalised_bce(pred, mask_t, boxes_t)  # [n]
             if num_pos > n:
                 per_mask = per_mask * (num_pos / n)
             loss_m = loss_m + per_mask.sum()
             if self.use_maskiou:
-                area_t = mask_t.sum(dim=(0, 1))  # [n]
-                if self.discard_mask_area > 0:
-                    big = area_t > self.discard_mask_area
-                    pred, mask_t, area_t = pred[..., big], mask_t[..., big], area_t[big]
-                    gt_index = gt_index[big]
-                if gt_index.numel() == 0:
-                    continue
-                with torch.no_grad():
-                    binary = (pred > 0.5).to(pred.dtype)
-                    inter = (binary * mask_t).sum(dim=(0, 1))
-                    union = binary.sum(dim=(0, 1)) + area_t - inter
-                    iou_targets.append(inter / union.clamp(min=1))
-                iou_inputs.append(pred.permute(2, 0, 1)[:, None])  # [n, 1, h, w]
                 labels = torch.as_tensor(targets[b]["labels"], device=proto.device).long()
-                iou_labels.append(labels[gt_index])
+                sample = maskiou_sample(pred, mask_t, labels[gt_index], self.discard_mask_area)
+                if sample is not None:
+                    iou_samples.append(sample)
         loss_m = loss_m * self.weights.mask / h / w
         loss_i = proto.new_zeros(())
         if self.use_maskiou:
             if maskiou_net is None:
                 raise ValueError("use_maskiou needs the model's maskiou_net")
-            need = getattr(maskiou_net, "min_size", 1)
-            if min(h, w) < need:
-                raise ValueError(
-                    f"the mask IoU net needs prototypes of at least {need}x{need} pixels, "
-                    f"got {h}x{w}: use a larger max_size or fewer maskiou_channels"
-                )
-            # Without a mask to train it, the net runs on an empty batch: a zero loss
-            # whose backward still reaches (with zeros) every parameter of the net.
-            if not iou_inputs:
-                iou_inputs.append(proto.new_zeros((0, 1, h, w)))
-                iou_targets.append(proto.new_zeros(0))
-                iou_labels.append(torch.zeros(0, dtype=torch.long, device=proto.device))
-            net_input = torch.cat(iou_inputs)  # [n, 1, h, w]
-            if self.maskiou_detach_input:
-                net_input = net_input.detach()
-            predicted = maskiou_net(net_input)  # [n, C-1]
-            predicted = predicted.gather(1, torch.cat(iou_labels)[:, None]).squeeze(1)
-            loss_i = F.smooth_l1_loss(predicted, torch.cat(iou_targets), reduction="sum")
+            loss_i = maskiou_term(maskiou_net, iou_samples, proto, self.maskiou_detach_input)
             loss_i = loss_i * self.weights.maskiou
         return loss_m, loss_i
 
