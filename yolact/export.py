@@ -73,7 +73,7 @@ OPENVINO_FILES = (OPENVINO_XML, OPENVINO_BIN, OPENVINO_META)
 
 def _example_batch(spec: ExportSpec, batch: int) -> torch.Tensor:
     """A drawn scene, pre-processed, repeated to ``batch`` (some detections to check)."""
-    from yolact.apps.benchmark import synthetic_frames
+    from yolact.data.scenes import synthetic_frames
 
     frames = synthetic_frames(batch, 240, 320, seed=1)
     pre = SquarePreprocessor(spec.input_size, spec.pixel_mean, spec.pixel_std, spec.channels)

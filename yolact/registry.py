@@ -16,9 +16,9 @@ from torch import Tensor
 
 from yolact.backends.meta import exported_format, read_meta
 from yolact.core import resolve
-from yolact.core.checkpoint_names import is_plain_name
 from yolact.core.config import ConfigError, ModelConfig
 from yolact.core.family import Family
+from yolact.core.names import is_plain_name
 from yolact.core.predictor import Predictor
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.models.mask_rcnn.family import MASK_RCNN

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.apps.benchmark import synthetic_frames
-from yolact.apps.compare import compare_models
+from yolact.bench.compare import compare_models
+from yolact.data.scenes import synthetic_frames
 from yolact.models.yolact.model import build_model
 from yolact.models.yolact.predictor import YolactPredictor
 from yolact.registry import get_config
@@ -80,7 +80,7 @@ def test_peak_memory_sees_an_allocation():
     the allocation), touching 64 MiB raises the measured peak by about that."""
     code = (
         "import numpy as np, torch\n"
-        "from yolact.apps.compare import measure_peak_memory\n"
+        "from yolact.bench.compare import measure_peak_memory\n"
         "def allocate():\n"
         "    x = np.ones(64 * 2**20, dtype=np.uint8)\n"
         "    return int(x[::4096].sum())\n"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from yolact.apps.benchmark import BenchmarkResult
-from yolact.apps.compare import Comparison, ModelReport
+from yolact.bench.benchmark import BenchmarkResult
+from yolact.bench.compare import Comparison, ModelReport
 from yolact.cli.eval_cli import main
 
 

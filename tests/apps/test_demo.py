@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.apps.demo import DemoResult, main, run_demo
 from yolact.data.synthetic import SYNTHETIC_CLASSES
+from yolact.demo import DemoResult, main, run_demo
 from yolact.registry import read_checkpoint
 
 
@@ -83,7 +83,7 @@ def test_demo_reuses_the_cached_model(trained_demo, tmp_path, capsys) -> None:
 
 
 def test_prepare_dataset_writes_only_what_the_run_needs(tmp_path, capsys) -> None:
-    from yolact.apps.demo import prepare_dataset
+    from yolact.demo import prepare_dataset
 
     root = tmp_path / "syn"
     paths = prepare_dataset(str(root), 0, 2, 48)  # evaluation only: no training split
@@ -104,8 +104,8 @@ SHIPPED = REPO / "weights" / "yolact_tiny_synthetic.pth"
 
 def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
     """The checkpoint in the repository scores mask AP >= 0.50 on the demo's val split."""
-    from yolact.apps.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
     from yolact.data.coco import CocoDataset
+    from yolact.demo import IMAGE_SIZE, NUM_VAL, prepare_dataset
     from yolact.engine.evaluate import evaluate_dataset
     from yolact.predictor import Predictor
 
@@ -122,7 +122,7 @@ def test_shipped_demo_model_reaches_half_mask_ap(tmp_path) -> None:
 
 
 def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_path) -> None:
-    import yolact.apps.demo as demo
+    import yolact.demo as demo
 
     calls = []
 
@@ -145,7 +145,7 @@ def test_demo_cli_picks_the_shipped_weights_unless_training(monkeypatch, tmp_pat
 def test_demo_trains_in_mixed_precision_where_it_is_fast(monkeypatch, tmp_path) -> None:
     """Mixed precision on CUDA or a CPU with bfloat16, and then 3200 iterations by
     default; float32 keeps the config's schedule (training stubbed out)."""
-    import yolact.apps.demo as demo
+    import yolact.demo as demo
 
     seen: list[tuple] = []
 
@@ -190,7 +190,7 @@ def test_the_documented_synthetic_command_writes_splits_that_train(tmp_path, cap
 
 
 def test_training_on_a_missing_or_empty_split_is_one_clear_error(tmp_path, capsys) -> None:
-    from yolact.apps.demo import prepare_dataset
+    from yolact.demo import prepare_dataset
 
     root = tmp_path / "syn"
     prepare_dataset(str(root), 0, 2, 48)  # what the demo leaves without --train

@@ -10,7 +10,7 @@ import cv2
 import pytest
 from conftest import snapshot
 
-import yolact.apps.demo as demo
+import yolact.demo as demo
 from yolact.data.synthetic import main as synthetic
 
 

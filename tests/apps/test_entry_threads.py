@@ -60,7 +60,7 @@ def test_a_family_predictor_sizes_them_too(fresh_process) -> None:
 
 
 def test_the_demo_evaluates_with_sized_pools(fresh_process, monkeypatch, tmp_path) -> None:
-    import yolact.apps.demo as demo
+    import yolact.demo as demo
 
     seen = []
 
@@ -78,7 +78,7 @@ def test_the_demo_evaluates_with_sized_pools(fresh_process, monkeypatch, tmp_pat
 def test_the_demo_sizes_them_again_after_training(fresh_process, monkeypatch, tmp_path) -> None:
     """Training sizes the pools for itself (here to 1 thread); the evaluation after it
     gets the demo's own plan again."""
-    import yolact.apps.demo as demo
+    import yolact.demo as demo
 
     seen = []
 
@@ -99,7 +99,7 @@ def test_the_demo_sizes_them_again_after_training(fresh_process, monkeypatch, tm
 
 
 def test_the_demo_refuses_zero_threads_in_one_line(capsys) -> None:
-    import yolact.apps.demo as demo
+    import yolact.demo as demo
 
     assert demo.main(["--threads=0", "--no_bar"]) == 1
     err = capsys.readouterr().err

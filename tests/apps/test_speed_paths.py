@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolact.core.ops.masks import crop_masks
 from yolact.core.preprocess import SquarePreprocessor
 from yolact.models.yolact.fixed_post import crop_in_boxes
+from yolact.models.yolact.mask_assembly import crop_masks
 
 MEAN, STD = (103.94, 116.78, 123.68), (57.38, 57.12, 58.40)
 

@@ -14,11 +14,11 @@ import torch
 from conftest import REPO, digest, one_line
 
 from yolact import export as export_module
-from yolact.apps.export import main as slim_main
 from yolact.export import export
 from yolact.export import main as export_main
 from yolact.models.yolact.model import build_model
 from yolact.registry import get_config
+from yolact.slim import main as slim_main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")

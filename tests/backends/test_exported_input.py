@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import digest, one_line
 
-from yolact.apps.export import main as slim_main
 from yolact.cli.eval_cli import main as eval_main
 from yolact.export import main as export_main
+from yolact.slim import main as slim_main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.core.checkpoint_names import CheckpointName
 from yolact.core.weights import CheckpointError
+from yolact.engine.checkpoint_names import CheckpointName
 from yolact.registry import read_checkpoint
 
 SHIPPED = REPO / "weights" / "yolact_tiny_synthetic.pth"
@@ -56,7 +56,7 @@ def test_checkpoint_file_names_never_hold_a_path(name) -> None:
 
 
 def test_a_file_whose_name_holds_no_plain_config_is_no_checkpoint_name(tmp_path) -> None:
-    from yolact.core.checkpoint_names import list_checkpoints
+    from yolact.engine.checkpoint_names import list_checkpoints
 
     (tmp_path / "a:b_1_2.pth").write_bytes(b"")
     (tmp_path / "a_1_2.pth").write_bytes(b"")

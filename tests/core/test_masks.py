@@ -7,7 +7,8 @@ import math
 import numpy as np
 import torch
 
-from yolact.core.ops.masks import assemble_masks, crop_masks, mask_to_polygons, paste_masks
+from yolact.core.ops.masks import mask_to_polygons
+from yolact.models.yolact.mask_assembly import assemble_masks, crop_masks, paste_masks
 
 
 def sigmoid(v: float) -> float:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import iou
 
-from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact.models.yolact.fast_nms import cross_class_fast_nms, fast_nms, standard_nms
 
 Box = list[float]
 

@@ -253,7 +253,7 @@ def test_init_weights_of_a_family_without_a_resnet_backbone(toy, tmp_path) -> No
     """``--init_weights``: a whole toy checkpoint loads; a backbone file cannot, in one line."""
     import logging
 
-    from yolact.core.init_weights import initialise
+    from yolact.engine.init_weights import initialise
 
     model = ToyModel(registry.get_config("toy_one_box"))
     log = logging.getLogger("test")

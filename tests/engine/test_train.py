@@ -11,11 +11,11 @@ import torch
 import torch.multiprocessing as mp
 from conftest import free_port
 
-from yolact.core.checkpoint_names import CheckpointName, atomic_save, find_latest, prune
 from yolact.core.config import BackboneConfig, TrainConfig
 from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset
 from yolact.data.synthetic import SYNTHETIC_CLASSES, write_coco_dataset
+from yolact.engine.checkpoint_names import CheckpointName, atomic_save, find_latest, prune
 from yolact.engine.data import EpochSampler
 from yolact.engine.schedule import make_schedule
 from yolact.engine.trainer import Trainer, TrainingError, TrainOptions, train

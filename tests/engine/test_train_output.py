@@ -13,7 +13,7 @@ from conftest import REPO
 from test_train import small_cfg
 from train_run import HANG_S, child_env, tiny_set, train_args
 
-from yolact.core.checkpoint_names import find_latest
+from yolact.engine.checkpoint_names import find_latest
 from yolact.engine.progress import LOSS_NAMES, Progress, loss_legend
 from yolact.registry import read_checkpoint
 

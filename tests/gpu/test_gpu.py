@@ -1,7 +1,7 @@
 """On a CUDA device: fp16 against float32, CUDA graphs against eager, channels_last
 against the default layout, TensorRT against PyTorch, and a batch of 32.
 
-Run with ``pytest -m gpu tests/gpu`` (``python -m yolact.apps.gpu_report`` does);
+Run with ``pytest -m gpu tests/gpu`` (``python tools/gpu_report.py`` does);
 skipped where torch sees no CUDA device. Nothing here needs pycocotools.
 """
 
@@ -91,8 +91,8 @@ def test_batch_32_with_fp16_and_cuda_graph() -> None:
     """yolact_base (random weights, BatchNorm calibrated so float16 does not overflow) at
     550 on 32 frames at once: 32 results at the image size, with the scores of the same
     batch run eagerly."""
-    from yolact.apps.benchmark import synthetic_frames
-    from yolact.apps.gpu_report import calibrate_batchnorm
+    from yolact.bench.calibrate import calibrate_batchnorm
+    from yolact.data.scenes import synthetic_frames
 
     torch.manual_seed(0)
     cfg = registry.get_config("yolact_base")

@@ -370,8 +370,8 @@ def test_checkpoint_dataclass_default_meta() -> None:
 
 
 def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, tmp_path) -> None:
-    from yolact.apps.export import main as export_main
-    from yolact.apps.export import slim_checkpoint
+    from yolact.slim import main as export_main
+    from yolact.slim import slim_checkpoint
 
     src = tmp_path / "yolact_tiny_0_5.pth"
     big = {name: torch.zeros_like(p) for name, p in tiny.named_parameters()}
@@ -397,7 +397,7 @@ def test_export_slims_and_halves_a_training_checkpoint(tiny, image, reference, t
 
 
 def test_export_bad_input(tmp_path, saved, capsys) -> None:
-    from yolact.apps.export import main as export_main
+    from yolact.slim import main as export_main
 
     assert export_main([str(tmp_path / "none.pth"), str(tmp_path / "out.pth")]) == 1
     assert export_main([str(saved), str(tmp_path / "out.pth")]) == 1  # original file: no config
@@ -430,7 +430,7 @@ def resnet50_file(tmp_path_factory) -> tuple[pathlib.Path, dict[str, torch.Tenso
 
 
 def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
-    from yolact.core.init_weights import initialise
+    from yolact.engine.init_weights import initialise
     from yolact.models.yolact.family import YOLACT
 
     path, state = resnet50_file
@@ -464,7 +464,7 @@ def test_yolact_plus_from_torchvision_resnet50(resnet50_file, caplog) -> None:
      ("shape", "layer4.0.conv2.weight"), ("shape", "bn1.weight")],
 )  # fmt: skip
 def test_resnet_file_with_other_missing_or_misshapen_keys(resnet50_file, tmp_path, change, key):
-    from yolact.core.init_weights import initialise
+    from yolact.engine.init_weights import initialise
     from yolact.models.yolact.family import YOLACT
 
     _, state = resnet50_file
@@ -492,7 +492,7 @@ def test_yolact_plus_base_from_original_reducedfc_layout(tmp_path) -> None:
     batch counters (older PyTorch). Expanded constants keep the file small."""
     import torchvision
 
-    from yolact.core.init_weights import initialise
+    from yolact.engine.init_weights import initialise
     from yolact.models.yolact.family import YOLACT
 
     with torch.device("meta"):

@@ -9,12 +9,13 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from yolact.core.ops.masks import crop_masks, paste_masks, paste_masks_in_boxes
+from yolact.core.ops.masks import paste_masks_in_boxes
 from yolact.core.padded import PaddedDetections, select, to_detections
 from yolact.core.structures import Detections
 from yolact.data.scenes import make_scene
 from yolact.models.yolact.config import NMSConfig
 from yolact.models.yolact.fixed_post import FixedPostProcess
+from yolact.models.yolact.mask_assembly import crop_masks, paste_masks
 from yolact.models.yolact.postprocess import PostProcessor
 from yolact.predictor import Predictor
 

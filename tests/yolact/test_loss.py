@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolact.core.ops.boxes import encode
+from yolact.models.yolact.box_coding import encode
 from yolact.models.yolact.loss import LossWeights, YolactLoss, total
 from yolact.models.yolact.maskiou import MaskIoUNet
 from yolact.models.yolact.match import match

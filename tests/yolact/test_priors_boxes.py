@@ -8,14 +8,8 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from yolact.core.ops.boxes import (
-    batched_iou,
-    boxes_to_pixels,
-    center_size,
-    decode,
-    encode,
-    sanitize_coordinates,
-)
+from yolact.core.ops.boxes import batched_iou, boxes_to_pixels, sanitize_coordinates
+from yolact.models.yolact.box_coding import center_size, decode, encode
 from yolact.models.yolact.priors import make_priors
 from yolact.registry import get_config
 

@@ -10,10 +10,10 @@ import sys
 import tempfile
 from collections.abc import Callable
 
-from yolact.apps.compare import compare_models
 from yolact.backends.meta import ExportedFileError, exported_format
 from yolact.backends.runtimes import require_tensorrt
 from yolact.backends.writes import WriteError, check_writable_folder
+from yolact.bench.compare import compare_models
 from yolact.cli.predictors import UsageError, benchmark_frames, build_predictor
 from yolact.core.family import ExportError
 from yolact.core.gpu import half_label

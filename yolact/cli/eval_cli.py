@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolact.apps.benchmark import run_benchmark
+from yolact.bench.benchmark import run_benchmark
 from yolact.cli.compare_cli import run_compare
 from yolact.cli.eval_args import parse_args
 from yolact.cli.eval_outputs import (

@@ -7,11 +7,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from yolact.apps.benchmark import synthetic_frames
 from yolact.backends.meta import exported_format
 from yolact.core.device import select_device
 from yolact.core.gpu import GpuOptionError, check_gpu_options
 from yolact.core.predictor import Predictor
+from yolact.data.scenes import synthetic_frames
 from yolact.io.images import InputError, list_images, read_image, to_bgr8
 from yolact.io.sources import VideoSource, redact, split_in_out
 from yolact.registry import build_predictor as build_family_predictor

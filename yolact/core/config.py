@@ -27,13 +27,9 @@ PIXEL_STD_BGR = (57.38, 57.12, 58.40)
 Optimizer = Literal["sgd", "adamw"]
 Augmentation = Literal["ssd", "light", "none"]
 LrSchedule = Literal["steps", "cosine"]
-Assigner = Literal["max_iou", "atss"]
-BoxLoss = Literal["smooth_l1", "giou"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)
 LR_SCHEDULES: tuple[LrSchedule, ...] = get_args(LrSchedule)
-ASSIGNERS: tuple[Assigner, ...] = get_args(Assigner)
-BOX_LOSSES: tuple[BoxLoss, ...] = get_args(BoxLoss)
 
 
 class ConfigError(ValueError):
@@ -110,9 +106,24 @@ class BackboneConfig:
     selected_layers: tuple[int, ...] = (1, 2, 3)
 
 
+# Keys stored in training settings by earlier versions that are no shared field now:
+# the YOLACT loss settings (a field of its subclass of TrainConfig) and use_focal_loss.
+FORMER_TRAIN_KEYS = frozenset(
+    (
+        "use_focal_loss", "pos_thresh", "neg_thresh", "crowd_iou_thresh", "negpos_ratio",
+        "masks_to_train", "assigner", "atss_topk", "box_loss", "focal_alpha", "focal_gamma",
+        "discard_mask_area", "bbox_alpha", "conf_alpha", "mask_alpha", "semantic_alpha",
+        "maskiou_alpha",
+    )
+)  # fmt: skip
+_Train = TypeVar("_Train", bound="TrainConfig")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and loss settings (the original's, for a batch of ``batch_size``).
+    """Optimisation settings every family shares (the original's, for a batch of
+    ``batch_size``); a family adds its loss settings in a subclass
+    (:class:`yolact.models.yolact.train_config.YolactTrainConfig`).
 
     Attributes:
         optimizer: ``"sgd"`` (the original's, with momentum) or ``"adamw"``.
@@ -132,20 +143,6 @@ class TrainConfig:
         batch_size: the total batch the schedule is written for; other batch
             sizes scale lr, max_iter and lr_steps (``autoscale``).
         freeze_bn: keep BatchNorm statistics and affine parameters fixed.
-        pos_thresh, neg_thresh, crowd_iou_thresh, negpos_ratio, masks_to_train,
-        discard_mask_area: loss settings (see :class:`yolact.models.yolact.loss.YolactLoss`).
-        assigner: which priors train on which object: ``"max_iou"`` (the original's:
-            IoU against ``pos_thresh`` / ``neg_thresh``, plus each object's best
-            prior) or ``"atss"`` (adaptive: per FPN level the ``atss_topk`` priors
-            nearest each object's centre are candidates, and those whose IoU reaches
-            the candidates' mean plus standard deviation, with their centre inside
-            the box, are positives; see :func:`yolact.models.yolact.match.match`).
-        atss_topk: candidates per FPN level and object for ``"atss"``.
-        box_loss: the YOLACT box term: ``"smooth_l1"`` on the encoded offsets (the
-            original's) or ``"giou"`` (generalised IoU loss of the decoded boxes);
-            either is multiplied by ``bbox_alpha``.
-        focal_alpha, focal_gamma: the sigmoid focal loss of a ``classifier="sigmoid"`` model.
-        bbox_alpha, conf_alpha, mask_alpha, semantic_alpha, maskiou_alpha: loss weights.
         discard_box_size: ground truth under this many pixels (at the input size) is dropped.
     """
 
@@ -163,38 +160,27 @@ class TrainConfig:
     warmup_until: int = 500
     batch_size: int = 8
     freeze_bn: bool = False
-    pos_thresh: float = 0.5
-    neg_thresh: float = 0.4
-    crowd_iou_thresh: float = 0.7
-    negpos_ratio: int = 3
-    masks_to_train: int = 100
-    assigner: Assigner = "max_iou"
-    atss_topk: int = 9
-    box_loss: BoxLoss = "smooth_l1"
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    discard_mask_area: float = 25.0
-    bbox_alpha: float = 1.5
-    conf_alpha: float = 1.0
-    mask_alpha: float = 6.125
-    semantic_alpha: float = 1.0
-    maskiou_alpha: float = 25.0
     discard_box_size: float = 4.0
 
     def __post_init__(self) -> None:
         check_choices(self, "train.")
 
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> TrainConfig:
+    @classmethod
+    def from_dict(cls: type[_Train], d: dict[str, Any]) -> _Train:
         """Inverse of ``dataclasses.asdict`` (lists become tuples).
 
-        ``use_focal_loss``, stored by older versions, is dropped: the classifier is a
-        model setting now (:attr:`YolactConfig.classifier`).
+        Keys that earlier versions stored in every family's training settings and
+        that are no field of ``cls`` are dropped (:data:`FORMER_TRAIN_KEYS`): the
+        loss settings a family's subclass holds now, and ``use_focal_loss`` (the
+        classifier is a model setting now). Any other key is still an error.
         """
+        own = {f.name for f in dataclasses.fields(cls)}
         fields: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "use_focal_loss"
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in d.items()
+            if k in own or k not in FORMER_TRAIN_KEYS
         }
-        return TrainConfig(**fields)
+        return cls(**fields)
 
 
 # The small configs' recipe: short from-scratch CPU runs (see yolact_tiny).

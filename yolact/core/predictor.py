@@ -28,14 +28,14 @@ from torch import nn
 
 from yolact.core.config import ModelConfig
 from yolact.core.device import select_device
-from yolact.core.family import Family
+from yolact.core.family_base import FamilyBase as Family
 from yolact.core.gpu import check_gpu_options, use_channels_last
+from yolact.core.images import to_bgr8_batch
 from yolact.core.ops.nms import NMS_METHODS, NMSMethod
 from yolact.core.resolve import resolve_config
 from yolact.core.structures import Detections
 from yolact.core.threads import size_threads_once
 from yolact.core.weights import Checkpoint
-from yolact.io.images import to_bgr8_batch
 
 
 class Predictor(ABC):

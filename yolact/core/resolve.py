@@ -13,12 +13,12 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import Tensor
 
 from yolact.core.config import ConfigError, ModelConfig
-from yolact.core.family import Family
+from yolact.core.family_base import FamilyBase
 from yolact.core.weights import (
     Checkpoint,
     CheckpointError,
@@ -29,13 +29,16 @@ from yolact.core.weights import (
 
 log = logging.getLogger(__name__)
 
+# A family type: the functions give back the type of family they are given.
+_F = TypeVar("_F", bound=FamilyBase)
 
-def known_configs(families: Sequence[Family]) -> dict[str, Callable[[], ModelConfig]]:
+
+def known_configs(families: Sequence[FamilyBase]) -> dict[str, Callable[[], ModelConfig]]:
     """Every named config of ``families``."""
     return {name: make for family in families for name, make in family.configs.items()}
 
 
-def lookup_config(name: str, families: Sequence[Family]) -> ModelConfig:
+def lookup_config(name: str, families: Sequence[FamilyBase]) -> ModelConfig:
     """A named config; ``yolact_base_config`` (the original's spelling) works too.
 
     Raises:
@@ -52,7 +55,7 @@ def lookup_config(name: str, families: Sequence[Family]) -> ModelConfig:
     return known[key]()
 
 
-def name_from_file(path: str, families: Sequence[Family]) -> str | None:
+def name_from_file(path: str, families: Sequence[FamilyBase]) -> str | None:
     """The config a checkpoint file name such as ``yolact_base_54_800000.pth`` implies.
 
     Follows the original naming ``<config>_<epoch>_<iteration>[_interrupt].pth``;
@@ -71,7 +74,7 @@ def name_from_file(path: str, families: Sequence[Family]) -> str | None:
     return max(matches, key=len) if matches else None
 
 
-def parse_config(d: dict[str, Any], families: Sequence[Family]) -> ModelConfig:
+def parse_config(d: dict[str, Any], families: Sequence[FamilyBase]) -> ModelConfig:
     """A stored config, read by the family its ``"kind"`` names.
 
     Raises:
@@ -83,7 +86,7 @@ def parse_config(d: dict[str, Any], families: Sequence[Family]) -> ModelConfig:
     raise ValueError(f"unknown config kind '{d.get('kind')}'")
 
 
-def family_of(cfg: ModelConfig, families: Sequence[Family]) -> Family:
+def family_of(cfg: ModelConfig, families: Sequence[_F]) -> _F:
     """The family of a config.
 
     Raises:
@@ -95,7 +98,7 @@ def family_of(cfg: ModelConfig, families: Sequence[Family]) -> Family:
     raise ConfigError(f"{type(cfg).__name__} is not the config of a registered model family")
 
 
-def family_of_state(state: dict[str, Tensor], families: Sequence[Family]) -> Family | None:
+def family_of_state(state: dict[str, Tensor], families: Sequence[_F]) -> _F | None:
     """The family whose keys a state dict holds (its own or a foreign layout), else None."""
     for family in families:
         if family.holds_weights(state):
@@ -103,7 +106,7 @@ def family_of_state(state: dict[str, Tensor], families: Sequence[Family]) -> Fam
     return None
 
 
-def read_weights(path: str, families: Sequence[Family]) -> Checkpoint:
+def read_weights(path: str, families: Sequence[FamilyBase]) -> Checkpoint:
     """:func:`~yolact.core.weights.read_checkpoint` with the stored config read back.
 
     Raises:
@@ -118,7 +121,7 @@ def resolve_config(
     class_names: Sequence[str] | None = None,
     class_source: str = "the dataset",
     *,
-    families: Sequence[Family],
+    families: Sequence[FamilyBase],
 ) -> tuple[ModelConfig, Checkpoint | None]:
     """Pick the config for a checkpoint and give it the file's classes.
 
@@ -179,7 +182,7 @@ def fit_classes(
     class_names: Sequence[str] | None = None,
     class_source: str = "the dataset",
     *,
-    families: Sequence[Family],
+    families: Sequence[FamilyBase],
 ) -> ModelConfig:
     """``cfg`` with the classes of ``checkpoint``.
 

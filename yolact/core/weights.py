@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from yolact.core.checkpoint_names import is_plain_name
 from yolact.core.config import ModelConfig
 from yolact.core.file_kind import classify
+from yolact.core.names import is_plain_name
 
 log = logging.getLogger(__name__)
 

@@ -375,3 +375,33 @@ def scene_with_crowds(
         "height": H,
         "width": W,
     }, crowd_labels
+
+
+def synthetic_frames(
+    count: int, height: int = 480, width: int = 640, seed: int = 0
+) -> list[np.ndarray]:
+    """``count`` BGR uint8 frames of six random filled circles and rectangles on a
+    horizontal grey gradient, for benchmarks and checks that need frames but no
+    inputs (no labels: :func:`make_scene` draws annotated scenes).
+
+    Args:
+        count: frames returned.
+        height: their height.
+        width: their width.
+        seed: the frames are a function of the arguments.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    base = np.linspace(40, 200, width, dtype=np.float32)[None, :, None]
+    for _ in range(count):
+        img = np.broadcast_to(base, (height, width, 3)).astype(np.uint8).copy()
+        for _ in range(6):
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+            r = int(rng.integers(20, min(height, width) // 3))
+            if rng.random() < 0.5:
+                cv2.circle(img, (cx, cy), r, color, -1)
+            else:
+                cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
+        frames.append(img)
+    return frames

@@ -1,7 +1,7 @@
 """The save folder and its checkpoints: checked before training, failures survived.
 
 A checkpoint is written to a temporary file beside its target and renamed into place
-(:func:`~yolact.core.checkpoint_names.atomic_save`), so a write that fails (a full
+(:func:`~yolact.engine.checkpoint_names.atomic_save`), so a write that fails (a full
 disk) leaves every earlier checkpoint as it was.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from yolact.core.checkpoint_names import CheckpointName, atomic_save, list_checkpoints, prune
+from yolact.engine.checkpoint_names import CheckpointName, atomic_save, list_checkpoints, prune
 from yolact.engine.distributed import DistInfo, all_reduce_max
 
 log = logging.getLogger("yolact.train")

@@ -13,16 +13,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from yolact.core.checkpoint_names import (
+from yolact.core.config import ModelConfig
+from yolact.core.family import Family, TrainingHooks
+from yolact.core.threads import current_plan
+from yolact.data.coco import CocoDataset
+from yolact.engine.checkpoint_names import (
     CheckpointName,
     dataset_paths,
     resume_path,
 )
-from yolact.core.config import ModelConfig
-from yolact.core.family import Family, TrainingHooks
-from yolact.core.init_weights import initialise
-from yolact.core.threads import current_plan
-from yolact.data.coco import CocoDataset
 from yolact.engine.csvlog import CsvLog
 from yolact.engine.data import (
     AugmentedDataset,
@@ -41,6 +40,7 @@ from yolact.engine.distributed import (
     init_distributed,
 )
 from yolact.engine.evaluate import EvaluationStoppedError, evaluate_dataset, format_aps
+from yolact.engine.init_weights import initialise
 from yolact.engine.options import TrainingError, TrainOptions, TrainResult
 from yolact.engine.progress import Progress, startup_summary
 from yolact.engine.saving import CheckpointKeeper, SafeLog, SaveFailedError, check_save_folder

@@ -19,11 +19,11 @@ from yolact.core.config import (
     TINY_TRAIN,
     BackboneConfig,
     ConfigError,
-    TrainConfig,
     check_choices,
 )
 from yolact.core.data_names import COCO_CLASSES
 from yolact.core.ops.nms import NMSMethod
+from yolact.models.yolact.train_config import YolactTrainConfig
 
 # How class logits become scores (YolactConfig.classifier).
 Classifier = Literal["softmax", "sigmoid"]
@@ -84,7 +84,8 @@ class YolactConfig:
         sigmoid_prior: with ``"sigmoid"``, every class starts at this probability
             (the class logits' bias is initialised to log(pi / (1 - pi))).
         nms: detection settings.
-        train: optimisation and loss settings.
+        train: optimisation and loss settings (a shared
+            :class:`~yolact.core.config.TrainConfig` given here gets the loss defaults).
         pixel_mean, pixel_std: BGR normalisation.
     """
 
@@ -107,11 +108,13 @@ class YolactConfig:
     classifier: Classifier = "softmax"
     sigmoid_prior: float = 0.01
     nms: NMSConfig = field(default_factory=NMSConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: YolactTrainConfig = field(default_factory=YolactTrainConfig)
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN_BGR
     pixel_std: tuple[float, float, float] = PIXEL_STD_BGR
 
     def __post_init__(self) -> None:
+        if not isinstance(self.train, YolactTrainConfig):  # the shared settings alone
+            object.__setattr__(self, "train", YolactTrainConfig.extend(self.train))
         check_choices(self, f"config {self.name}: ")
         if not 0.0 < self.sigmoid_prior < 1.0:
             raise ConfigError(
@@ -172,7 +175,7 @@ class YolactConfig:
             # trained the sigmoid classifier, so it decodes with sigmoid.
             if d["train"].get("use_focal_loss", False) and "classifier" not in d:
                 d["classifier"] = "sigmoid"
-            d["train"] = TrainConfig.from_dict({"lr_steps": (), **d["train"]})
+            d["train"] = YolactTrainConfig.from_dict({"lr_steps": (), **d["train"]})
         for key in ("class_names", "aspect_ratios", "maskiou_channels", "pixel_mean", "pixel_std",
                     "extra_layers"):  # fmt: skip
             if key in d:
@@ -253,7 +256,7 @@ def yolact_tiny() -> YolactConfig:
         extra_layers=(2, 2, 2),
         scales=((24,), (48,), (96,), (192,), (384,)),
         square_anchors=False,
-        train=dataclasses.replace(TINY_TRAIN, assigner="atss"),
+        train=YolactTrainConfig.extend(TINY_TRAIN, assigner="atss"),
     )
 
 

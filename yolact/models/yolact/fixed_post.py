@@ -16,21 +16,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from yolact.core.ops.boxes import decode, sanitize_coordinates
-from yolact.core.ops.nms import (
-    ordered_topk,
+from yolact.core.ops.boxes import sanitize_coordinates
+from yolact.core.ops.nms import ordered_topk
+from yolact.core.padded import PaddedDetections
+from yolact.models.yolact.box_coding import decode
+from yolact.models.yolact.config import CLASSIFIERS, NMSConfig
+from yolact.models.yolact.fast_nms import (
     padded_cross_class_fast_nms,
     padded_fast_nms,
     padded_standard_nms,
 )
-from yolact.core.padded import PaddedDetections
-from yolact.models.yolact.config import CLASSIFIERS, NMSConfig
 from yolact.models.yolact.model import Yolact
 from yolact.models.yolact.postprocess import class_scores
 
 
 def crop_in_boxes(masks: Tensor, boxes: Tensor, padding: float = 1.0) -> Tensor:
-    """:func:`~yolact.core.ops.masks.crop_masks` for masks laid out detection first.
+    """:func:`~yolact.models.yolact.mask_assembly.crop_masks` for masks laid out detection first.
 
     The same rule (column c is inside when x1 <= c < x2, the box in mask pixels
     widened by ``padding``, rows alike) and the same values, as a product with a

@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from yolact.core.config import BoxLoss
-from yolact.core.ops.boxes import decode
+from yolact.models.yolact.box_coding import decode
 from yolact.models.yolact.mask_terms import (
     MaskIoUSample,
     assemble_masks,
@@ -48,6 +47,7 @@ from yolact.models.yolact.mask_terms import (
     sample_positives,
 )
 from yolact.models.yolact.match import AssignRule, Matches, match
+from yolact.models.yolact.train_config import BoxLoss
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from yolact.core.ops.boxes import center_size
-from yolact.core.ops.masks import crop_masks
+from yolact.models.yolact.box_coding import center_size
+from yolact.models.yolact.mask_assembly import crop_masks
 
 
 def downsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:

@@ -28,7 +28,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from yolact.core.ops.boxes import batched_iou, encode
+from yolact.core.ops.boxes import batched_iou
+from yolact.models.yolact.box_coding import encode
 
 # Class target of priors the loss ignores.
 NEUTRAL = -1

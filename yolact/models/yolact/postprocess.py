@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from yolact.core.ops.boxes import boxes_to_pixels, decode
-from yolact.core.ops.masks import assemble_masks, crop_masks, paste_masks
-from yolact.core.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact.core.ops.boxes import boxes_to_pixels
 from yolact.core.structures import Detections
+from yolact.models.yolact.box_coding import decode
 from yolact.models.yolact.config import CLASSIFIERS, Classifier, NMSConfig
+from yolact.models.yolact.fast_nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact.models.yolact.mask_assembly import assemble_masks, crop_masks, paste_masks
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """The GPU check and benchmark, as one prepared run for a machine lent with a GPU.
 
-    python -m yolact.apps.gpu_report --out runs/gpu_report
+    python tools/gpu_report.py --out runs/gpu_report
 
 1. runs ``pytest -m gpu tests/gpu`` (fp16 against float32, CUDA graphs against
    eager, channels_last, TensorRT against PyTorch, a batch of 32) into
    ``DIR/pytest_gpu.txt``;
 2. times yolact_base (550 px) and yolact_tiny on 640x480 synthetic frames, frame
-   in -> masks out, stage by stage (:func:`yolact.apps.benchmark.run_benchmark`):
+   in -> masks out, stage by stage (:func:`yolact.bench.benchmark.run_benchmark`):
    PyTorch fp32, fp16, fp16 + CUDA graph, onnxruntime's CUDA provider (fp32) and
    TensorRT fp16 where onnxruntime has them, each at batch 1 and 32;
 3. writes the table into ``DIR/gpu_benchmarks.md``: device, precision, batch, ms
@@ -30,12 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
-from yolact.apps.benchmark import BenchmarkResult, StageTotals, run_benchmark, synthetic_frames
+from yolact.bench.benchmark import BenchmarkResult, StageTotals, run_benchmark
+from yolact.bench.calibrate import calibrate_batchnorm
 from yolact.core.predictor import Predictor
+from yolact.data.scenes import synthetic_frames
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The repository root: this file is tools/gpu_report.py.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ("yolact_base", "yolact_tiny")
 BATCHES = (1, 32)
 # (runtime, precision): the rows of each model and batch, in the order they run.
@@ -90,26 +92,6 @@ def markdown(device: str, notes: Sequence[str], rows: Sequence[Row], skipped: Se
     if skipped:
         lines += ["", "Not measured:", ""] + [f"- {s}" for s in skipped]
     return "\n".join(lines) + "\n"
-
-
-@torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, images: torch.Tensor) -> None:
-    """Set every BatchNorm's running statistics to those of ``images`` [B, 3, S, S].
-
-    A randomly initialised network keeps mean 0 / variance 1 statistics, so its
-    activations grow layer by layer past float16's range; measured statistics
-    keep them in a trained network's range. The model is left in eval mode.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a plain average over the calibration batch
-        m.train()
-    model(images)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.eval()
 
 
 def random_checkpoint(
@@ -213,7 +195,7 @@ def run_report(
     device: str = "cuda",
     models: Sequence[str] = MODELS,
 ) -> int:
-    """Everything :mod:`yolact.apps.gpu_report` says; returns the exit code.
+    """Everything ``tools/gpu_report.py`` says; returns the exit code.
 
     Args:
         device: where to run ("cpu" only checks the report's own code: the fp16 and
@@ -266,13 +248,13 @@ def run_report(
                 print(f"{what}: {rows[-1].fps:.1f} FPS", flush=True)
     notes = [
         ", ".join(f"{FRAMES[b]} frames at batch {b}" for b in BATCHES) + ", 640x480 synthetic "
-        f"(yolact.apps.benchmark.synthetic_frames), {WARMUP} warm-up batches excluded; "
+        f"(yolact.data.scenes.synthetic_frames), {WARMUP} warm-up batches excluded; "
         "ms per frame; FPS = frames (images) per second over the three stages.",
         "Random weights with BatchNorm statistics measured on the frames; top_k 5, fast NMS, "
         "masks pasted at the image size (eval.py's defaults). TensorRT and the CUDA "
         "provider run the exported ONNX file through onnxruntime; for that file eval.py "
         "takes TensorRT where onnxruntime has it (`--backends=onnxruntime` leaves it out).",
-        "Run: `python -m yolact.apps.gpu_report --out DIR`; pytest output in DIR/pytest_gpu.txt.",
+        "Run: `python tools/gpu_report.py --out DIR`; pytest output in DIR/pytest_gpu.txt.",
     ]
     path = os.path.join(folder, "gpu_benchmarks.md")
     with open(path, "w", encoding="utf-8") as f:
@@ -283,7 +265,7 @@ def run_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m yolact.apps.gpu_report", description=(__doc__ or "").split("\n")[0]
+        prog="python tools/gpu_report.py", description=(__doc__ or "").split("\n")[0]
     )
     p.add_argument("--out", required=True, metavar="DIR", help="where the report is written")
     p.add_argument(

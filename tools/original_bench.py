@@ -2,10 +2,10 @@
 
 ::
 
-    python -m yolact.apps.original_bench --original_repo=PATH [--trained_model=W] --images=N
+    python tools/original_bench.py --original_repo=PATH [--trained_model=W] --images=N
 
 ``PATH`` is a checkout of the original code (dbolya/yolact), imported in this
-process, unedited, on the CPU (:mod:`yolact.apps.original_code`).
+process, unedited, on the CPU (``tools/original_code.py``).
 
 Without ``--trained_model`` the model gets random weights, written in the
 original key layout by this project's own writer
@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from yolact.apps.load_bench import busy_process
-from yolact.apps.original_code import (
+from load_bench import busy_process
+from original_code import (
     FrameDetections,
     OriginalCodeError,
     Runner,
@@ -272,7 +271,7 @@ def _build_backends(a: argparse.Namespace, names: list[str], folder: str) -> lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m yolact.apps.original_bench",
+        prog="python tools/original_bench.py",
         description="This project against the original YOLACT code on the CPU, side by side.",
     )
     p.add_argument("--original_repo", default="", help="a checkout of dbolya/yolact")
@@ -304,9 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {a.trained_model}: no such file", file=sys.stderr)
         return 2
 
-    from yolact.apps.benchmark import synthetic_frames
     from yolact.core.threads import configure_threads
     from yolact.core.weights import CheckpointError
+    from yolact.data.scenes import synthetic_frames
 
     with busy_process(a.busy):  # started first, so that the thread plan sees it
         try:

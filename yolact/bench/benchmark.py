@@ -119,24 +119,3 @@ def run_benchmark(
         network_ms=float(per_frame[1]),
         post_ms=float(per_frame[2]),
     )
-
-
-def synthetic_frames(count: int, height: int = 480, width: int = 640, seed: int = 0) -> list:
-    """Frames of random filled shapes on a gradient, for benchmarks without inputs."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    frames = []
-    base = np.linspace(40, 200, width, dtype=np.float32)[None, :, None]
-    for _ in range(count):
-        img = np.broadcast_to(base, (height, width, 3)).astype(np.uint8).copy()
-        for _ in range(6):
-            color = tuple(int(c) for c in rng.integers(0, 255, 3))
-            cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
-            r = int(rng.integers(20, min(height, width) // 3))
-            if rng.random() < 0.5:
-                cv2.circle(img, (cx, cy), r, color, -1)
-            else:
-                cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
-        frames.append(img)
-    return frames

@@ -6,7 +6,7 @@ none is needed to run the model. ``--half`` stores the floating-point weights as
 float16, halving the file again; they are cast back to the model's dtype when
 loaded, so the model still runs in float32::
 
-    python -m yolact.apps.export weights/yolact_tiny_79_10000.pth small.pth --half
+    python -m yolact.slim weights/yolact_tiny_79_10000.pth small.pth --half
 """
 
 from __future__ import annotations
@@ -88,9 +88,7 @@ def check_paths(src: str, dst: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m yolact.apps.export", description=__doc__.split("\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m yolact.slim", description=__doc__.split("\n")[0])
     p.add_argument("src", help="a train.py checkpoint")
     p.add_argument("dst", help="the slim checkpoint to write")
     p.add_argument("--half", action="store_true", help="store the weights as float16")

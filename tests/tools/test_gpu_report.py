@@ -1,4 +1,4 @@
-"""``python -m yolact.apps.gpu_report``: its refusal without CUDA, its table, its commands,
+"""``python tools/gpu_report.py``: its refusal without CUDA, its table, its commands,
 and the BatchNorm calibration that keeps random weights in float16's range."""
 
 from __future__ import annotations
@@ -10,14 +10,19 @@ import pytest
 import torch
 from conftest import REPO
 
-from yolact.apps import gpu_report
-from yolact.apps.gpu_report import Row, calibrate_batchnorm, eval_command, markdown
+if str(REPO / "tools") not in sys.path:  # the tools are scripts: `python tools/X.py`
+    sys.path.insert(0, str(REPO / "tools"))
+
+import gpu_report  # noqa: E402
+from gpu_report import Row, eval_command, markdown  # noqa: E402
+
+from yolact.bench.calibrate import calibrate_batchnorm  # noqa: E402
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_refuses_without_cuda_in_one_line(tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "yolact.apps.gpu_report", "--out", str(tmp_path / "r")],
+        [sys.executable, "tools/gpu_report.py", "--out", str(tmp_path / "r")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1 and done.stdout == ""

@@ -5,7 +5,7 @@ Its CUDA calls at import and construction (``torch.cuda.current_device()``,
 (:func:`cpu_shims`), and its top-level modules (``data``, ``layers``, ``utils``,
 ``backbone``) leave ``sys.modules`` again afterwards
 (:func:`original_import_root`), so nothing else sees them. Nothing here is
-imported by the package itself: :mod:`yolact.apps.original_bench` loads it.
+imported by the package itself: ``tools/original_bench.py`` loads it.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def write_original_weights(config: str, path: str, seed: int = 0) -> str:
     through the random backbone, and the class layer scaled to logits of unit
     spread on those frames, so that scores stay finite and rarely tie.
     """
-    from yolact.apps.benchmark import synthetic_frames
+    from yolact.data.scenes import synthetic_frames
     from yolact.models.yolact.weights import save_weights
     from yolact.registry import family_of, get_config
 

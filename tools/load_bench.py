@@ -1,6 +1,6 @@
 """Frame rate of ``eval.py`` alone and beside a busy process, for one or more checkouts.
 
-``python -m yolact.apps.load_bench --repo A --repo B`` writes a 640x480 video,
+``python tools/load_bench.py --repo A --repo B`` writes a 640x480 video,
 then runs ``eval.py --video=IN:OUT`` and ``eval.py --benchmark`` of every
 checkout (its own ``eval.py`` and package, through ``PYTHONPATH``) alone and
 while a busy process spins on one core; the runs are interleaved, round after
@@ -22,10 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
-
-from yolact.apps.benchmark import synthetic_frames
+from yolact.data.synthetic import write_synthetic_video
 
 BUSY_CODE = "while True: pass"
 _VIDEO_FPS = re.compile(r"processed (\d+) frames.*?, ([\d.]+) FPS")
@@ -45,18 +42,8 @@ class Run:
 
 
 def write_video(path: str, frames: int, fps: float = 30.0) -> None:
-    """A 640x480 mp4 of ``frames`` synthetic scenes, each shifted a little from the last."""
-    scenes = synthetic_frames(8)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"mp4v"), fps, (640, 480))
-    for i in range(frames):
-        frame = scenes[(i // 20) % len(scenes)]
-        writer.write(cv2.warpAffine(frame, _shift(i % 20), (640, 480)))
-    writer.release()
-
-
-def _shift(step: int) -> np.ndarray:
-    """The [2, 3] affine matrix moving a frame by (2 * step, step) pixels."""
-    return np.array([[1, 0, 2 * step], [0, 1, step]], dtype=np.float32)
+    """A 640x480 mp4 of ``frames`` synthetic frames: shapes moving over a background."""
+    write_synthetic_video(path, num_frames=frames, size=(480, 640), fps=fps)
 
 
 @contextlib.contextmanager
@@ -130,7 +117,7 @@ def table(runs: Sequence[Run]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m yolact.apps.load_bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python tools/load_bench.py", description=__doc__)
     p.add_argument("--repo", action="append", required=True, help="a checkout (repeatable)")
     p.add_argument("--weights", default="weights/yolact_tiny_synthetic.pth",
                    help="checkpoint, relative to each checkout or absolute")  # fmt: skip

@@ -1,6 +1,6 @@
 """Side-by-side speed/accuracy comparison of two models on the same frames.
 
-Each model is timed stage by stage (:mod:`yolact.apps.benchmark`) at batch 1 and at
+Each model is timed stage by stage (:mod:`yolact.bench.benchmark`) at batch 1 and at
 a larger batch, on the same frames, device and precision, with its peak
 memory; with a dataset, each model's box and mask AP are measured too. The
 result is written as a printed table, a markdown file, a CSV and a PNG plot
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from yolact.apps.benchmark import BenchmarkResult, run_benchmark
 from yolact.backends.writes import write_file
+from yolact.bench.benchmark import BenchmarkResult, run_benchmark
 from yolact.core.predictor import Predictor
 from yolact.engine.evaluate import AP_UNIT
 

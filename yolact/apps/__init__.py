@@ -1,1 +1,0 @@
-"""Applications above the core: benchmark, comparison, demo, export."""

@@ -1,0 +1,1 @@
+"""Benchmarks and comparisons of predictors: stage timing, side-by-side runs, calibration."""
