@@ -3,6 +3,7 @@ documentation lives in docs/ by task, and every relative link points somewhere."
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -127,3 +128,35 @@ def test_the_slug_rule() -> None:
     assert slug("Precision and GPU options") == "precision-and-gpu-options"
     assert slug("`--set`: any config field for one run") == "--set-any-config-field-for-one-run"
     assert slug("Output safety, stops and exit status") == "output-safety-stops-and-exit-status"
+
+
+def test_documented_python_modules_exist() -> None:
+    """Every ``python -m MODULE`` in the documentation can be run."""
+    missing = set()
+    for page in markdown_files():
+        for module in re.findall(r"python3? -m ([\w.]+)", page.read_text(encoding="utf-8")):
+            if module in ("venv", "pytest"):
+                continue
+            if importlib.util.find_spec(module) is None:
+                missing.add(f"{page.relative_to(REPO)}: {module}")
+    assert not missing, "\n".join(sorted(missing))
+
+
+def test_documented_commands_and_tools_exist() -> None:
+    """Every ``yolact COMMAND`` is a subcommand and every ``python tools/X.py`` a file."""
+    from yolact.cli.main import SUBCOMMANDS
+
+    commands = re.compile(r"(?<!from )(?<![\w./-])yolact ([a-z]+)\b")
+    tools = re.compile(r"python3? (tools/[a-z_]+\.py)")
+    bad, seen = set(), set()
+    for page in markdown_files():
+        text = page.read_text(encoding="utf-8")
+        for name in commands.findall(text):
+            seen.add(name)
+            if name not in SUBCOMMANDS:
+                bad.add(f"{page.relative_to(REPO)}: yolact {name}")
+        for tool in tools.findall(text):
+            if not (REPO / tool).is_file():
+                bad.add(f"{page.relative_to(REPO)}: {tool}")
+    assert not bad, "\n".join(sorted(bad))
+    assert {"eval", "train", "export", "benchmark"} <= seen  # the check sees the commands
