@@ -1,7 +1,7 @@
 """The predictor interface every family implements, and device selection.
 
 A predictor runs a model on BGR images in three stages that mean the same for
-every family, so that they can be timed side by side (:mod:`yolact.apps.benchmark`):
+every family, so that they can be timed side by side (:mod:`yolact.bench.benchmark`):
 
 - ``run_pre``: images (host, uint8) -> the network's input batch on the device;
 - ``run_network``: batch -> raw detections at the model's resolution: the

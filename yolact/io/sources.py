@@ -139,7 +139,11 @@ def parse_source(spec: str) -> tuple[SourceKind, str | int]:
 
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own warnings while probing backends; our error says what failed."""
+    """Silence OpenCV's own warnings while probing backends; our error says what failed.
+
+    FFmpeg's log lines ("Connection to tcp://... failed") are limited to fatal ones
+    unless ``OPENCV_FFMPEG_LOGLEVEL`` is set (OpenCV reads it at the first open)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging is None:
         yield
