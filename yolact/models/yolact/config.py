@@ -236,7 +236,8 @@ def yolact_tiny() -> YolactConfig:
     """A small model for tests and CPU demos: a half-width ResNet-18 (stages of 32 to
     256 channels, 3.6 M parameters in all), 64-wide FPN, 160 px input.
 
-    It is tuned to learn fast from scratch (docs/reports/2026-11-yolact-tiny-from-scratch.md has the ablations):
+    It is tuned to learn fast from scratch (the ablations are in
+    docs/reports/2026-11-yolact-tiny-from-scratch.md):
     anchors of 3x their level's stride (24 px on P3 to 384 px on P7, as
     yolact_base's, rather than scaled down with the input, which left most
     objects one positive prior), two extra 3x3 convs in front of each head
