@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from yolact.data.clips import (
+    Clip,
     ClipOptions,
     Track,
     make_clip,
@@ -27,11 +28,11 @@ OPTS = ClipOptions(
 
 
 @pytest.fixture(scope="module")
-def clip():  # type: ignore[no-untyped-def]
+def clip() -> Clip:
     return make_clip(OPTS)
 
 
-def test_deterministic_for_a_seed(clip) -> None:  # type: ignore[no-untyped-def]
+def test_deterministic_for_a_seed(clip: Clip) -> None:
     again = make_clip(OPTS)
     assert all(np.array_equal(a, b) for a, b in zip(clip.frames, again.frames))
     for a, b in zip(clip.truth, again.truth):
@@ -40,7 +41,7 @@ def test_deterministic_for_a_seed(clip) -> None:  # type: ignore[no-untyped-def]
     assert not all(np.array_equal(a, b) for a, b in zip(clip.frames, other.frames))
 
 
-def test_truth_shapes_and_boxes(clip) -> None:  # type: ignore[no-untyped-def]
+def test_truth_shapes_and_boxes(clip: Clip) -> None:
     assert len(clip.frames) == len(clip.truth) == 20 and clip.fps == 12.0
     for frame, truth in zip(clip.frames, clip.truth):
         assert frame.shape == (*SIZE, 3) and frame.dtype == np.uint8
@@ -52,7 +53,7 @@ def test_truth_shapes_and_boxes(clip) -> None:  # type: ignore[no-untyped-def]
         assert (truth.masks.sum(axis=(1, 2)) >= OPTS.min_pixels).all()
 
 
-def test_ids_stable_and_never_reused(clip) -> None:  # type: ignore[no-untyped-def]
+def test_ids_stable_and_never_reused(clip: Clip) -> None:
     label_of: dict[int, int] = {}
     frames_of: dict[int, list[int]] = {}
     for f, truth in enumerate(clip.truth):
@@ -67,7 +68,7 @@ def test_ids_stable_and_never_reused(clip) -> None:  # type: ignore[no-untyped-d
         assert all(by_id[i].start <= f < by_id[i].end for f in frames)
 
 
-def test_late_entry_and_early_exit_only_in_range(clip) -> None:  # type: ignore[no-untyped-def]
+def test_late_entry_and_early_exit_only_in_range(clip: Clip) -> None:
     assert any(t.start > 0 for t in clip.tracks)
     assert any(t.end < 20 for t in clip.tracks)
     for t in clip.tracks:
@@ -78,7 +79,7 @@ def test_late_entry_and_early_exit_only_in_range(clip) -> None:  # type: ignore[
                 assert t.object_id not in clip.truth[f].ids
 
 
-def test_speeds_and_sizes_vary(clip) -> None:  # type: ignore[no-untyped-def]
+def test_speeds_and_sizes_vary(clip: Clip) -> None:
     speeds = {round(float(np.hypot(*t.velocity)), 6) for t in clip.tracks}
     radii = {round(t.shape.radius, 6) for t in clip.tracks}
     assert len(speeds) == 6 and len(radii) == 6
@@ -149,7 +150,7 @@ def test_fully_occluded_object_is_absent() -> None:
     assert 1 in c.shapes[0]  # drawn, but hidden
 
 
-def test_write_and_read_mots_round_trip(clip, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_write_and_read_mots_round_trip(clip: Clip, tmp_path: Path) -> None:
     paths = write_clip(clip, str(tmp_path / "out"))
     assert sorted(Path(p).name for p in paths.values()) == ["clip.avi", "clip.json", "gt.txt"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -173,7 +174,7 @@ def test_write_and_read_mots_round_trip(clip, tmp_path: Path) -> None:  # type: 
     assert info["options"]["size"] == [96, 128]
 
 
-def test_video_frame_count_and_fps(clip, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_video_frame_count_and_fps(clip: Clip, tmp_path: Path) -> None:
     paths = write_clip(clip, str(tmp_path))
     cap = cv2.VideoCapture(paths["video"])
     try:

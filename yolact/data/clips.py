@@ -265,9 +265,13 @@ def write_mots(truth: list[FrameTruth], path: str, size: tuple[int, int], first:
 
         frame_index object_id class_id height width rle
 
+    (the MOTS txt layout ``time_frame id class_id img_height img_width rle``).
     ``frame_index`` counts from ``first`` (0 as in KITTI MOTS; MOTSChallenge counts
-    from 1), ``object_id`` is the object's id as is, ``class_id`` is the label + 1
-    (1..5 for ``SYNTHETIC_CLASSES``; MOTS keeps 10 for ignore regions), ``height``
+    from 1). ``object_id`` is the object's id as is: the MOTS datasets' own ids are
+    ``class_id * 1000 + instance`` (10000 an ignore region), a convention this file
+    does not follow, so a scorer that derives the class from the id must be given
+    ``class_id`` instead. ``class_id`` is the label + 1 (1..5 for
+    ``SYNTHETIC_CLASSES``; MOTS keeps 10 for ignore regions), ``height``
     and ``width`` are the frame's, and ``rle`` is the mask's COCO compressed RLE
     (``pycocotools.mask.encode`` of the Fortran-ordered uint8 mask, its ``counts``
     as ASCII text). Masks within a frame must not overlap. The file is written
