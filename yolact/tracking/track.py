@@ -20,7 +20,7 @@ def cxcywh_to_xyxy(state: np.ndarray) -> np.ndarray:
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float64)
 
 
-@dataclass
+@dataclass(eq=False)
 class Track:
     """A tracked object.
 
