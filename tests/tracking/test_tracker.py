@@ -184,3 +184,22 @@ def test_mask_iou_without_masks_is_an_error() -> None:
     tracker = Tracker(TrackerOptions(iou="mask"))
     with pytest.raises(ValueError, match="^tracker iou='mask' needs the detections' masks$"):
         _frame(tracker, [_box(30, 30)])
+
+
+def test_torch_inputs_give_the_same_ids_as_numpy() -> None:
+    tracker = Tracker(TrackerOptions())
+    for f in range(3):
+        boxes = torch.tensor([_box(20 + 3 * f, 30), _box(90, 90)])
+        ids = tracker.update(boxes, torch.tensor([0.9, 0.7]), torch.tensor([2, 2]))
+        assert ids.tolist() == [1, 2]
+
+
+def test_mismatched_inputs_are_one_clear_error() -> None:
+    tracker = Tracker(TrackerOptions())
+    with pytest.raises(ValueError) as err:
+        tracker.update(np.zeros((2, 4)), np.zeros(3), np.zeros(2))
+    assert str(err.value) == "tracker got 2 boxes, 3 scores and 2 labels"
+    with pytest.raises(ValueError) as err:
+        tracker.update(np.zeros((2, 4)), np.zeros(2), np.zeros(2), np.zeros((1, 8, 8)))
+    assert str(err.value) == "tracker masks must be [2, h, w], got [1, 8, 8]"
+    assert tracker.frame_count == 0 and tracker.tracks == []
