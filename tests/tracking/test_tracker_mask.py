@@ -83,3 +83,13 @@ def test_mask_iou_shifts_the_last_mask_by_the_predicted_motion_at_mask_scale() -
 def test_mask_motion_is_scaled_from_pixels_to_mask_cells() -> None:
     # Taking the masks to be at pixel resolution doubles the shift and loses the square.
     assert _accelerating_square(None) == [[1, 2]] * 6 + [[-1, 2]] * 4
+
+
+def test_mask_iou_matches_a_direct_count() -> None:
+    from yolact.tracking.matching import mask_iou_np
+
+    rng = np.random.default_rng(1)
+    a, b = rng.random((7, 20, 20)) > 0.6, rng.random((5, 20, 20)) > 0.5
+    b[0] = False  # an empty mask has IoU 0 with everything
+    expected = np.array([[(x & y).sum() / max((x | y).sum(), 1) for y in b] for x in a])
+    np.testing.assert_allclose(mask_iou_np(a, b), expected, rtol=0, atol=1e-12)

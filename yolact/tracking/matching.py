@@ -22,8 +22,12 @@ def mask_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every mask in ``a`` [M, h, w] with every mask in ``b`` [N, h, w], as [M, N]."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), dtype=np.float64)
-    fa = a.reshape(len(a), -1).astype(np.float32)
-    fb = b.reshape(len(b), -1).astype(np.float32)
+    ba = a.reshape(len(a), -1).astype(bool, copy=False)
+    bb = b.reshape(len(b), -1).astype(bool, copy=False)
+    # Only cells inside some mask can add to an intersection or a union.
+    used = np.flatnonzero(ba.any(0) | bb.any(0))
+    fa = ba[:, used].astype(np.float32)
+    fb = bb[:, used].astype(np.float32)
     inter = (fa @ fb.T).astype(np.float64)
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     out: np.ndarray = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
