@@ -1,0 +1,92 @@
+"""Settings of the multi-object tracker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+IouKind = Literal["box", "mask"]
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """Thresholds and memory of :class:`yolact.tracking.Tracker`.
+
+    Attributes:
+        high_thresh: detections scoring at least this are associated in the first stage,
+            against every active and lost track. Default 0.5.
+        low_thresh: detections scoring at least this (and below ``high_thresh``) are
+            associated in the second stage, only against active tracks left unmatched by
+            the first; they extend tracks but never start one. Lower scores are ignored.
+            Default 0.1.
+        new_track_thresh: an unmatched high-score detection scoring at least this starts
+            a new track. Default 0.6.
+        match_thresh: the largest cost (1 - IoU) accepted for a match in the first stage
+            and for tentative tracks; 0.8 means IoU >= 0.2. Default 0.8.
+        low_match_thresh: the largest cost accepted in the second (low-score) stage; those
+            detections are less trusted, so they must overlap more. Default 0.5.
+        buffer_frames: a track unmatched for more than this many consecutive frames is
+            removed and its id retired. Default 30 (1 s at 30 fps); see
+            :meth:`from_seconds` to set it from the source's frame rate.
+        min_hits: frames in a row with a match a new track needs before it is confirmed
+            and given an id (its first frame counts). Tracks started on the first frame of
+            a run are confirmed at once. A tentative track missed once is dropped. Default 2.
+        iou: ``"box"`` compares predicted boxes with detected boxes; ``"mask"`` compares
+            each track's last mask, shifted by its predicted motion, with detected masks
+            (needs masks in :meth:`Tracker.update`). Default ``"box"``.
+        velocity_smoothing: weight of the newest velocity measurement in the exponential
+            velocity estimate, in (0, 1]. Default 0.5.
+    """
+
+    high_thresh: float = 0.5
+    low_thresh: float = 0.1
+    new_track_thresh: float = 0.6
+    match_thresh: float = 0.8
+    low_match_thresh: float = 0.5
+    buffer_frames: int = 30
+    min_hits: int = 2
+    iou: IouKind = "box"
+    velocity_smoothing: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_thresh <= self.high_thresh:
+            raise ValueError(
+                f"tracker thresholds need 0 <= low_thresh <= high_thresh, "
+                f"got {self.low_thresh} and {self.high_thresh}"
+            )
+        if self.buffer_frames < 0:
+            raise ValueError(f"tracker buffer must be >= 0 frames, got {self.buffer_frames}")
+        if self.min_hits < 1:
+            raise ValueError(f"tracker min_hits must be >= 1, got {self.min_hits}")
+        if self.iou not in ("box", "mask"):
+            raise ValueError(f"tracker iou must be 'box' or 'mask', got {self.iou!r}")
+        if not 0.0 < self.velocity_smoothing <= 1.0:
+            raise ValueError(
+                f"tracker velocity_smoothing must be in (0, 1], got {self.velocity_smoothing}"
+            )
+
+    @classmethod
+    def from_seconds(
+        cls, buffer_s: float = 1.0, fps: float = 30.0, **kwargs: object
+    ) -> TrackerOptions:
+        """Options whose track buffer lasts ``buffer_s`` seconds of a source at ``fps``.
+
+        Args:
+            buffer_s: how long a lost track is kept, in seconds.
+            fps: the source's real frame rate.
+            **kwargs: any other field of :class:`TrackerOptions`.
+
+        Returns:
+            The options, with ``buffer_frames = ceil(buffer_s * fps)`` (at least 1 when
+            ``buffer_s > 0``).
+
+        Raises:
+            ValueError: when ``fps`` is not a positive finite number or ``buffer_s`` < 0.
+        """
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"tracker needs a positive frame rate, got {fps}")
+        if not (math.isfinite(buffer_s) and buffer_s >= 0):
+            raise ValueError(f"tracker buffer must be >= 0 seconds, got {buffer_s}")
+        frames = math.ceil(buffer_s * fps - 1e-9)
+        return cls(buffer_frames=max(frames, 1 if buffer_s > 0 else 0), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,88 @@
+"""One tracked object: its state and its constant-velocity motion model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
+    """(x1, y1, x2, y2) as (cx, cy, w, h)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dtype=np.float64)
+
+
+def cxcywh_to_xyxy(state: np.ndarray) -> np.ndarray:
+    """(cx, cy, w, h) as (x1, y1, x2, y2), with width and height kept >= 1 pixel."""
+    cx, cy, w, h = (float(v) for v in state)
+    w, h = max(w, 1.0), max(h, 1.0)
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float64)
+
+
+@dataclass(eq=False)
+class Track:
+    """A tracked object.
+
+    Motion model: constant velocity on (cx, cy, w, h). The velocity is measured per frame
+    between consecutive observations (a gap of k frames divides the displacement by k).
+    The first measurement is taken as is; later ones are blended exponentially,
+    ``v = a * measured + (1 - a) * v`` with ``a = velocity_smoothing``. The predicted
+    state ``frames_since_update`` frames after the last observation is
+    ``last + v * frames_since_update``.
+
+    Attributes:
+        label: class of the object; only detections of the same class associate.
+        state: last observed (cx, cy, w, h) in pixels.
+        velocity: estimated change of ``state`` per frame.
+        mask: last observed mask [h, w] bool, or None.
+        track_id: the public id, -1 while tentative.
+        hits: consecutive frames with a match (counting the first).
+        frames_since_update: frames since the last match (0 in a frame where it matched).
+        has_velocity: whether a velocity has been measured yet.
+    """
+
+    label: int
+    state: np.ndarray
+    mask: np.ndarray | None
+    track_id: int = -1
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.float64))
+    hits: int = 1
+    frames_since_update: int = 0
+    has_velocity: bool = False
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the track has a public id."""
+        return self.track_id >= 0
+
+    def predicted_state(self) -> np.ndarray:
+        """(cx, cy, w, h) expected in the current frame."""
+        out: np.ndarray = self.state + self.velocity * self.frames_since_update
+        return out
+
+    def predicted_box(self) -> np.ndarray:
+        """(x1, y1, x2, y2) expected in the current frame."""
+        return cxcywh_to_xyxy(self.predicted_state())
+
+    def update(self, box: np.ndarray, mask: np.ndarray | None, smoothing: float) -> None:
+        """Take the detection ``box`` (xyxy) and ``mask`` matched in this frame.
+
+        Call it after :meth:`mark_frame` for this frame.
+        """
+        new = xyxy_to_cxcywh(box)
+        gap = max(self.frames_since_update, 1)
+        measured = (new - self.state) / gap
+        if self.has_velocity:
+            self.velocity = smoothing * measured + (1.0 - smoothing) * self.velocity
+        else:
+            self.velocity = measured
+            self.has_velocity = True
+        self.state = new
+        self.mask = mask
+        self.frames_since_update = 0
+        self.hits += 1
+
+    def mark_frame(self) -> None:
+        """Advance one frame: the track is one frame older than its last observation."""
+        self.frames_since_update += 1

@@ -1,0 +1,205 @@
+"""A ByteTrack-style multi-object tracker for the detections of one source.
+
+Each frame goes through these steps:
+
+1. High-score detections (score >= ``high_thresh``) are matched to every confirmed track,
+   active or lost, by cost = 1 - IoU with the track's motion-predicted box (or its last
+   mask shifted by the predicted motion), solved as an assignment problem.
+2. Low-score detections (``low_thresh`` <= score < ``high_thresh``) are matched to the
+   active tracks (matched in the previous frame) left over from step 1. They keep a track
+   alive through a dip in confidence (occlusion, blur) but never start one.
+3. High-score detections left over are matched to tentative tracks (born in an earlier
+   frame, not yet confirmed); a tentative track that misses a frame is dropped.
+4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
+5. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
+
+Only detections of the same label associate. Ids come from a counter that only grows,
+so an id is never given to a second object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from yolact.tracking.matching import assign, box_iou_np, mask_iou_np, shift_mask
+from yolact.tracking.options import TrackerOptions
+from yolact.tracking.track import Track, xyxy_to_cxcywh
+
+_ArrayLike = torch.Tensor | np.ndarray
+
+
+def _to_numpy(x: _ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return np.asarray(x.detach().cpu().numpy())
+    return np.asarray(x)
+
+
+class Tracker:
+    """Gives the detections of consecutive frames of one source persistent track ids.
+
+    Use one tracker per source, and call :meth:`update` once per processed frame, in order
+    (also for frames without detections, so that lost tracks age).
+    """
+
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        """Create a tracker with no tracks.
+
+        Args:
+            options: thresholds and buffer; the defaults of :class:`TrackerOptions` if None.
+        """
+        self.options = options if options is not None else TrackerOptions()
+        self.tracks: list[Track] = []
+        self.frame_count = 0
+        self._next_id = 0
+
+    def update(
+        self,
+        boxes: _ArrayLike,
+        scores: _ArrayLike,
+        labels: _ArrayLike,
+        masks: _ArrayLike | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Associate the detections of the next frame with the tracks.
+
+        Args:
+            boxes: [N, 4] (x1, y1, x2, y2) in pixels.
+            scores: [N] detection scores.
+            labels: [N] class indices.
+            masks: [N, h, w] bool or float (> 0.5 is inside) at any resolution that stays
+                fixed during the run; needed when ``options.iou == "mask"``.
+            image_size: (H, W) of the frame in pixels, to scale box motion to mask cells;
+                when None the masks are taken to be at pixel resolution.
+
+        Returns:
+            [N] int64 track ids on the CPU, -1 for detections not (yet) tracked: scores
+            below ``low_thresh``, unmatched low-score detections and tentative tracks.
+
+        Raises:
+            ValueError: when the shapes disagree or mask IoU is asked for without masks.
+        """
+        opts = self.options
+        box_np = _to_numpy(boxes).astype(np.float64).reshape(-1, 4)
+        score_np = _to_numpy(scores).astype(np.float64).reshape(-1)
+        label_np = _to_numpy(labels).astype(np.int64).reshape(-1)
+        n = len(box_np)
+        if len(score_np) != n or len(label_np) != n:
+            raise ValueError(
+                f"tracker got {n} boxes, {len(score_np)} scores and {len(label_np)} labels"
+            )
+        mask_np: np.ndarray | None = None
+        if masks is not None:
+            m = _to_numpy(masks)
+            mask_np = m if m.dtype == np.bool_ else m > 0.5
+            if mask_np.ndim != 3 or len(mask_np) != n:
+                raise ValueError(f"tracker masks must be [{n}, h, w], got {list(m.shape)}")
+        if opts.iou == "mask" and mask_np is None:
+            raise ValueError("tracker iou='mask' needs the detections' masks")
+        scale = self._mask_scale(mask_np, image_size)
+
+        self.frame_count += 1
+        for t in self.tracks:
+            t.mark_frame()
+        ids = np.full(n, -1, dtype=np.int64)
+
+        high = np.flatnonzero(score_np >= opts.high_thresh)
+        low = np.flatnonzero((score_np >= opts.low_thresh) & (score_np < opts.high_thresh))
+        confirmed = [t for t in self.tracks if t.confirmed]
+        tentative = [t for t in self.tracks if not t.confirmed]
+
+        def match(
+            pool: list[Track], dets: np.ndarray, max_cost: float
+        ) -> tuple[list[Track], np.ndarray]:
+            """Match ``pool`` with ``dets``; return the tracks and detections left over."""
+            cost = self._cost(pool, dets, box_np, label_np, mask_np, scale)
+            used_tracks: set[int] = set()
+            used_dets: set[int] = set()
+            for r, c in assign(cost, max_cost):
+                track, d = pool[r], int(dets[c])
+                track.update(box_np[d], None if mask_np is None else mask_np[d],
+                             opts.velocity_smoothing)  # fmt: skip
+                if not track.confirmed and track.hits >= opts.min_hits:
+                    track.track_id = self._new_id()
+                ids[d] = track.track_id
+                used_tracks.add(r)
+                used_dets.add(d)
+            dets_left = np.array([d for d in dets if int(d) not in used_dets], np.int64)
+            return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
+
+        unmatched, high_left = match(confirmed, high, opts.match_thresh)
+        # Active = matched in the previous frame (one frame old now); lost tracks are
+        # only ever recovered by high-score detections.
+        active_left = [t for t in unmatched if t.frames_since_update == 1]
+        match(active_left, low, opts.low_match_thresh)
+        dropped, high_left = match(tentative, high_left, opts.match_thresh)
+        for t in dropped:
+            self.tracks.remove(t)
+
+        first_frame = self.frame_count == 1
+        for d in high_left:
+            d = int(d)
+            if score_np[d] < opts.new_track_thresh:
+                continue
+            track = Track(
+                label=int(label_np[d]),
+                state=xyxy_to_cxcywh(box_np[d]),
+                mask=None if mask_np is None else mask_np[d],
+            )
+            if first_frame or opts.min_hits <= 1:
+                track.track_id = self._new_id()
+                ids[d] = track.track_id
+            self.tracks.append(track)
+
+        self.tracks = [t for t in self.tracks if t.frames_since_update <= opts.buffer_frames]
+        return torch.from_numpy(ids)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    @staticmethod
+    def _mask_scale(
+        masks: np.ndarray | None, image_size: tuple[int, int] | None
+    ) -> tuple[float, float]:
+        if masks is None or image_size is None:
+            return 1.0, 1.0
+        H, W = image_size
+        return masks.shape[1] / max(H, 1), masks.shape[2] / max(W, 1)
+
+    def _cost(
+        self,
+        pool: list[Track],
+        dets: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        masks: np.ndarray | None,
+        scale: tuple[float, float],
+    ) -> np.ndarray:
+        """Cost 1 - IoU of every track in ``pool`` with every detection in ``dets``.
+
+        Pairs whose labels differ cost 2, above any threshold.
+        """
+        if not pool or len(dets) == 0:
+            return np.zeros((len(pool), len(dets)), dtype=np.float64)
+        if self.options.iou == "mask" and masks is not None:
+            predicted = np.stack([self._predicted_mask(t, masks.shape[1:], scale) for t in pool])
+            iou = mask_iou_np(predicted, masks[dets])
+        else:
+            predicted_boxes = np.stack([t.predicted_box() for t in pool])
+            iou = box_iou_np(predicted_boxes, boxes[dets])
+        cost = 1.0 - iou
+        same = np.array([t.label for t in pool])[:, None] == labels[dets][None, :]
+        out: np.ndarray = np.where(same, cost, 2.0)
+        return out
+
+    @staticmethod
+    def _predicted_mask(
+        track: Track, shape: tuple[int, ...], scale: tuple[float, float]
+    ) -> np.ndarray:
+        if track.mask is None or track.mask.shape != tuple(shape):
+            return np.zeros(shape, dtype=np.bool_)
+        shift = track.predicted_state() - track.state
+        dy = int(round(float(shift[1]) * scale[0]))
+        dx = int(round(float(shift[0]) * scale[1]))
+        return shift_mask(track.mask, dy, dx)
