@@ -16,6 +16,7 @@ from yolact.tracking.metrics import (
     rle_iou,
 )
 
+_QUIET = {"PRINT_CONFIG": False}
 Frames = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
 
 
@@ -43,9 +44,9 @@ def _trackeval_data(gt: list[np.ndarray], tr: list[np.ndarray], sim: list[np.nda
 
 def _assert_same_as_trackeval(gt: list, tr: list, sim: list) -> None:
     data = _trackeval_data(gt, tr, sim)
-    ref_clear = trackeval.metrics.CLEAR().eval_sequence(data)
-    ref_id = trackeval.metrics.Identity().eval_sequence(data)
-    ref_hota = trackeval.metrics.HOTA().eval_sequence(data)
+    ref_clear = trackeval.metrics.CLEAR(_QUIET).eval_sequence(data)
+    ref_id = trackeval.metrics.Identity(_QUIET).eval_sequence(data)
+    ref_hota = trackeval.metrics.HOTA(_QUIET).eval_sequence(data)
     ours = evaluate_sequence(gt, tr, sim)
     assert ours.clear.mota == pytest.approx(ref_clear["MOTA"], abs=1e-6)
     assert ours.clear.motp == pytest.approx(ref_clear["MOTP"], abs=1e-6)
@@ -186,6 +187,26 @@ def test_random_sequences_match_trackeval(seed: int) -> None:
     _assert_same_as_trackeval(*_random(seed))
 
 
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [([1], [7], [[0.9]]), ([1], [], []), ([1], [8], [[0.9]]), ([1], [7], [[0.9]])],
+        [([1], [7], [[0.9]]), ([], [7], []), ([1], [7], [[0.9]])],
+        [([1], [], []), ([1, 2], [], [])],
+    ],
+    ids=["tracker-gap", "gt-gap", "no-tracker"],
+)
+def test_empty_frames_match_trackeval(rows: list) -> None:
+    _assert_same_as_trackeval(*_frames(rows))
+
+
+def test_sequence_without_ground_truth_counts_false_positives() -> None:
+    # TrackEval returns its initial 0 for MOTA here; the formula gives -FP / max(1, 0).
+    scores = evaluate_sequence(*_frames([([], [3], []), ([], [3, 4], [])]))
+    assert (scores.clear.fp, scores.clear.mota, scores.identity.idfp) == (3, -3.0, 3)
+    assert (scores.hota.hota, scores.hota.deta) == (0.0, 0.0)
+
+
 def test_ids_need_not_be_contiguous() -> None:
     gt, tr, sim = _one_switch()
     shifted = hota([g * 1000 + 5 for g in gt], [t - 50 for t in tr], sim)
@@ -195,6 +216,18 @@ def test_ids_need_not_be_contiguous() -> None:
 def test_duplicate_id_in_a_frame_is_rejected() -> None:
     with pytest.raises(ValueError, match="frame 0: an id appears twice"):
         clear_mot([np.array([1, 1])], [np.array([2])], [np.zeros((2, 1))])
+
+
+def test_similarity_of_wrong_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"frame 1: similarity is \(1, 2\), expected \(2, 1\)"):
+        gt = [np.array([1]), np.array([1, 2])]
+        hota(gt, [np.array([3])] * 2, [np.ones((1, 1)), np.ones((1, 2))])
+
+
+def test_empty_mask_stacks_give_empty_similarity() -> None:
+    assert mask_iou(np.zeros((0, 4, 4), bool), np.ones((2, 4, 4), bool)).shape == (0, 2)
+    assert box_iou(np.zeros((3, 4)), np.zeros((0, 4))).shape == (3, 0)
+    assert rle_iou([], []).shape == (0, 0)
 
 
 def test_similarity_helpers_agree() -> None:

@@ -109,7 +109,11 @@ class _Indexed:
         trs = [np.asarray(t, dtype=np.int64).reshape(-1) for t in tracker_ids]
         sims = []
         for f, (g, t, s) in enumerate(zip(gts, trs, similarity)):
-            s = np.asarray(s, dtype=np.float64).reshape(len(g), len(t))
+            s = np.asarray(s, dtype=np.float64)
+            if s.size == 0 and len(g) * len(t) == 0:
+                s = s.reshape(len(g), len(t))
+            if s.shape != (len(g), len(t)):
+                raise ValueError(f"frame {f}: similarity is {s.shape}, expected {(len(g), len(t))}")
             if len(np.unique(g)) != len(g) or len(np.unique(t)) != len(t):
                 raise ValueError(f"frame {f}: an id appears twice")
             sims.append(s)
@@ -301,10 +305,13 @@ def mask_iou(gt_masks: np.ndarray, tracker_masks: np.ndarray) -> np.ndarray:
     Returns:
         ``[G, T]`` IoU; 0 where both masks are empty.
     """
-    a = np.asarray(gt_masks, dtype=bool).reshape(len(gt_masks), -1).astype(np.float64)
-    b = np.asarray(tracker_masks, dtype=bool).reshape(len(tracker_masks), -1).astype(np.float64)
-    if a.shape[1] != b.shape[1] and len(a) and len(b):
-        raise ValueError(f"mask sizes differ: {gt_masks.shape[1:]} and {tracker_masks.shape[1:]}")
+    gm = np.asarray(gt_masks, dtype=bool)
+    tm = np.asarray(tracker_masks, dtype=bool)
+    if gm.shape[1:] != tm.shape[1:]:
+        raise ValueError(f"mask sizes differ: {gm.shape[1:]} and {tm.shape[1:]}")
+    pixels = int(np.prod(gm.shape[1:]))
+    a = gm.reshape(gm.shape[0], pixels).astype(np.float64)
+    b = tm.reshape(tm.shape[0], pixels).astype(np.float64)
     inter = a @ b.T
     union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
