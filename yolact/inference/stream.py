@@ -112,6 +112,7 @@ def stream(
     on_skip: SkipHandler | None = None,
     track: bool | TrackerOptions = False,
     track_iou: str = "box",
+    track_buffer: float = 1.0,
 ) -> Stream:
     """Run ``predictor`` over ``source``, one :class:`StreamResult` per frame.
 
@@ -132,12 +133,13 @@ def stream(
             buffer of one second at the source's frame rate (30 when unknown), or
             :class:`~yolact.tracking.TrackerOptions` to use as given.
         track_iou: "box" or "mask": what frames are matched by (with ``track=True``).
+        track_buffer: seconds a lost track is kept (with ``track=True``).
 
     Returns:
         A :class:`Stream`: iterate it; it is also a context manager.
 
     Raises:
-        ValueError: an unknown ``track_iou``.
+        ValueError: an unknown ``track_iou`` or a negative ``track_buffer``.
         yolact.io.images.InputError: a source that cannot be opened (missing, empty
             folder, unreachable stream), at once; a frame that cannot be read or
             used, during the iteration, after the results before it.
@@ -152,6 +154,13 @@ def stream(
         for opened in sources:
             opened.close()
         raise
-    tracker = None if track is False else StreamTracker(sources, track, track_iou)
+    tracker = None
+    if track is not False:
+        try:
+            tracker = StreamTracker(sources, track, track_iou, track_buffer)
+        except BaseException:
+            for opened in sources:
+                opened.close()
+            raise
     pipeline = Pipeline(predictor, sources, batch_size, max_frames, stop, on_skip, tracker)
     return Stream(pipeline)

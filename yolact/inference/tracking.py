@@ -45,9 +45,10 @@ class StreamTracker:
             given for every source.
         track_iou: "box" or "mask": what the tracker compares frames by; ignored
             when ``track`` gives options (their ``iou`` is used).
+        track_buffer: seconds a lost track is kept (with ``track=True``).
 
     Raises:
-        ValueError: an unknown ``track_iou``.
+        ValueError: an unknown ``track_iou`` or a negative ``track_buffer``.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class StreamTracker:
         sources: list[FrameSource],
         track: bool | TrackerOptions = True,
         track_iou: str = "box",
+        track_buffer: float = 1.0,
     ) -> None:
         if track_iou not in TRACK_IOU_KINDS:
             raise ValueError(f"track_iou must be 'box' or 'mask', got {track_iou!r}")
@@ -63,7 +65,9 @@ class StreamTracker:
             if isinstance(track, TrackerOptions):
                 options = track
             else:
-                options = TrackerOptions.from_seconds(1.0, source_fps(source), iou=track_iou)
+                options = TrackerOptions.from_seconds(
+                    track_buffer, source_fps(source), iou=track_iou
+                )
             self.trackers.append(Tracker(options))
 
     def apply(self, source_index: int, det: Detections) -> Detections:
