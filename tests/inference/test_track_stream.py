@@ -10,6 +10,8 @@ import torch
 from yolact import Predictor
 from yolact.core.structures import Detections
 from yolact.inference import stream
+from yolact.inference.sources import open_source
+from yolact.inference.tracking import StreamTracker
 from yolact.tracking import TrackerOptions
 
 WEIGHTS = "weights/yolact_tiny_synthetic.pth"
@@ -81,3 +83,19 @@ def test_track_ids_follow_select_and_to() -> None:
     assert picked.track_ids is not None and picked.track_ids.tolist() == [7, 5]
     assert det.select(det.scores > 0.75).track_ids.tolist() == [5, -1]  # type: ignore[union-attr]
     assert Detections.empty((4, 4), ("a",)).track_ids is None
+
+
+def test_buffer_uses_the_source_frame_rate(tmp_path) -> None:
+    path = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (128, 96))
+    for i in range(2):
+        out.write(frame(i))
+    out.release()
+    video, frames = open_source(str(path)), open_source([frame(0)])
+    try:
+        tracker = StreamTracker([video, frames], True, "mask", track_buffer=2.0)
+        assert [t.options.buffer_frames for t in tracker.trackers] == [20, 60]  # 10 fps, 30
+        assert all(t.options.iou == "mask" for t in tracker.trackers)
+    finally:
+        video.close()
+        frames.close()
