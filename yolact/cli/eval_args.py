@@ -98,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
       "gets _2, _3...; no output overwrites another")  # fmt: skip
     a("--video", default=None, metavar="SRC[:OUT]", help="video file, webcam index or stream URL")
     a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
+    a("--track", action="store_true",
+      help="--video/--images: follow objects over frames; drawings colour and label each "
+      "track 'id N', --output_json entries gain track_id")  # fmt: skip
+    a(
+        "--track_iou",
+        default="box",
+        metavar="box|mask",
+        help="what --track matches frames by: box or mask overlap",
+    )
+    a(
+        "--track_buffer",
+        default=1.0,
+        type=float,
+        metavar="SECONDS",
+        help="how long --track keeps a lost object (at the source's frame rate)",
+    )
     a("--max_images", default=-1, type=int, help="stop after this many images/frames (-1: all)")
     a("--benchmark", action="store_true", help="time pre-processing, network, post-processing")
     a("--benchmark_warmup", default=3, type=int, help="untimed frames before --benchmark timing")
@@ -167,6 +183,9 @@ class EvalOptions:
     images: str | None = None
     video: str | None = None
     video_multiframe: int = 1
+    track: bool = False
+    track_iou: str = "box"
+    track_buffer: float = 1.0
     max_images: int = -1
     benchmark: bool = False
     benchmark_warmup: int = 3

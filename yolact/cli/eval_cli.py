@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -50,6 +51,7 @@ from yolact.inference.outputs import (
 )
 from yolact.inference.sources import ImageFiles
 from yolact.inference.stream import Stream, stream
+from yolact.inference.tracking import TRACK_IOU_KINDS
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, output_names
 from yolact.io.pipeline import StageError
@@ -64,6 +66,23 @@ log = logging.getLogger("yolact")
 
 ERRORS = (InputError, CheckpointError, ConfigError, UsageError, DatasetError, ThreadsError,
           StageError)  # fmt: skip
+
+
+def check_track_flags(args: EvalOptions) -> None:
+    """Refuse tracking flags that cannot be used (one line, before the model is built)."""
+    if args.track_iou not in TRACK_IOU_KINDS:
+        raise UsageError(f"--track_iou must be box or mask, got {args.track_iou!r}")
+    if not (math.isfinite(args.track_buffer) and args.track_buffer >= 0):
+        raise UsageError(f"--track_buffer must be >= 0 seconds, got {args.track_buffer}")
+    if args.track and not (args.video or args.images):
+        raise UsageError("--track goes with --video or --images")
+
+
+def track_options(args: EvalOptions) -> dict[str, Any]:
+    """The tracking keywords of :func:`yolact.inference.stream` for the flags."""
+    if not args.track:
+        return {}
+    return {"track": True, "track_iou": args.track_iou, "track_buffer": args.track_buffer}
 
 
 def _draw_options(args: Flags) -> DrawOptions:
@@ -131,7 +150,8 @@ def eval_images(
         bar.write(f"skipping: {err}", file=sys.stderr)
         bar.update(1)
 
-    s = stream(predictor, folder, stop=stop.event if stop else None, on_skip=skip)
+    s = stream(predictor, folder, stop=stop.event if stop else None, on_skip=skip,
+               **track_options(args))  # fmt: skip
     try:
         done = write_folder(s, out, names, _draw_options(args), write_drawing, writer,
                             predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
@@ -163,7 +183,7 @@ def eval_video(
     name = redact(src)  # what messages, the window and --output_json show
     source = VideoSource.open(src)
     s = stream(predictor, source, batch_size=args.video_multiframe, max_frames=args.max_images,
-               stop=stop.event if stop is not None else None)  # fmt: skip
+               stop=stop.event if stop is not None else None, **track_options(args))  # fmt: skip
     show = open_window_possible() and (args.display or out is None)
     if out is None and not show:
         print("note: no display here and no output file given; detections are only counted",
@@ -281,6 +301,7 @@ def run(args: EvalOptions, stop: StopSignals | None = None) -> int:
         raise UsageError("--video_multiframe must be at least 1")
     if args.backends and not args.benchmark:
         raise UsageError("--backends goes with --benchmark")
+    check_track_flags(args)
     if args.benchmark and (args.compare or args.backends):
         return run_compare(args.to_args())
     if not args.benchmark:

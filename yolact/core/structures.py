@@ -27,6 +27,8 @@ class Detections:
         masks: [N, H, W] bool at the original image size, or None when masks were not computed.
         image_size: (H, W) of the original image.
         class_names: names of the classes ``labels`` index.
+        track_ids: [N] int64 track id of each detection (-1: not tracked), or None
+            when the detections were not tracked.
     """
 
     boxes: Tensor
@@ -37,6 +39,7 @@ class Detections:
     masks: Tensor | None
     image_size: tuple[int, int]
     class_names: tuple[str, ...]
+    track_ids: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -23,6 +23,7 @@ import torch
 from yolact.core.structures import Detections
 from yolact.inference.protocol import StagedPredictor
 from yolact.inference.sources import ImageFiles, Skipped
+from yolact.inference.tracking import StreamTracker
 from yolact.io.images import InputError
 from yolact.io.pipeline import StageThread, StageTimes
 from yolact.io.sources import FrameReader, FrameSource, redact
@@ -73,6 +74,7 @@ class Pipeline:
         stop: an event that ends reading when set (a stop request); frames already
             read are still processed and returned.
         on_skip: called with the path and error of a folder's unreadable image.
+        tracker: gives each result's detections their track ids (None: untracked).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class Pipeline:
         max_frames: int = -1,
         stop: threading.Event | None = None,
         on_skip: SkipHandler | None = None,
+        tracker: StreamTracker | None = None,
     ) -> None:
         self.predictor = predictor
+        self.tracker = tracker
         self.sources = sources
         live = any(s.is_live for s in sources)
         self.batch_size = 1 if live else max(1, batch_size)
@@ -223,6 +227,8 @@ class Pipeline:
         frames, raw = item
         with self.times.timed("post"):
             dets = self.predictor.run_post(raw, [f.shape[:2] for *_, f in frames])
+            if self.tracker is not None:
+                dets = [self.tracker.apply(s, d) for (s, _, _), d in zip(frames, dets)]
         for (source_index, index, frame), det in zip(frames, dets):
             name = self._frame_name(source_index, index)
             self._put(StreamResult(index, frame, det, source_index, name))

@@ -22,8 +22,10 @@ from types import TracebackType
 from yolact.inference.pipeline import Pipeline, SkipHandler, StreamResult
 from yolact.inference.protocol import StagedPredictor
 from yolact.inference.sources import SourceSpec, open_source, split_sources
+from yolact.inference.tracking import TRACK_IOU_KINDS, StreamTracker
 from yolact.io.pipeline import StageTimes
 from yolact.io.sources import FrameSource
+from yolact.tracking import TrackerOptions
 
 __all__ = ["Stream", "StreamResult", "stream"]
 
@@ -108,6 +110,9 @@ def stream(
     max_frames: int = -1,
     stop: threading.Event | None = None,
     on_skip: SkipHandler | None = None,
+    track: bool | TrackerOptions = False,
+    track_iou: str = "box",
+    track_buffer: float = 1.0,
 ) -> Stream:
     """Run ``predictor`` over ``source``, one :class:`StreamResult` per frame.
 
@@ -123,15 +128,24 @@ def stream(
         stop: an event that ends reading when set (a signal handler's).
         on_skip: called (on the network's thread) with the path and error of each
             image of a folder that cannot be read; such images are skipped.
+        track: give the detections track ids (``r.detections.track_ids``, -1 for
+            untracked ones), one tracker per source, fed in frame order: True for a
+            buffer of one second at the source's frame rate (30 when unknown), or
+            :class:`~yolact.tracking.TrackerOptions` to use as given.
+        track_iou: "box" or "mask": what frames are matched by (with ``track=True``).
+        track_buffer: seconds a lost track is kept (with ``track=True``).
 
     Returns:
         A :class:`Stream`: iterate it; it is also a context manager.
 
     Raises:
+        ValueError: an unknown ``track_iou`` or a negative ``track_buffer``.
         yolact.io.images.InputError: a source that cannot be opened (missing, empty
             folder, unreachable stream), at once; a frame that cannot be read or
             used, during the iteration, after the results before it.
     """
+    if track_iou not in TRACK_IOU_KINDS:
+        raise ValueError(f"track_iou must be 'box' or 'mask', got {track_iou!r}")
     sources: list[FrameSource] = []
     try:
         for spec in split_sources(source):
@@ -140,5 +154,13 @@ def stream(
         for opened in sources:
             opened.close()
         raise
-    pipeline = Pipeline(predictor, sources, batch_size, max_frames, stop, on_skip)
+    tracker = None
+    if track is not False:
+        try:
+            tracker = StreamTracker(sources, track, track_iou, track_buffer)
+        except BaseException:
+            for opened in sources:
+                opened.close()
+            raise
+    pipeline = Pipeline(predictor, sources, batch_size, max_frames, stop, on_skip, tracker)
     return Stream(pipeline)

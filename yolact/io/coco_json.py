@@ -61,7 +61,8 @@ def detections_to_coco(
     Returns:
         Dicts with ``image_id``, ``file_name`` (when given), ``category_id``,
         ``bbox`` [x, y, w, h] pixels, ``score`` and, when ``det.masks`` is set,
-        ``segmentation`` as compressed RLE with a str ``counts``.
+        ``segmentation`` as compressed RLE with a str ``counts``, and ``track_id``
+        for the detections a tracker followed (``det.track_ids`` >= 0).
 
     Raises:
         ValueError: a label has no entry in ``category_ids``.
@@ -86,6 +87,7 @@ def detections_to_coco(
     xywh = _xyxy_to_xywh(xyxy.numpy()).tolist()
     scores = det.scores.detach().float().cpu().tolist()
     segms = encode_masks(det.masks.cpu().numpy()) if det.masks is not None else None
+    track_ids = [-1] * n if det.track_ids is None else det.track_ids.tolist()
 
     results = []
     for i in range(n):
@@ -97,6 +99,8 @@ def detections_to_coco(
         entry["score"] = scores[i]
         if segms is not None:
             entry["segmentation"] = segms[i]
+        if track_ids[i] >= 0:
+            entry["track_id"] = int(track_ids[i])
         results.append(entry)
     return results
 

@@ -59,6 +59,11 @@ def color_for(index: int, label: int, class_color: bool) -> tuple[int, int, int]
     return PALETTE[(key * _PALETTE_STEP) % len(PALETTE)]
 
 
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """The BGR colour of a track: the same in every frame, whatever the detection's rank."""
+    return PALETTE[(track_id * _PALETTE_STEP) % len(PALETTE)]
+
+
 def blend_masks(image: Tensor, masks: Tensor, colors: Tensor, alpha: float) -> Tensor:
     """Alpha-blend coloured masks over an image, the first mask on top.
 
@@ -183,6 +188,8 @@ def draw_detections(
         text: draw "name: score" on a filled label at each box's top-left.
         scores: include the score in the label text.
         class_color: colour by class instead of by detection.
+            When ``det.track_ids`` is set, tracked detections are coloured by
+            track id instead (stable over frames) and labelled "id N name: score".
         mask_alpha: opacity of one mask, in [0, 1].
         fps: when given, "FPS: 23.4" is drawn in the top-left corner.
 
@@ -200,6 +207,10 @@ def draw_detections(
     n = len(det)
     labels = det.labels.tolist()
     colors = [color_for(i, labels[i], class_color) for i in range(n)]
+    track_ids = [-1] * n if det.track_ids is None else det.track_ids.tolist()
+    for i, track_id in enumerate(track_ids):
+        if track_id >= 0:
+            colors[i] = track_color(track_id)
 
     if masks and det.masks is not None and n > 0:
         if tuple(det.masks.shape[1:]) != (H, W):
@@ -227,6 +238,8 @@ def draw_detections(
                 cv2.rectangle(out, (x1, y1), (x2, y2), colors[i], 1)
             if text:
                 name = det.class_names[labels[i]]
+                if track_ids[i] >= 0:
+                    name = f"id {track_ids[i]} {name}"
                 label = f"{name}: {score_list[i]:.2f}" if scores else name
                 _draw_label(out, label, x1, y1, colors[i])
 
