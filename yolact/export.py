@@ -53,7 +53,6 @@ from yolact.backends.writes import (
     check_replaceable_file,
     check_replaceable_folder,
     check_writable_folder,
-    same_file,
     write_file,
     write_folder,
 )
@@ -62,6 +61,7 @@ from yolact.core.family import ExportError, ExportSpec
 from yolact.core.padded import OUTPUT_NAMES
 from yolact.core.preprocess import SquarePreprocessor
 from yolact.core.weights import CheckpointError
+from yolact.io.outputs import same_file
 from yolact.registry import family_of, resolve_config
 from yolact.runtime.threads import ThreadsError, configure_threads
 

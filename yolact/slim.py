@@ -23,10 +23,10 @@ from yolact.backends.writes import (
     WriteError,
     check_replaceable_file,
     check_writable_folder,
-    same_file,
     write_file,
 )
 from yolact.core.weights import CheckpointError
+from yolact.io.outputs import same_file
 from yolact.registry import read_checkpoint
 
 

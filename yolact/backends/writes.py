@@ -179,11 +179,3 @@ def check_replaceable_file(target: str) -> None:
     """
     if os.path.isdir(target):
         raise WriteError(f"{target} is a folder; give a file name")
-
-
-def same_file(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` name the same existing file, however spelt."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
