@@ -50,6 +50,7 @@ from yolact.data.coco_annotations import (  # noqa: F401 (the skip reasons are r
     skipped_summary,
     validate,
 )
+from yolact.data.coco_source import AnnotationSource
 
 # The former private name of parse_annotations (yolact.cli.predictors imports it).
 _load_json = parse_annotations
@@ -135,33 +136,44 @@ class CocoDataset(Dataset):
         transform: Callable[[Sample], Sample] | None = None,
         class_names: Sequence[str] | None = None,
         skip_empty: bool = False,
+        cache: bool | None = None,
     ) -> None:
-        data = parse_annotations(ann_file)
-        if not os.path.isdir(image_dir):
-            raise DatasetError(f"image directory not found: {image_dir}")
         self.ann_file = ann_file
         self.image_dir = image_dir
         self.transform = transform
-        self.coco = _index(data)
-        self.has_annotations = "annotations" in data
-
+        self._coco: COCO | None = None
         name = os.path.basename(ann_file)
-        cats = file_categories(data, ann_file)
-        for message in empty_list_warnings(data, name):
-            warnings.warn(message, DatasetWarning, stacklevel=2)
-        categories = choose_categories(cats, class_names, ann_file)
+        with contextlib.ExitStack() as stack:
+            source = AnnotationSource(ann_file, class_names, cache, stack)
+            if not os.path.isdir(image_dir):
+                raise DatasetError(f"image directory not found: {image_dir}")
+            for message in empty_list_warnings(source.lists_stub(), name):
+                warnings.warn(message, DatasetWarning, stacklevel=2)
+            categories = choose_categories(source.categories(), class_names, ann_file)
+            self.records, self.skipped = source.checked(categories)
+        self.has_annotations: bool = source.has_annotations
         self._class_names: tuple[str, ...] = categories.class_names
         self.label_to_category_id: list[int] = categories.label_to_category_id
         self.category_id_to_label: dict[int, int] = categories.category_id_to_label
+        self.cache_path: str | None = source.cache_path
 
         self._lazy_skipped: set[int] = set()
         self._warned_lazy = False
-        # Per image: (annotation, clipped xyxy box, label or -1 for crowd).
-        self._entries: dict[int, list[Entry]]
-        self._entries, self.skipped = validate(self.coco, data, categories)
         if self.skipped:
             warnings.warn(f"{name}: {self._summary()}", DatasetWarning, stacklevel=2)
-        self.image_ids: list[int] = index_images(list(self.coco.imgs), self._entries, skip_empty)
+        served = np.arange(self.records.num_images, dtype=np.int64)
+        if skip_empty:
+            served = served[self.records.has_instance()]
+        self._served = served  # position in the records of each served image
+        self.image_ids: list[int] = self.records.image_ids[served].tolist()
+
+    @property
+    def coco(self) -> COCO:
+        """pycocotools' index of the whole json (for evaluation), read from the file
+        on first use: the dataset itself keeps only its compact records."""
+        if self._coco is None:
+            self._coco = _index(parse_annotations(self.ann_file))
+        return self._coco
 
     def check_trainable(self) -> None:
         """Raise a one-line ``DatasetError`` when the dataset cannot be trained on.
@@ -193,14 +205,14 @@ class CocoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def _read_image(self, info: dict[str, Any]) -> np.ndarray:
-        path = os.path.join(self.image_dir, info["file_name"])
+    def _read_image(self, file_name: str, height: int, width: int) -> np.ndarray:
+        path = os.path.join(self.image_dir, file_name)
         if not os.path.isfile(path):
             raise DatasetError(f"image file not found: {path}")
         image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             raise DatasetError(f"cannot read image: {path}")
-        H, W = int(info["height"]), int(info["width"])
+        H, W = height, width
         if image.shape[:2] != (H, W):
             raise DatasetError(
                 f"image is {image.shape[1]}x{image.shape[0]}, annotations say {W}x{H}: {path}"
@@ -208,16 +220,15 @@ class CocoDataset(Dataset):
         return image
 
     def __getitem__(self, index: int) -> Sample:
-        img_id = self.image_ids[index]
-        info = self.coco.imgs[img_id]
-        image = self._read_image(info)
-        H, W = image.shape[:2]
+        position = int(self._served[index])
+        img_id, file_name, H, W = self.records.image(position)
+        image = self._read_image(file_name, H, W)
         inst: tuple[list, list, list] = ([], [], [])  # boxes, labels, rles
         crowd: tuple[list, list] = ([], [])  # boxes, rles
-        for ann, box, label in self._entries[img_id]:
-            rle = _to_rle(ann["segmentation"], H, W)
+        for ann_id, box, label, seg in self.records.entries(position):
+            rle = _to_rle(seg, H, W)
             if int(mask_utils.area(rle)) == 0:
-                self._count_lazy(ann, info["file_name"])
+                self._count_lazy(ann_id, file_name)
                 continue
             if label < 0:
                 crowd[0].append(box)
@@ -233,23 +244,23 @@ class CocoDataset(Dataset):
             "masks": _decode(inst[2], H, W),
             "crowd_boxes": np.asarray(crowd[0], dtype=np.float32).reshape(-1, 4),
             "crowd_masks": _decode(crowd[1], H, W),
-            "image_id": int(img_id),
-            "file_name": str(info["file_name"]),
-            "height": int(H),
-            "width": int(W),
+            "image_id": img_id,
+            "file_name": file_name,
+            "height": H,
+            "width": W,
         }
         return self.transform(sample) if self.transform is not None else sample
 
-    def _count_lazy(self, ann: dict[str, Any], file_name: str) -> None:
+    def _count_lazy(self, ann_id: int, file_name: str) -> None:
         """Count an annotation whose decoded mask is empty (once per annotation)."""
-        if ann["id"] in self._lazy_skipped:
+        if ann_id in self._lazy_skipped:
             return
-        self._lazy_skipped.add(ann["id"])
+        self._lazy_skipped.add(ann_id)
         self.skipped[EMPTY_MASK] = self.skipped.get(EMPTY_MASK, 0) + 1
         if not self._warned_lazy:
             self._warned_lazy = True
             warnings.warn(
-                f"{file_name}: skipped annotation {ann['id']} ({EMPTY_MASK}); "
+                f"{file_name}: skipped annotation {ann_id} ({EMPTY_MASK}); "
                 "further ones are counted in dataset.skipped",
                 DatasetWarning,
                 stacklevel=3,

@@ -15,15 +15,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from yolact.core.data_names import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.data.polygons import PackedPolygon, compact_polygons
 
 # Reasons an annotation is skipped (keys of ``CocoDataset.skipped``).
 SHORT_POLYGON = "polygon with < 3 points"
@@ -46,8 +47,14 @@ class DatasetWarning(UserWarning):
     """Annotations were skipped because they cannot be used."""
 
 
-def parse_annotations(ann_file: str) -> dict[str, Any]:
+def parse_annotations(ann_file: str, compact: bool = False) -> dict[str, Any]:
     """Read a COCO json and check its top-level structure.
+
+    Args:
+        ann_file: the json.
+        compact: hold polygon segmentations of numbers as
+            :class:`~yolact.data.polygons.PackedPolygon` (for the dataset's checks
+            and records; a fifth of the memory of lists).
 
     Returns:
         The json: an ``images`` list and, where present, ``annotations`` and
@@ -60,7 +67,7 @@ def parse_annotations(ann_file: str) -> dict[str, Any]:
         raise DatasetError(f"annotation file not found: {ann_file}")
     try:
         with open(ann_file, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.load(f, object_hook=compact_polygons if compact else None)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"not a COCO annotation file (invalid json: {e}): {ann_file}") from e
     except OSError as e:
@@ -83,6 +90,27 @@ def parse_annotations(ann_file: str) -> dict[str, Any]:
             if not isinstance(entry, dict) or any(k not in entry for k in required):
                 raise bad(f"an entry of '{key}' lacks one of {', '.join(required)}")
     return data
+
+
+class AnnotationIndex(Protocol):
+    """What :func:`validate` reads of an index: pycocotools' ``COCO`` or
+    :class:`ImageIndex`."""
+
+    imgs: dict[int, dict[str, Any]]
+    imgToAnns: Mapping[int, list[dict[str, Any]]]  # noqa: N815 (pycocotools' name)
+
+
+class ImageIndex:
+    """The images by id and the annotations by image id, grouped as pycocotools'
+    ``COCO.createIndex`` groups them (an id listed twice keeps its first position and
+    its last entry; annotations in file order), without its other indexes."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.imgs: dict[int, dict[str, Any]] = {img["id"]: img for img in data["images"]}
+        by_image: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+        for ann in data.get("annotations", []):
+            by_image[ann["image_id"]].append(ann)
+        self.imgToAnns: Mapping[int, list[dict[str, Any]]] = by_image  # noqa: N815
 
 
 # One usable annotation: (the annotation, its clipped xyxy box, its label or -1 for crowd).
@@ -182,12 +210,13 @@ def check_annotation(
 
 
 def validate(
-    coco: COCO, data: dict[str, Any], categories: Categories
+    coco: AnnotationIndex | COCO, data: dict[str, Any], categories: Categories
 ) -> tuple[dict[int, list[Entry]], dict[str, int]]:
     """The usable annotations of every image and the number skipped per reason.
 
     Args:
-        coco: the indexed file (``imgs``, ``imgToAnns``).
+        coco: the indexed file (``imgs``, ``imgToAnns``): a ``COCO`` or an
+            :class:`ImageIndex`.
         data: the parsed json (for annotations of images it does not list).
         categories: the file's categories and the chosen labels.
 
@@ -240,6 +269,8 @@ def _clipped_box(
     bbox = ann.get("bbox")
     if bbox is None:  # derive it from the segmentation
         seg = ann["segmentation"]
+        if isinstance(seg, PackedPolygon):
+            seg = seg.rings()
         if isinstance(seg, list):
             xs = [v for ring in seg for v in ring[0::2]]
             ys = [v for ring in seg for v in ring[1::2]]
@@ -263,6 +294,10 @@ def _clipped_box(
 
 def _segmentation_problem(seg: Any, height: int, width: int) -> str | None:
     """Why a segmentation cannot be used (cheap checks, no decoding), or None."""
+    if isinstance(seg, PackedPolygon):  # rings of numbers: as the list case below
+        if not seg.lengths:
+            return NO_SEGMENTATION
+        return None if max(seg.lengths) >= 6 else SHORT_POLYGON
     if isinstance(seg, list):  # polygons: a ring needs 3 points (6 numbers)
         problem: str | None = NO_SEGMENTATION if not seg else SHORT_POLYGON
         for ring in seg:
@@ -287,6 +322,8 @@ def _segmentation_problem(seg: Any, height: int, width: int) -> str | None:
 
 def _to_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
     """Compressed RLE of a polygon list, uncompressed RLE or compressed RLE segmentation."""
+    if isinstance(seg, PackedPolygon):
+        seg = seg.rings()
     if isinstance(seg, list):
         rings = [ring[: len(ring) // 2 * 2] for ring in seg if len(ring) >= 6]
         return mask_utils.merge(mask_utils.frPyObjects(rings, height, width))

@@ -1,0 +1,146 @@
+"""Where :class:`yolact.data.coco.CocoDataset` gets its checked records from: the
+json (parsed, checked and packed) or a whole cache of them (:mod:`.ann_cache`).
+
+The dataset calls the steps in the order its messages come in: the file's errors,
+then the image folder's, the empty-list warnings, the category errors, and the
+skipped-annotation summary, the same with or without a cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from yolact.data.ann_cache import (
+    AUTO_CACHE_BYTES,
+    Cached,
+    build_lock,
+    file_sha256,
+    find_cache,
+    save_cache,
+)
+from yolact.data.coco_annotations import (
+    Categories,
+    DatasetError,
+    DatasetWarning,
+    ImageIndex,
+    file_categories,
+    parse_annotations,
+    validate,
+)
+from yolact.data.records import Records, pack
+
+
+def wants_cache(ann_file: str, cache: bool | None) -> bool:
+    """``cache`` itself, or with None whether the file is at least
+    :data:`~yolact.data.ann_cache.AUTO_CACHE_BYTES` large."""
+    if cache is not None or not os.path.isfile(ann_file):
+        return bool(cache) and os.path.isfile(ann_file)
+    return os.path.getsize(ann_file) >= AUTO_CACHE_BYTES
+
+
+class AnnotationSource:
+    """The annotation file, parsed, or its cache, loaded.
+
+    Args:
+        ann_file: the COCO json.
+        class_names: the chosen classes (part of the cache's key).
+        cache: True to use and write a cache, False never, None for files of at
+            least 8 MiB.
+        stack: holds the build lock (released when the caller's ``with`` ends).
+
+    Raises:
+        DatasetError: the file is missing, unreadable or not COCO-shaped.
+    """
+
+    def __init__(
+        self,
+        ann_file: str,
+        class_names: Sequence[str] | None,
+        cache: bool | None,
+        stack: contextlib.ExitStack,
+    ) -> None:
+        self.ann_file = ann_file
+        self.class_names = None if class_names is None else list(class_names)
+        self.cache_path: str | None = None
+        self.sha256: str | None = None
+        self.cached: Cached | None = None
+        self.data: dict[str, Any] | None = None
+        if wants_cache(ann_file, cache):
+            try:
+                self.sha256 = file_sha256(ann_file)
+            except OSError:
+                self.sha256 = None  # parse_annotations says why
+        if self.sha256 is not None:
+            self.cached = self._find()
+            if self.cached is None:
+                stack.enter_context(build_lock(ann_file))
+                self.cached = self._find()  # built by another process while we waited
+        if self.cached is None:
+            self.data = parse_annotations(ann_file, compact=True)
+
+    def _find(self) -> Cached | None:
+        assert self.sha256 is not None
+        cached, problems = find_cache(self.ann_file, self.sha256, self.class_names)
+        for message in problems:
+            warnings.warn(message, DatasetWarning, stacklevel=4)
+        if cached is not None:
+            self.cache_path = cached.path
+        return cached
+
+    @property
+    def has_annotations(self) -> bool:
+        if self.cached is not None:
+            return bool(self.cached.meta["has_annotations"])
+        assert self.data is not None
+        return "annotations" in self.data
+
+    def lists_stub(self) -> dict[str, Any]:
+        """A dict whose ``images`` and ``annotations`` are empty where the file's are
+        (for :func:`~yolact.data.coco_annotations.empty_list_warnings`)."""
+        if self.cached is None:
+            assert self.data is not None
+            return self.data
+        meta = self.cached.meta
+        stub: dict[str, Any] = {"images": [None] * (not meta["images_empty"])}
+        if meta["has_annotations"]:
+            stub["annotations"] = [None] * (not meta["annotations_empty"])
+        return stub
+
+    def categories(self) -> list[dict[str, Any]]:
+        """The file's categories sorted by id (see ``file_categories``)."""
+        if self.cached is not None:
+            return [dict(c) for c in self.cached.meta["categories"]]
+        assert self.data is not None
+        return file_categories(self.data, self.ann_file)
+
+    def checked(self, categories: Categories) -> tuple[Records, dict[str, int]]:
+        """The records and the skipped counts per reason; a parsed file is checked,
+        packed, dropped and (when caching) cached."""
+        if self.cached is not None:
+            return self.cached.records, dict(self.cached.meta["skipped"])
+        data, self.data = self.data, None
+        assert data is not None
+        index = ImageIndex(data)
+        entries, skipped = validate(index, data, categories)
+        try:
+            records = pack(index.imgs.values(), entries)
+        except ValueError as e:
+            raise DatasetError(f"not a COCO annotation file ({e}): {self.ann_file}") from e
+        meta = {
+            "has_annotations": "annotations" in data,
+            "images_empty": not data["images"],
+            "annotations_empty": not data.get("annotations"),
+            "categories": [
+                {"id": c["id"], "name": c["name"]} for c in file_categories(data, self.ann_file)
+            ],
+            "skipped": list(skipped.items()),
+        }
+        del data, index, entries
+        self.cached = Cached(records, meta)
+        if self.sha256 is not None:
+            self.cache_path = save_cache(self.ann_file, self.sha256, self.class_names, self.cached)
+        return records, skipped
