@@ -72,6 +72,8 @@ def test_a_hit_equals_a_fresh_parse_and_does_not_parse(
     name = cache_name(str(_ann(coco)), file_sha256(str(_ann(coco))), None)
     assert built.cache_path == str(coco / "annotations" / name)
     assert sorted(os.listdir(coco / "annotations")) == sorted([_ann(coco).name, name])
+    assert isinstance(built.records.coords, np.memmap)  # the built file is served mapped
+    assert not isinstance(fresh.records.coords, np.memmap)
 
     def no_parse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed although the cache is whole")
@@ -98,9 +100,11 @@ def test_class_names_and_skip_empty_with_a_cache(coco: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["flip a payload byte", "truncate", "flip a header byte"])
 def test_a_damaged_cache_is_rebuilt_with_one_warning(coco: Path, damage: str) -> None:
-    fresh, _ = _make(coco, cache=True)
-    assert fresh.cache_path is not None
-    path = Path(fresh.cache_path)
+    fresh, _ = _make(coco, cache=False)
+    built, _ = _make(coco, cache=True)
+    assert built.cache_path is not None
+    path = Path(built.cache_path)
+    del built  # its mapping would see the damage done in place below
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[: len(data) - 1000]

@@ -17,9 +17,12 @@ from typing import Any
 from yolact.data.ann_cache import (
     AUTO_CACHE_BYTES,
     Cached,
+    CacheError,
     build_lock,
     file_sha256,
     find_cache,
+    read_cache,
+    release_free_memory,
     save_cache,
 )
 from yolact.data.coco_annotations import (
@@ -143,4 +146,13 @@ class AnnotationSource:
         self.cached = Cached(records, meta)
         if self.sha256 is not None:
             self.cache_path = save_cache(self.ann_file, self.sha256, self.class_names, self.cached)
+        if self.cache_path is not None:
+            # Serve the mapped file, as a later start does: forked workers then share
+            # the page cache instead of the heap (whose freed parse memory they would
+            # copy as they allocate into it).
+            with contextlib.suppress(CacheError, OSError):
+                assert self.sha256 is not None
+                self.cached = read_cache(self.cache_path, self.sha256, self.class_names)
+                records = self.cached.records
+        release_free_memory()
         return records, skipped

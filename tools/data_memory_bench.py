@@ -1,0 +1,224 @@
+"""Start-up time and memory of the training data pipeline on a COCO-sized file.
+
+Each case runs in a fresh child process that builds the training pipeline as
+``train.py`` does (CocoDataset, the YOLACT training augmentation, the epoch sampler
+and the training DataLoader with ``--workers`` workers) and reports:
+
+- the time from its start (imports included) to the built dataset and to the first
+  batch;
+- after ``--iterations`` batches: the PSS of the main process and the private memory
+  (Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup) of each worker;
+- with ``--epoch-reads [N]``: each worker's private memory after the annotations of
+  every image (or the first N) have been read once (the dataset's real
+  ``__getitem__``, masks decoded, with the image read replaced by a blank image so
+  that an epoch takes minutes);
+
+while this process samples the PSS of the child's whole process tree every 0.1 s
+and reports its peak.
+
+Cases: ``old`` (the code under ``--old-root``, e.g. a worktree of main: per-image
+dicts), ``cold`` (this code, its cache deleted first), ``cached`` (this code, the
+cache of the previous case). Example::
+
+    python -m yolact.data.coco_scale --out /tmp/coco_scale
+    python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
+        --images /tmp/coco_scale/images --old-root /work/main --epoch-reads
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def smaps(pid: int) -> dict[str, int]:
+    """The kB fields of /proc/<pid>/smaps_rollup (empty when the process is gone)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def private_mb(pid: int) -> float:
+    """Private_Clean + Private_Dirty of a process, in MB."""
+    s = smaps(pid)
+    return (s.get("Private_Clean", 0) + s.get("Private_Dirty", 0)) / 1024
+
+
+def tree(pid: int) -> list[int]:
+    """The process and all its descendants (from /proc/<pid>/task/*/children)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        for children in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(children) as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    return pids
+
+
+class PeakSampler(threading.Thread):
+    """Samples the summed PSS of a process tree until stopped; keeps the peak (MB)."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            total = sum(smaps(p).get("Pss", 0) for p in tree(self.pid)) / 1024
+            self.peak = max(self.peak, total)
+            self.done.wait(self.every)
+
+
+# ---- the child: one case ---------------------------------------------------------------
+
+
+def _blank_reads(ds: Any) -> None:
+    """Replace the dataset's image read by a blank image of the annotated size (the
+    old ``_read_image(info)`` and the new ``_read_image(file_name, height, width)``)."""
+    import numpy as np
+
+    def blank(*args: Any) -> np.ndarray:
+        h, w = (args[0]["height"], args[0]["width"]) if len(args) == 1 else args[1:3]
+        return np.zeros((int(h), int(w), 3), dtype=np.uint8)
+
+    ds._read_image = blank
+
+
+def _worker_pids(iterator: Any) -> list[int]:
+    return [int(w.pid) for w in getattr(iterator, "_workers", [])]
+
+
+def child(args: argparse.Namespace, t0: float) -> dict[str, Any]:
+    """Build the pipeline, take batches, and measure (runs in the case's process)."""
+    import warnings
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from yolact.data.coco import CocoDataset
+    from yolact.data.transforms import train_transform
+    from yolact.engine.data import AugmentedDataset, EpochSampler, start_batches, train_loader
+
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    ds = CocoDataset(args.ann, args.images)
+    report: dict[str, Any] = {"dataset_s": time.time() - t0, "images": len(ds)}
+    data = AugmentedDataset(ds, train_transform(args.size), seed=0)
+    sampler = EpochSampler(len(data), seed=0)
+    loader = train_loader(data, sampler, args.batch, args.workers, pin_memory=False, seed=0)
+    it = start_batches(loader)
+    next(it)
+    report["first_batch_s"] = time.time() - t0
+    for _ in range(args.iterations - 1):
+        next(it)
+    report["main_pss_mb"] = smaps(os.getpid()).get("Pss", 0) / 1024
+    report["worker_private_mb"] = [private_mb(p) for p in _worker_pids(it)]
+    del it
+    if args.epoch_reads is not None:
+        _blank_reads(ds)
+        total = min(len(ds), args.epoch_reads or len(ds))
+        subset = torch.utils.data.Subset(ds, range(total))
+        reads = DataLoader(subset, batch_size=64, num_workers=args.workers, collate_fn=len)
+        it = iter(reads)
+        pids, count = _worker_pids(it), 0
+        for n in it:
+            count += n
+            if count >= total - 64 * args.workers:  # the workers' last batches
+                report["epoch_private_mb"] = [private_mb(p) for p in pids]
+                break
+        report["epoch_images"] = count
+    return report
+
+
+# ---- the parent: the cases -------------------------------------------------------------
+
+
+def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one case in a child process; its report plus the tree's peak PSS."""
+    root = args.old_root if name == "old" else REPO
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, os.path.abspath(__file__), "--child", "--ann", args.ann,
+            "--images", args.images, "--workers", str(args.workers), "--batch", str(args.batch),
+            "--iterations", str(args.iterations), "--size", str(args.size)]  # fmt: skip
+    if args.epoch_reads is not None:
+        argv += ["--epoch-reads", str(args.epoch_reads)]
+    env["BENCH_T0"] = repr(time.time())
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    sampler = PeakSampler(proc.pid)
+    sampler.start()
+    out, _ = proc.communicate()
+    sampler.done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"case {name} failed (exit {proc.returncode})")
+    report = json.loads(out.strip().splitlines()[-1])
+    report["peak_tree_pss_mb"] = sampler.peak
+    return report
+
+
+def _mb(values: Sequence[float] | None) -> str:
+    return " / ".join(f"{v:.0f}" for v in values) if values else "-"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: run the cases and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ann", required=True, help="COCO json (python -m yolact.data.coco_scale)")
+    parser.add_argument("--images", required=True, help="its image folder")
+    parser.add_argument("--old-root", default="/work/main", help="root of the code to compare")
+    parser.add_argument("--cases", default="old,cold,cached", help="of old, cold, cached")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--size", type=int, default=550, help="training image size")
+    parser.add_argument("--epoch-reads", type=int, nargs="?", const=0, default=None,
+                        metavar="N", help="also read the annotations of the first N images "
+                        "(default: all) once per case")  # fmt: skip
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        report = child(args, float(os.environ.get("BENCH_T0", time.time())))
+        print(json.dumps(report), flush=True)
+        return 0
+    print(f"{args.ann}: {os.path.getsize(args.ann) / 2**20:.0f} MiB, {args.workers} workers, "
+          f"batch {args.batch}, {args.iterations} iterations")  # fmt: skip
+    folder = os.path.dirname(os.path.abspath(args.ann))
+    print("case   | dataset s | first batch s | peak tree PSS MB | main PSS MB | "
+          f"worker private MB after {args.iterations} it | after an epoch of reads")  # fmt: skip
+    for name in args.cases.split(","):
+        if name == "cold":
+            for path in glob.glob(os.path.join(folder, "*.yolact-records")):
+                os.remove(path)
+        r = run_case(name, args)
+        print(f"{name:6} | {r['dataset_s']:9.1f} | {r['first_batch_s']:13.1f} | "
+              f"{r['peak_tree_pss_mb']:16.0f} | {r['main_pss_mb']:11.0f} | "
+              f"{_mb(r['worker_private_mb']):>30} | {_mb(r.get('epoch_private_mb'))}",
+              flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
