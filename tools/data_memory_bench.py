@@ -142,10 +142,10 @@ def child(args: argparse.Namespace, t0: float) -> dict[str, Any]:
         total = min(len(ds), args.epoch_reads or len(ds))
         subset = torch.utils.data.Subset(ds, range(total))
         reads = DataLoader(subset, batch_size=64, num_workers=args.workers, collate_fn=len)
-        it = iter(reads)
-        pids, count = _worker_pids(it), 0
-        for n in it:
-            count += n
+        batches = iter(reads)
+        pids, count = _worker_pids(batches), 0
+        for n in batches:
+            count += int(n)
             if count >= total - 64 * args.workers:  # the workers' last batches
                 report["epoch_private_mb"] = [private_mb(p) for p in pids]
                 break
