@@ -16,7 +16,7 @@ import pytest
 from yolact.data import ann_cache, coco_source
 from yolact.data.ann_cache import CacheError, cache_name, file_sha256, read_cache
 from yolact.data.coco import CocoDataset
-from yolact.data.coco_annotations import DatasetWarning
+from yolact.data.coco_annotations import DatasetError, DatasetWarning
 from yolact.data.coco_scale import write_coco_scale
 from yolact.data.records import records_equal
 
@@ -206,3 +206,38 @@ def test_processes_starting_together_parse_once(
     assert log.read_text() == "parse\n"
     assert len({path for path, _ in results}) == 1
     assert all(labels == results[0][1] for _, labels in results)
+
+
+def test_a_cold_build_parses_in_a_child(
+    coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "pids.log"
+    real_parse = coco_source.parse_annotations
+
+    def logging_parse(*args: object, **kwargs: object) -> dict:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(coco_source, "parse_annotations", logging_parse)
+    ds, _ = _make(coco, cache=True)
+    (pid,) = log.read_text().split()
+    assert int(pid) != os.getpid() and ds.cache_path is not None
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_errors_are_the_same_with_a_cache(coco: Path, cache: bool) -> None:
+    ann, images = str(_ann(coco)), str(coco / "images")
+    with pytest.raises(DatasetError) as e:
+        CocoDataset(ann, images, class_names=["zebra", "unicorn"], cache=cache)
+    assert str(e.value) == f"classes not in the categories of {ann}: ['unicorn']"
+    with pytest.raises(DatasetError) as e:
+        CocoDataset(ann, str(coco / "nope"), cache=cache)
+    assert str(e.value) == f"image directory not found: {coco / 'nope'}"
+    broken = coco / "annotations" / "broken.json"
+    broken.write_text('{"images": [' + " " * 100)
+    with pytest.raises(DatasetError) as e:
+        CocoDataset(str(broken), images, cache=cache)
+    assert str(e.value).startswith("not a COCO annotation file (invalid json: ")
+    assert str(e.value).endswith(f": {broken}") and "\n" not in str(e.value)
+    assert sorted(os.listdir(coco / "annotations")) == sorted([_ann(coco).name, broken.name])

@@ -144,7 +144,7 @@ class CocoDataset(Dataset):
         self._coco: COCO | None = None
         name = os.path.basename(ann_file)
         with contextlib.ExitStack() as stack:
-            source = AnnotationSource(ann_file, class_names, cache, stack)
+            source = AnnotationSource(ann_file, image_dir, class_names, cache, stack)
             if not os.path.isdir(image_dir):
                 raise DatasetError(f"image directory not found: {image_dir}")
             for message in empty_list_warnings(source.lists_stub(), name):

@@ -9,9 +9,11 @@ skipped-annotation summary, the same with or without a cache.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import warnings
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 from yolact.data.ann_cache import (
@@ -30,6 +32,7 @@ from yolact.data.coco_annotations import (
     DatasetError,
     DatasetWarning,
     ImageIndex,
+    choose_categories,
     file_categories,
     parse_annotations,
     validate,
@@ -50,6 +53,7 @@ class AnnotationSource:
 
     Args:
         ann_file: the COCO json.
+        image_dir: its images (a missing folder is an error: no cache is built).
         class_names: the chosen classes (part of the cache's key).
         cache: True to use and write a cache, False never, None for files of at
             least 8 MiB.
@@ -62,6 +66,7 @@ class AnnotationSource:
     def __init__(
         self,
         ann_file: str,
+        image_dir: str,
         class_names: Sequence[str] | None,
         cache: bool | None,
         stack: contextlib.ExitStack,
@@ -82,8 +87,38 @@ class AnnotationSource:
             if self.cached is None:
                 stack.enter_context(build_lock(ann_file))
                 self.cached = self._find()  # built by another process while we waited
+            if self.cached is None and os.path.isdir(image_dir):  # else no cache is left
+                self.cached = self._build_in_child()
         if self.cached is None:
             self.data = parse_annotations(ann_file, compact=True)
+
+    def _build_in_child(self) -> Cached | None:
+        """Parse, check and cache in a forked child and load its cache: the parse's
+        garbage dies with the child, so this process (and the DataLoader workers it
+        forks) stays as small as after a cached start. None when the child found a
+        problem or wrote no cache (this process then parses, to report the problem
+        in the usual order, or to keep the records in memory)."""
+        assert self.sha256 is not None
+        ctx = multiprocessing.get_context("fork")
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(
+            target=_build_cache, args=(self.ann_file, self.sha256, self.class_names, send)
+        )
+        child.start()
+        send.close()
+        try:
+            path = receive.recv() if receive.poll(None) else None
+        except EOFError:  # the child died without a word
+            path = None
+        child.join()
+        receive.close()
+        if not isinstance(path, str):
+            return None
+        with contextlib.suppress(CacheError, OSError):
+            cached = read_cache(path, self.sha256, self.class_names)
+            self.cache_path = path
+            return cached
+        return None
 
     def _find(self) -> Cached | None:
         assert self.sha256 is not None
@@ -127,22 +162,8 @@ class AnnotationSource:
             return self.cached.records, dict(self.cached.meta["skipped"])
         data, self.data = self.data, None
         assert data is not None
-        index = ImageIndex(data)
-        entries, skipped = validate(index, data, categories)
-        try:
-            records = pack(index.imgs.values(), entries)
-        except ValueError as e:
-            raise DatasetError(f"not a COCO annotation file ({e}): {self.ann_file}") from e
-        meta = {
-            "has_annotations": "annotations" in data,
-            "images_empty": not data["images"],
-            "annotations_empty": not data.get("annotations"),
-            "categories": [
-                {"id": c["id"], "name": c["name"]} for c in file_categories(data, self.ann_file)
-            ],
-            "skipped": list(skipped.items()),
-        }
-        del data, index, entries
+        records, skipped, meta = _check_and_pack(data, categories, self.ann_file)
+        del data
         self.cached = Cached(records, meta)
         if self.sha256 is not None:
             self.cache_path = save_cache(self.ann_file, self.sha256, self.class_names, self.cached)
@@ -156,3 +177,44 @@ class AnnotationSource:
                 records = self.cached.records
         release_free_memory()
         return records, skipped
+
+
+def _check_and_pack(
+    data: dict[str, Any], categories: Categories, ann_file: str
+) -> tuple[Records, dict[str, int], dict[str, Any]]:
+    """Validate and pack a parsed file: its records, skipped counts and the metadata
+    a cache keeps."""
+    index = ImageIndex(data)
+    entries, skipped = validate(index, data, categories)
+    try:
+        records = pack(index.imgs.values(), entries)
+    except ValueError as e:
+        raise DatasetError(f"not a COCO annotation file ({e}): {ann_file}") from e
+    meta = {
+        "has_annotations": "annotations" in data,
+        "images_empty": not data["images"],
+        "annotations_empty": not data.get("annotations"),
+        "categories": [{"id": c["id"], "name": c["name"]} for c in file_categories(data, ann_file)],
+        "skipped": list(skipped.items()),
+    }
+    return records, skipped, meta
+
+
+def _build_cache(
+    ann_file: str, sha256: str, class_names: list[str] | None, send: Connection
+) -> None:
+    """In the forked child: parse, check, pack and cache; send the cache's path (None
+    on any problem, which the parent then meets itself)."""
+    path = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = parse_annotations(ann_file, compact=True)
+            categories = choose_categories(file_categories(data, ann_file), class_names, ann_file)
+            records, _, meta = _check_and_pack(data, categories, ann_file)
+            del data
+            path = save_cache(ann_file, sha256, class_names, Cached(records, meta))
+    except Exception:  # noqa: BLE001 (the parent parses again and reports it)
+        path = None
+    send.send(path)
+    send.close()
