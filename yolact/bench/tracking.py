@@ -5,10 +5,10 @@ association mode sees the same detections. One :class:`~yolact.tracking.tracker.
 runs per clip and mode; mask association gets the detection masks downsampled by
 ``mask_stride`` (about the model's prototype resolution) with the frame size.
 
-Scores use :func:`~yolact.tracking.metrics.evaluate_sequence` on the IoU between the
-ground truth's visible masks and the masks of tracked detections (track id >= 0).
-The clips are scored as one sequence with ids made disjoint per clip, which gives the
-same HOTA, IDF1 and MOTA as combining the per-clip counts.
+Scores use :func:`~yolact.bench.tracking_score.score_tracks`: the IoU between the
+ground truth's visible masks and the masks of tracked detections (track id >= 0) as a
+MOTS file holds them (made disjoint, :func:`yolact.io.mots.kept_objects`), so a run
+exported with ``--output_mots`` and read back scores the same.
 
 Run as ``python -m yolact.bench.tracking --trained_model=W --clips=N --frames=F``.
 """
@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
-from yolact.data.clips import Clip, ClipOptions, make_clip
-from yolact.tracking.metrics import box_iou, evaluate_sequence, mask_iou
+from yolact.bench.tracking_score import score_tracks
+from yolact.data.clips import Clip, ClipOptions, FrameTruth, make_clip
+from yolact.io.mots import kept_objects
+from yolact.tracking.metrics import box_iou
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.tracker import Tracker
 
@@ -42,8 +44,6 @@ __all__ = [
     "synthetic_cost",
     "track_benchmark",
 ]
-
-_ID_STRIDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -170,14 +170,13 @@ def _run_mode(
     mask_stride: int,
     buffer_s: float,
 ) -> ModeResult:
-    gt_ids: list[np.ndarray] = []
-    tr_ids: list[np.ndarray] = []
-    sims: list[np.ndarray] = []
+    tracked: list[list[FrameTruth]] = []
     times: list[float] = []
     count = 0
-    for c, (clip, frames) in enumerate(zip(clips, detections)):
+    for clip, frames in zip(clips, detections):
         tracker = Tracker(TrackerOptions.from_seconds(buffer_s, fps=clip.fps, iou=mode))
-        for truth, dets in zip(clip.truth, frames):
+        tracked.append([])
+        for dets in frames:
             small = _downsample(dets.masks, mask_stride) if mode == "mask" else None
             start = time.perf_counter()
             ids = tracker.update(
@@ -185,12 +184,10 @@ def _run_mode(
             )
             times.append(time.perf_counter() - start)
             ids_np = ids.numpy()
-            keep = ids_np >= 0
             count += len(dets.boxes)
-            gt_ids.append(truth.ids.astype(np.int64) + c * _ID_STRIDE)
-            tr_ids.append(ids_np[keep].astype(np.int64) + c * _ID_STRIDE)
-            sims.append(mask_iou(truth.masks, dets.masks[keep]))
-    scores = evaluate_sequence(gt_ids, tr_ids, sims)
+            keep, masks = kept_objects(ids_np, dets.masks, dets.scores)
+            tracked[-1].append(FrameTruth(ids_np[keep], dets.labels[keep], dets.boxes[keep], masks))
+    scores = score_tracks([c.truth for c in clips], tracked)
     return ModeResult(
         mode=mode,
         hota=scores.hota.hota,

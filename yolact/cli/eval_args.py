@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--benchmark_batch", default=4, type=int, help="the larger batch of --compare/--backends")
     a("--benchmark_dir", default="runs/benchmark", help="where --compare/--backends write")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
+    a("--output_mots", default=None, metavar="FILE",
+      help="with --track: write the tracks as MOTS txt (frame id class h w RLE)")  # fmt: skip
     a("--no_bar", action="store_true", help="no progress bar")
     a("--dataset", default=None, help="evaluate a named dataset (coco2017_val, coco2017_testdev)")
     a("--val_ann", default=None, metavar="PATH", help="evaluate a COCO json (with --val_images)")
@@ -194,6 +196,7 @@ class EvalOptions:
     benchmark_batch: int = 4
     benchmark_dir: str = "runs/benchmark"
     output_json: str | None = None
+    output_mots: str | None = None
     no_bar: bool = False
     dataset: str | None = None
     val_ann: str | None = None

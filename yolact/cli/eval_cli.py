@@ -41,6 +41,7 @@ from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes
+from yolact.inference.mots import record_mots
 from yolact.inference.outputs import (
     DrawOptions,
     VideoReport,
@@ -53,9 +54,10 @@ from yolact.inference.sources import ImageFiles
 from yolact.inference.stream import Stream, stream
 from yolact.inference.tracking import TRACK_IOU_KINDS
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import InputError, output_names
+from yolact.io.images import InputError, list_images, output_names
+from yolact.io.mots import MotsWriter, check_mots_output
 from yolact.io.pipeline import StageError
-from yolact.io.sources import VideoSource, redact, split_in_out
+from yolact.io.sources import VideoSource, parse_source, redact, split_in_out
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 from yolact.runtime.device import select_device
@@ -76,6 +78,35 @@ def check_track_flags(args: EvalOptions) -> None:
         raise UsageError(f"--track_buffer must be >= 0 seconds, got {args.track_buffer}")
     if args.track and not (args.video or args.images):
         raise UsageError("--track goes with --video or --images")
+
+
+def check_mots_flag(args: EvalOptions) -> None:
+    """Refuse ``--output_mots`` without ``--track``, onto a file the run reads or
+    writes, or where it cannot be written (one line, before the model is built)."""
+    if args.output_mots is None:
+        return
+    if not args.track:
+        raise UsageError("--output_mots goes with --track")
+    src, out = split_in_out(str(args.video or args.images))
+    outputs = [args.output_json or "", out or ""]
+    if args.images:
+        inputs = list_images(src)
+        outputs += [os.path.join(out, n) for n in output_names(inputs)] if out else []
+    else:
+        kind, target = parse_source(src)
+        inputs = [os.path.expanduser(str(target))] if kind == "file" else []
+    check_mots_output(args.output_mots, inputs, outputs)
+
+
+def save_mots(mots: MotsWriter | None) -> None:
+    """Write ``--output_mots`` after a run that processed at least one frame."""
+    if mots is None:
+        return
+    if mots.frames == 0:
+        print(f"note: nothing was processed; {mots.paths[0]} not written", file=sys.stderr)
+        return
+    for path in mots.save():
+        print(f"wrote MOTS tracks of {mots.frames} frames to {path}")
 
 
 def track_options(args: EvalOptions) -> dict[str, Any]:
@@ -128,6 +159,7 @@ def eval_images(
     args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
+    mots: MotsWriter | None = None,
 ) -> None:
     """``--images IN_DIR:OUT_DIR``: draw every image of a folder into another.
 
@@ -152,6 +184,7 @@ def eval_images(
 
     s = stream(predictor, folder, stop=stop.event if stop else None, on_skip=skip,
                **track_options(args))  # fmt: skip
+    s = record_mots(s, mots) if mots is not None else s
     try:
         done = write_folder(s, out, names, _draw_options(args), write_drawing, writer,
                             predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
@@ -168,6 +201,7 @@ def eval_video(
     args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
+    mots: MotsWriter | None = None,
 ) -> None:
     """``--video SRC[:OUT]``: a video file, webcam or stream, drawn to OUT or a window.
 
@@ -184,6 +218,7 @@ def eval_video(
     source = VideoSource.open(src)
     s = stream(predictor, source, batch_size=args.video_multiframe, max_frames=args.max_images,
                stop=stop.event if stop is not None else None, **track_options(args))  # fmt: skip
+    s = record_mots(s, mots) if mots is not None else s
     show = open_window_possible() and (args.display or out is None)
     if out is None and not show:
         print("note: no display here and no output file given; detections are only counted",
@@ -302,6 +337,7 @@ def run(args: EvalOptions, stop: StopSignals | None = None) -> int:
     if args.backends and not args.benchmark:
         raise UsageError("--backends goes with --benchmark")
     check_track_flags(args)
+    check_mots_flag(args)
     if args.benchmark and (args.compare or args.backends):
         return run_compare(args.to_args())
     if not args.benchmark:
@@ -311,19 +347,23 @@ def run(args: EvalOptions, stop: StopSignals | None = None) -> int:
         benchmark(predictor, args)
         return 0
     writer = CocoJsonWriter(args.output_json) if args.output_json else None
+    mots = None
+    if args.output_mots:
+        mots = MotsWriter(args.output_mots, category_ids=category_ids_for(predictor.class_names))
     # One image (which may wait for a key in its window) stops at once instead.
     with stop.polling() if stop is not None and not args.image else contextlib.nullcontext():
         try:
             if args.image:
                 eval_image(predictor, args.image, args, writer)
             elif args.images:
-                eval_images(predictor, args.images, args, writer, stop)
+                eval_images(predictor, args.images, args, writer, stop, mots)
             elif args.video:
-                eval_video(predictor, args.video, args, writer, stop)
+                eval_video(predictor, args.video, args, writer, stop, mots)
         except BaseException:
             save_output_json(writer, failing=True)
             raise
         save_output_json(writer, failing=False)
+        save_mots(mots)  # a failed run leaves an existing file as it was
     return 0
 
 
