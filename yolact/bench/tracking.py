@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
+from yolact.bench.tracking_clips import CLIP_STYLES, bench_clips, crossing_clips
 from yolact.bench.tracking_score import score_tracks
-from yolact.data.clips import Clip, ClipOptions, FrameTruth, make_clip
+from yolact.data.clips import Clip, FrameTruth
 from yolact.io.mots import kept_objects
 from yolact.tracking.metrics import box_iou
 from yolact.tracking.options import TrackerOptions
@@ -39,6 +40,7 @@ __all__ = [
     "ModeResult",
     "TrackBenchReport",
     "bench_clips",
+    "crossing_clips",
     "format_report",
     "main",
     "synthetic_cost",
@@ -79,36 +81,7 @@ class TrackBenchReport:
     clips: int
     synthetic_ms: dict[str, float] = field(default_factory=dict)
     synthetic_detections: int = 50
-
-
-def bench_clips(
-    count: int, frames: int, seed: int = 0, size: tuple[int, int] = (160, 160)
-) -> list[Clip]:
-    """Generate ``count`` clips with varied seeds, frame rates, speeds and crowding.
-
-    Args:
-        count: number of clips.
-        frames: frames per clip.
-        seed: seed of the first clip; clip ``i`` uses ``seed + i``.
-        size: (H, W) of the frames.
-
-    Returns:
-        The clips.
-    """
-    rates = (10.0, 15.0, 25.0, 30.0)
-    speeds = ((0.1, 0.4), (0.2, 0.6), (0.3, 0.9))
-    clips = []
-    for i in range(count):
-        options = ClipOptions(
-            frames=frames,
-            size=size,
-            fps=rates[i % len(rates)],
-            objects=3 + i % 3,
-            speed_range=speeds[i % len(speeds)],
-            seed=seed + i,
-        )
-        clips.append(make_clip(options))
-    return clips
+    clip_set: str = ""
 
 
 def _detect(predictor: object, clip: Clip, score_threshold: float) -> list[FrameDetections]:
@@ -250,7 +223,7 @@ def track_benchmark(
     predictor: object,
     clips: Sequence[Clip],
     iou_modes: Sequence[str] = ("box", "mask"),
-    score_threshold: float = 0.3,
+    score_threshold: float = 0.1,
     mask_stride: int = 4,
     buffer_s: float = 1.0,
     oracle: bool = False,
@@ -264,7 +237,8 @@ def track_benchmark(
             per frame (a :class:`~yolact.Predictor`); unused when ``oracle``.
         clips: the clips to track.
         iou_modes: association modes to compare (``"box"``, ``"mask"``).
-        score_threshold: detections scoring below this are dropped before tracking.
+        score_threshold: detections scoring below this are dropped before tracking; the
+            default is the tracker's ``low_thresh``, so its second stage sees them all.
         mask_stride: mask association sees masks downsampled by this factor.
         buffer_s: the tracker's buffer in seconds of each clip's frame rate.
         oracle: feed the ground truth (score 1.0) as detections instead of the predictor's.
@@ -312,6 +286,8 @@ def format_report(report: TrackBenchReport) -> str:
     for mode, ms in report.synthetic_ms.items():
         n = report.synthetic_detections
         lines.append(f"tracker cost, {n} detections/frame, 1 thread, {mode}: {ms:.3f} ms")
+    if report.clip_set:
+        lines.append(f"clips: {report.clip_set}")
     return "\n".join(lines) + "\n"
 
 
@@ -334,7 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--score_threshold", type=float, default=0.3)
+    parser.add_argument("--score_threshold", type=float, default=0.1)
+    parser.add_argument("--clip_style", default="demo", choices=CLIP_STYLES,
+                        help="demo: objects like the demo model's training data; small: "
+                        "smaller, more crowded ones")  # fmt: skip
+    parser.add_argument("--crossing", action="store_true",
+                        help="clips whose objects all cross one point mid-clip")  # fmt: skip
     parser.add_argument("--size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
     parser.add_argument("--oracle", action="store_true", help="use ground truth as detections")
     parser.add_argument("--synthetic_frames", type=int, default=100)
@@ -344,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--clips and --frames must be >= 1")
         if args.synthetic_frames < 0:
             raise ValueError("--synthetic_frames must be >= 0")
-        clips = bench_clips(args.clips, args.frames, args.seed, tuple(args.size))
+        make = crossing_clips if args.crossing else bench_clips
+        clips = make(args.clips, args.frames, args.seed, tuple(args.size), args.clip_style)
         predictor = None
         if not args.oracle:
             from yolact import Predictor
@@ -360,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         oracle=args.oracle,
         synthetic_frames=args.synthetic_frames,
     )
+    report.clip_set = f"{args.clip_style} objects" + (", crossing" if args.crossing else "")
     sys.stdout.write(format_report(report))
     return 0
 
