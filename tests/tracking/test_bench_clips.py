@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from yolact.bench.tracking import main
@@ -63,3 +65,15 @@ def test_cli_names_the_clip_set(capsys):
     assert main(["--oracle", "--clips=1", "--frames=5", "--synthetic_frames=0",
                  "--clip_style=small"]) == 0  # fmt: skip
     assert capsys.readouterr().out.splitlines()[-1] == "clips: small objects"
+
+
+def test_perfect_association_of_the_truth_scores_one():
+    from yolact.bench.tracking import _oracle, perfect_association
+
+    clips = bench_clips(2, 6, seed=1)
+    dets = [_oracle(c) for c in clips]
+    assert perfect_association(clips, dets) == (pytest.approx(1.0), pytest.approx(1.0))
+    # Detections that miss every object (masks moved off them) are left untracked.
+    moved = [[replace(d, masks=np.roll(d.masks, 80, axis=2)) for d in frames] for frames in dets]
+    hota, idf1 = perfect_association(clips, moved)
+    assert hota < 0.5 and idf1 < 0.5

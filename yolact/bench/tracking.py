@@ -31,7 +31,7 @@ from yolact.bench.tracking_clips import CLIP_STYLES, bench_clips, crossing_clips
 from yolact.bench.tracking_score import score_tracks
 from yolact.data.clips import Clip, FrameTruth
 from yolact.io.mots import kept_objects
-from yolact.tracking.metrics import box_iou
+from yolact.tracking.metrics import box_iou, mask_iou
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.tracker import Tracker
 
@@ -42,6 +42,7 @@ __all__ = [
     "bench_clips",
     "crossing_clips",
     "format_report",
+    "perfect_association",
     "main",
     "synthetic_cost",
     "track_benchmark",
@@ -82,6 +83,7 @@ class TrackBenchReport:
     synthetic_ms: dict[str, float] = field(default_factory=dict)
     synthetic_detections: int = 50
     clip_set: str = ""
+    perfect: tuple[float, float] | None = None
 
 
 def _detect(predictor: object, clip: Clip, score_threshold: float) -> list[FrameDetections]:
@@ -134,6 +136,30 @@ def _recall(clips: Sequence[Clip], detections: Sequence[Sequence[FrameDetections
                 rows, cols = linear_sum_assignment(-iou)
                 found += int((iou[rows, cols] >= 0.5).sum())
     return found / total if total else 1.0
+
+
+def perfect_association(
+    clips: Sequence[Clip], detections: Sequence[Sequence[FrameDetections]]
+) -> tuple[float, float]:
+    """HOTA and IDF1 of the best any tracker could do with these detections.
+
+    Each detection matched to a ground-truth object (visible-mask IoU >= 0.5, one to
+    one per frame) is given that object's id; the others are left untracked.
+    """
+    tracked: list[list[FrameTruth]] = []
+    for clip, frames in zip(clips, detections):
+        tracked.append([])
+        for truth, dets in zip(clip.truth, frames):
+            ids = np.full(len(dets.boxes), -1, dtype=np.int64)
+            if len(truth.ids) and len(dets.boxes):
+                iou = mask_iou(truth.masks, dets.masks)
+                for r, c in zip(*linear_sum_assignment(-iou)):
+                    if iou[r, c] >= 0.5:
+                        ids[c] = truth.ids[r]
+            keep, masks = kept_objects(ids, dets.masks, dets.scores)
+            tracked[-1].append(FrameTruth(ids[keep], dets.labels[keep], dets.boxes[keep], masks))
+    scores = score_tracks([c.truth for c in clips], tracked)
+    return scores.hota.hota, scores.identity.idf1
 
 
 def _run_mode(
@@ -258,6 +284,7 @@ def track_benchmark(
     return TrackBenchReport(
         modes=modes,
         recall=_recall(clips, detections),
+        perfect=None if oracle else perfect_association(clips, detections),
         frames=sum(len(c.frames) for c in clips),
         clips=len(clips),
         synthetic_ms=synthetic,
@@ -286,6 +313,9 @@ def format_report(report: TrackBenchReport) -> str:
     for mode, ms in report.synthetic_ms.items():
         n = report.synthetic_detections
         lines.append(f"tracker cost, {n} detections/frame, 1 thread, {mode}: {ms:.3f} ms")
+    if report.perfect is not None:
+        hota, idf1 = report.perfect
+        lines.append(f"perfect association of these detections: HOTA {hota:.3f} IDF1 {idf1:.3f}")
     if report.clip_set:
         lines.append(f"clips: {report.clip_set}")
     return "\n".join(lines) + "\n"
