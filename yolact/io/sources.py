@@ -328,7 +328,7 @@ class FrameReader(ClosesOnExit):
         self.dropped = 0
         self.ended_early = False
         self.end_message: str | None = None
-        self._frames: deque[tuple[int, np.ndarray]] = deque()
+        self._frames: deque[tuple[int, np.ndarray, float]] = deque()  # (index, frame, captured)
         self._cond = cond if cond is not None else threading.Condition()
         self._stopping = False
         self._finished = False
@@ -342,6 +342,7 @@ class FrameReader(ClosesOnExit):
             while not self._stopping:
                 start = time.perf_counter()
                 frame = self.source.read()
+                captured = time.monotonic()
                 self.read_seconds += time.perf_counter() - start
                 with self._cond:
                     if frame is None:
@@ -359,7 +360,7 @@ class FrameReader(ClosesOnExit):
                     if self.live and self._frames:
                         self._frames.clear()
                         self.dropped += 1
-                    self._frames.append((self.frames_read, frame))
+                    self._frames.append((self.frames_read, frame, captured))
                     self.frames_read += 1
                     self._cond.notify_all()
         except Exception as err:  # handed to the consumer as a SourceError
@@ -387,9 +388,9 @@ class FrameReader(ClosesOnExit):
             if self._stopping or self.cancelled:
                 raise StopIteration
             if self._frames:
-                item = self._frames.popleft()
+                index, frame, _ = self._frames.popleft()
                 self._cond.notify_all()
-                return item
+                return index, frame
             if self._error is not None:
                 message, self._error = self._error, None
                 raise SourceError(message)
@@ -401,15 +402,41 @@ class FrameReader(ClosesOnExit):
         Raises:
             SourceError: the thread failed (after every frame read before it was taken).
         """
+        item = self.take_captured()
+        return None if item is None else (item[0], item[1])
+
+    def take_captured(self) -> tuple[int, np.ndarray, float] | None:
+        """Like :meth:`take`, with the ``time.monotonic()`` at which the frame was read.
+
+        Raises:
+            SourceError: the thread failed (after every frame read before it was taken).
+        """
         with self._cond:
             if self._frames:
                 item = self._frames.popleft()
                 self._cond.notify_all()
                 return item
-            if self._finished and self._error is not None:
-                message, self._error = self._error, None
-                raise SourceError(message)
+            self._raise_error()
             return None
+
+    def peek(self) -> tuple[int, float] | None:
+        """(index, capture time) of the next frame waiting, or None; takes nothing.
+
+        Raises:
+            SourceError: the thread failed (after every frame read before it was taken).
+        """
+        with self._cond:
+            if self._frames:
+                index, _, captured = self._frames[0]
+                return index, captured
+            self._raise_error()
+            return None
+
+    def _raise_error(self) -> None:
+        """Raise the thread's error once it ended with one (``_cond`` held)."""
+        if self._finished and self._error is not None:
+            message, self._error = self._error, None
+            raise SourceError(message)
 
     @property
     def exhausted(self) -> bool:
@@ -438,6 +465,9 @@ class FrameReader(ClosesOnExit):
             self._stopping = True
             self._frames.clear()
             self._cond.notify_all()
+        interrupt = getattr(self.source, "interrupt", None)
+        if callable(interrupt):  # a source pausing between reconnects ends the pause
+            interrupt()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
