@@ -121,3 +121,9 @@ def test_items_bad_ones() -> None:
     with pytest.raises(InputError) as err:
         video_items("a.mp4,:x.avi", None)
     assert str(err.value) == "--video: missing input before ':' in ':x.avi'"
+
+
+def test_commas_only_after_an_existing_input_still_split(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.avi").write_bytes(b"x")
+    assert split_video_list("a.avi:o.avi,b.avi:p.avi") == ["a.avi:o.avi", "b.avi:p.avi"]

@@ -3,8 +3,8 @@
 Each item is ``SRC[:OUT]`` as ``--video`` takes one source (see
 :func:`yolact.io.sources.split_in_out`). The comma rule of a ``--video`` list:
 
-* a value whose input part names an existing file or folder is one source, commas
-  and all (what ``--video`` always did);
+* a value whose input part holds a comma and names an existing file or folder is
+  one source (what ``--video`` always did);
 * otherwise every comma separates two sources, except a comma inside a URL (after
   ``scheme://`` and before the item's ``:OUT``): it stays in the URL unless what
   follows starts a source of its own, that is another ``scheme://`` URL, a webcam
@@ -13,7 +13,7 @@ Each item is ``SRC[:OUT]`` as ``--video`` takes one source (see
 A ``--streams`` file holds one item per line, taken as written (no comma rule):
 blank lines and lines starting with ``#`` are skipped, as are the spaces around
 an item. It is the way to give a URL whose comma is followed by digits or a path
-(or write the comma as ``%2C``).
+(or write the comma as ``%2C``), and an OUT whose name holds a comma.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ class VideoItem:
 
     src: str
     out: str | None
+
+
+def _input_part(item: str) -> str:
+    """The input part of ``item`` (all of it when it has none)."""
+    try:
+        return split_in_out(item)[0]
+    except SourceError:
+        return item
 
 
 def _exists(item: str) -> bool:
@@ -75,7 +83,7 @@ def split_video_list(value: str) -> list[str]:
     Raises:
         UsageError: an empty item (``a.mp4,,b.mp4``, a comma at either end).
     """
-    if _exists(value):
+    if "," in _input_part(value) and _exists(value):
         return [value]
     pieces = value.split(",")
     items = [pieces[0]]
