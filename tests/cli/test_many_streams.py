@@ -4,7 +4,9 @@ video per source, JSON entries naming their source, a window grid, per-source fi
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import cv2
@@ -211,3 +213,42 @@ def test_dropped_streams_reconnect(tmp_path, capsys, tiny_ckpt, mjpeg_server) ->
     assert sorted(stats) == [0, 1], out
     assert sum(int(stats[k][3]) for k in (0, 1)) == 6
     assert sum(int(stats[k][5]) for k in (0, 1)) == len(reconnected)
+
+
+def test_sigterm_keeps_every_source_s_output_and_figures(clips, capsys, tiny_ckpt) -> None:
+    """SIGTERM during a two-source run: exit 143, each OUT closed as a playable file
+    with the frames processed for its source, the JSON written, the figures printed."""
+    from yolact.models.yolact.predictor import YolactPredictor
+
+    write_clip(clips / "long_a.avi", 40, salt=0)
+    write_clip(clips / "long_b.avi", 40, salt=1)
+    real_call, calls = YolactPredictor.run_network, []
+
+    def call_then_signal(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_call(self, batch)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # restored afterwards
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(YolactPredictor, "run_network", call_then_signal)
+            code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}",
+                                      "--video=long_a.avi:oa.avi,long_b.avi:ob.avi",
+                                      "--output_json=d.json")  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
+    stats = {int(m[0]): m for m in STATS.findall(out)}
+    assert sorted(stats) == [0, 1], out
+    processed = [int(stats[k][3]) for k in (0, 1)]
+    assert 3 <= sum(processed) < 80
+    for k, name in enumerate(("oa.avi", "ob.avi")):
+        assert frames_of(clips / name) == (processed[k], SIZE)
+        assert int(stats[k][2]) == processed[k] + int(stats[k][4])  # delivered
+    got = by_source(json.loads((clips / "d.json").read_text()))
+    assert {k: len({e["image_id"] for e in got[k]}) for k in got} == {
+        0: processed[0],
+        1: processed[1],
+    }
