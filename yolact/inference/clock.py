@@ -67,7 +67,7 @@ class VirtualClock:
         self.t = float(start)
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self.sleeps: list[tuple[float, float]] = []  # (when, seconds) of each sleep
+        self.pauses: list[tuple[float, float]] = []  # (when, seconds) of each sleep()
 
     def now(self) -> float:
         """The virtual time."""
@@ -118,7 +118,7 @@ class VirtualClock:
         return whether ``stop`` is set; stops at once if it is already set."""
         if stop.is_set():
             return True
-        self.sleeps.append((self.t, seconds))
+        self.pauses.append((self.t, seconds))
         deadline = self.t + max(seconds, 0.0)
         while self._events and self._events[0][0] <= deadline and not stop.is_set():
             self._run_until(self._events[0][0], first_only=True)

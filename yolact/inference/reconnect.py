@@ -135,7 +135,8 @@ class ReconnectingSource:
             self._event(f"{self.name} reconnected (attempt {self.attempts})")
             return True
         if self.retries:
-            self._event(f"{self.name} {why}; giving up after {self.retries} attempts")
+            plural = "" if self.retries == 1 else "s"
+            self._event(f"{self.name} {why}; giving up after {self.retries} attempt{plural}")
         return False
 
     def interrupt(self) -> None:

@@ -126,7 +126,10 @@ class Scheduler:
             for slot in self.slots
         ]
         self.on_capped = on_capped
-        self._served = [-1] * len(self.slots)  # the batch number each was last served in
+        # when each source was last served: a stamp per frame taken (-1: never), so
+        # sources served in the same batch still have an order and turns rotate
+        self._served = [-1] * len(self.slots)
+        self._stamp = 0
         self.batches = 0
 
     def _ready(self) -> list[int]:
@@ -184,17 +187,18 @@ class Scheduler:
             ready = self._ready()
         chosen = sorted(ready, key=lambda i: (self._served[i], i))[: self.max_batch]
         batch = []
-        for i in sorted(chosen):
+        for i in chosen:  # least recently served first: each gets the next stamp
             item = self.slots[i].take_captured()
             if item is None:
                 continue
             cap = self.caps[i]
             if cap is not None:
                 cap.used(item[2])
-            self._served[i] = self.batches
+            self._served[i] = self._stamp
+            self._stamp += 1
             batch.append(Taken(i, *item))
         self.batches += 1
-        return batch or None
+        return sorted(batch) or None
 
 
 def check_options(batch_wait: float, max_batch: int | None, detect_fps: float | None) -> None:
