@@ -105,14 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
       help="like --video with one SRC[:OUT] per line of FILE, taken as written (blank "
       "lines and lines starting with # skipped)")  # fmt: skip
     a("--detect_fps", default=None, type=float, metavar="F",
-      help="--video/--streams: process at most F frames per second of each source, the "
-      "others counted as dropped (default: as many as the model keeps up with)")  # fmt: skip
+      help="--video/--streams: process at most F frames per second of each live source, "
+      "the others counted as dropped; files give every frame (default: as many as the "
+      "model keeps up with)")  # fmt: skip
     a("--batch_wait_ms", default=5.0, type=float, metavar="MS",
       help="--video/--streams with several sources: how long a batch waits for more "
       "sources' new frames; a stalled source never holds the others back")  # fmt: skip
     a("--reconnect", default=0, type=int, metavar="N",
-      help="--video/--streams: reopen a live stream that drops up to N times, waiting "
-      "longer after each failed try")  # fmt: skip
+      help="--video/--streams: reopen a webcam or stream that drops, up to N tries in a "
+      "row, after pauses of 0.5 s, 1 s, 2 s, 4 s, then 8 s; a frame read resets the "
+      "count")  # fmt: skip
     a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
     a("--track", action="store_true",
       help="--video/--images: follow objects over frames; drawings colour and label each "

@@ -34,7 +34,7 @@ from yolact.cli.eval_streams import (
     note_not_shown,
     open_sources,
     open_writers,
-    source_lines,
+    report_video,
     stream_options,
 )
 from yolact.cli.predictors import (
@@ -55,14 +55,13 @@ from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes
 from yolact.inference.outputs import (
     DrawOptions,
-    VideoReport,
     draw,
     summary,
     write_folder,
     write_video,
 )
 from yolact.inference.sources import ImageFiles
-from yolact.inference.stream import Stream, stream
+from yolact.inference.stream import stream
 from yolact.inference.tracking import TRACK_IOU_KINDS
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
 from yolact.io.images import InputError, output_names
@@ -228,35 +227,7 @@ def eval_video(
         close_writers(outs)
         if window is not None:
             cv2.destroyAllWindows()
-    _report_video(s, report, names, items, outs, time.perf_counter() - start)
-
-
-def _report_video(
-    s: Stream,
-    report: VideoReport,
-    names: Sequence[str],
-    items: Sequence[VideoItem],
-    outs: Sequence[VideoWriter | None],
-    wall_s: float,
-) -> None:
-    """The lines a finished video run prints: counts, each source's figures, stage
-    timings, notes, the files."""
-    rate = f", {report.fps:.1f} FPS" if report.fps else ""
-    extra = f", {s.dropped} stale frames dropped" if s.dropped else ""
-    what = names[0] if len(names) == 1 else f"{len(names)} sources"
-    print(f"{what}: processed {report.processed} frames, {report.detections} detections"
-          f"{rate}{extra}")  # fmt: skip
-    for line in source_lines(s):
-        print(line)
-    print(s.times.summary(wall_s))
-    if s.ended_early and not s.stopped:
-        which = f"the stream {names[0]}" if len(names) == 1 else "a stream"
-        print(f"note: {which} ended or dropped; kept what was processed", file=sys.stderr)
-    for item, out in zip(items, outs):
-        if out is not None and out.frames_written:
-            print(f"wrote {item.out} ({out.frames_written} frames)")
-        elif out is not None:
-            print(f"note: no frame was processed; {item.out} not written", file=sys.stderr)
+    report_video(s, report, names, items, outs, time.perf_counter() - start)
 
 
 def benchmark(predictor: Predictor, args: EvalOptions) -> None:

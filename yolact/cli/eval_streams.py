@@ -17,7 +17,7 @@ from typing import Any
 from yolact.cli.eval_args import EvalOptions
 from yolact.cli.predictors import UsageError
 from yolact.cli.video_list import VideoItem
-from yolact.inference.outputs import GridWindow
+from yolact.inference.outputs import GridWindow, VideoReport
 from yolact.inference.stream import Stream
 from yolact.io.sources import VideoSource, one_line, parse_source, redact
 from yolact.io.video import VideoWriter
@@ -176,6 +176,38 @@ def note_not_shown(items: Sequence[VideoItem], window: GridWindow | None) -> Non
               "are only counted", file=sys.stderr)  # fmt: skip
 
 
-def source_lines(s: Stream) -> list[str]:
-    """One printable line of figures per source (``SourceStats.line``)."""
-    return [stats.line() for stats in s.source_stats()]
+def report_video(
+    s: Stream,
+    report: VideoReport,
+    names: Sequence[str],
+    items: Sequence[VideoItem],
+    outs: Sequence[Any],
+    wall_s: float,
+) -> None:
+    """The lines a finished video run prints: counts, each source's figures, stage
+    timings, notes, the files written.
+
+    Args:
+        s: the run's stream, ended.
+        report: what ``write_video`` counted.
+        names: each source's name for messages (credentials hidden).
+        items: the sources and their OUTs.
+        outs: each source's writer (None: no OUT).
+        wall_s: seconds the run took.
+    """
+    rate = f", {report.fps:.1f} FPS" if report.fps else ""
+    extra = f", {s.dropped} stale frames dropped" if s.dropped else ""
+    what = names[0] if len(names) == 1 else f"{len(names)} sources"
+    print(f"{what}: processed {report.processed} frames, {report.detections} detections"
+          f"{rate}{extra}")  # fmt: skip
+    for stats in s.source_stats():
+        print(stats.line())
+    print(s.times.summary(wall_s))
+    if s.ended_early and not s.stopped:
+        which = f"the stream {names[0]}" if len(names) == 1 else "a stream"
+        print(f"note: {which} ended or dropped; kept what was processed", file=sys.stderr)
+    for item, out in zip(items, outs):
+        if out is not None and out.frames_written:
+            print(f"wrote {item.out} ({out.frames_written} frames)")
+        elif out is not None:
+            print(f"note: no frame was processed; {item.out} not written", file=sys.stderr)
