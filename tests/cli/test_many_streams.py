@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_main
+from conftest import REPO, run_main
 
 import yolact.cli.eval_cli as cli
 
@@ -252,3 +252,38 @@ def test_sigterm_keeps_every_source_s_output_and_figures(clips, capsys, tiny_ckp
         0: processed[0],
         1: processed[1],
     }
+
+
+def tracked_scene(i: int) -> np.ndarray:
+    """A disc going right and a square going left, which the shipped demo model finds."""
+    img = np.full((96, 128, 3), 90, np.uint8)
+    cv2.circle(img, (28 + 5 * i, 36), 17, (40, 200, 40), -1)
+    cv2.rectangle(img, (82 - 4 * i, 54), (112 - 4 * i, 84), (200, 60, 60), -1)
+    return img
+
+
+def test_each_source_has_its_own_tracker(tmp_path, capsys, monkeypatch) -> None:
+    """The same clip given twice with --track: both sources get the same track ids
+    frame by frame (one tracker each, from a fresh start), and every entry has one."""
+    monkeypatch.chdir(tmp_path)
+    writer = cv2.VideoWriter("clip.avi", cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (128, 96))
+    for i in range(5):
+        writer.write(tracked_scene(i))
+    writer.release()
+    weights = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
+    code, _, err = run_main(capsys, f"--trained_model={weights}", "--video=clip.avi,clip.avi",
+                            "--track", "--output_json=t.json")  # fmt: skip
+    assert code == 0, err
+    got = by_source(json.loads((tmp_path / "t.json").read_text()))
+    assert sorted(got) == [0, 1]
+    assert [{**e, "source": 1} for e in got[0]] == got[1]
+    best: dict[tuple[int, int], dict] = {}  # the best entry of each class in each frame
+    for e in got[0]:
+        key = (e["image_id"], e["category_id"])
+        if e["score"] > 0.5 and (key not in best or e["score"] > best[key]["score"]):
+            best[key] = e
+    assert {image_id for image_id, _ in best} == set(range(5))
+    ids = {category: {e.get("track_id") for (_, c), e in best.items() if c == category}
+           for category in {c for _, c in best}}  # fmt: skip
+    assert len(ids) == 2 and all(len(v) == 1 and None not in v for v in ids.values()), ids
+    assert len(set.union(*ids.values())) == 2  # the disc and the square: one id each, kept
