@@ -54,10 +54,10 @@ def by_source(entries: list[dict]) -> dict[int, list[dict]]:
 
 @pytest.fixture
 def clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """a.avi (5 frames) and b.avi (7 frames) in the current folder."""
+    """a.avi (3 frames) and b.avi (4 frames) in the current folder."""
     monkeypatch.chdir(tmp_path)
-    write_clip(tmp_path / "a.avi", 5, salt=0)
-    write_clip(tmp_path / "b.avi", 7, salt=1)
+    write_clip(tmp_path / "a.avi", 3, salt=0)
+    write_clip(tmp_path / "b.avi", 4, salt=1)
     return tmp_path
 
 
@@ -68,17 +68,17 @@ def test_two_files_through_one_model(clips, capsys, tiny_ckpt) -> None:
     pairs = "--video=a.avi:oa.avi,b.avi:ob.avi"
     code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}", pairs, "--output_json=d.json")
     assert code == 0, err
-    assert frames_of(clips / "oa.avi") == (5, SIZE)
-    assert frames_of(clips / "ob.avi") == (7, SIZE)
-    assert "2 sources: processed 12 frames" in out
-    assert "source 0 a.avi: 5 delivered, 5 processed, 0 dropped" in out
-    assert "source 1 b.avi: 7 delivered, 7 processed, 0 dropped" in out
-    assert "wrote oa.avi (5 frames)" in out and "wrote ob.avi (7 frames)" in out
+    assert frames_of(clips / "oa.avi") == (3, SIZE)
+    assert frames_of(clips / "ob.avi") == (4, SIZE)
+    assert "2 sources: processed 7 frames" in out
+    assert "source 0 a.avi: 3 delivered, 3 processed, 0 dropped" in out
+    assert "source 1 b.avi: 4 delivered, 4 processed, 0 dropped" in out
+    assert "wrote oa.avi (3 frames)" in out and "wrote ob.avi (4 frames)" in out
     both = json.loads((clips / "d.json").read_text())
     assert {e["file_name"] for e in both} == {"a.avi", "b.avi"}
     got = by_source(both)
-    assert {e["image_id"] for e in got[0]} == set(range(5))
-    assert {e["image_id"] for e in got[1]} == set(range(7))
+    assert {e["image_id"] for e in got[0]} == set(range(3))
+    assert {e["image_id"] for e in got[1]} == set(range(4))
 
     for k, name in enumerate(("a.avi", "b.avi")):
         code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", f"--video={name}",
@@ -93,7 +93,7 @@ def test_two_files_through_one_model(clips, capsys, tiny_ckpt) -> None:
                             "--output_json=s.json")  # fmt: skip
     assert code == 0, err
     assert json.loads((clips / "s.json").read_text()) == both
-    assert frames_of(clips / "sa.avi") == (5, SIZE) and frames_of(clips / "sb.avi") == (7, SIZE)
+    assert frames_of(clips / "sa.avi") == (3, SIZE) and frames_of(clips / "sb.avi") == (4, SIZE)
 
 
 class FakeWindow:
@@ -130,7 +130,7 @@ def test_sources_without_out_share_one_window_grid(clips, capsys, tiny_ckpt, mon
     code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--video=a.avi,b.avi")
     assert code == 0, err
     assert {title for title, _ in window.shown} == {"yolact: 2 sources"}
-    assert len(window.shown) == 12 and window.destroyed == 1
+    assert len(window.shown) == 7 and window.destroyed == 1
     w, h = SIZE
     grid = window.shown[-1][1]
     assert grid.shape == (h, 2 * w, 3)
@@ -141,9 +141,9 @@ def test_only_sources_without_out_are_shown(clips, capsys, tiny_ckpt, monkeypatc
     window = FakeWindow(monkeypatch)
     code, _, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--video=a.avi:oa.avi,b.avi")
     assert code == 0, err
-    assert len(window.shown) == 7  # b's frames, in a grid of one tile: b's drawings as they are
+    assert len(window.shown) == 4  # b's frames, in a grid of one tile: b's drawings as they are
     assert all(img.shape == (SIZE[1], SIZE[0], 3) for _, img in window.shown)
-    assert frames_of(clips / "oa.avi") == (5, SIZE)
+    assert frames_of(clips / "oa.avi") == (3, SIZE)
 
 
 def test_headless_without_out_opens_no_window(clips, capsys, tiny_ckpt, monkeypatch) -> None:
@@ -155,8 +155,8 @@ def test_headless_without_out_opens_no_window(clips, capsys, tiny_ckpt, monkeypa
     code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}", "--video=a.avi,b.avi:ob.avi")
     assert code == 0, err
     assert "note: no display here and no OUT for a.avi; their detections are only counted" in err
-    assert "source 0 a.avi: 5 delivered, 5 processed" in out
-    assert frames_of(clips / "ob.avi") == (7, SIZE)
+    assert "source 0 a.avi: 3 delivered, 3 processed" in out
+    assert frames_of(clips / "ob.avi") == (4, SIZE)
 
 
 STATS = re.compile(
