@@ -201,6 +201,7 @@ class VideoSource(ClosesOnExit):
         count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
         ok_count = kind == "file" and math.isfinite(count) and count >= 1
         self.frame_count: int | None = int(count) if ok_count else None
+        self.spec: str | None = None  # what ``open`` was given: how to open it again
 
     @classmethod
     def open(cls, spec: str, timeout_s: float = DEFAULT_STREAM_TIMEOUT_S) -> VideoSource:
@@ -216,17 +217,20 @@ class VideoSource(ClosesOnExit):
         kind, target = parse_source(spec)
         with _quiet_opencv():
             if kind == "webcam":
-                return cls(_capture(target), kind, f"webcam {target}")
-            if kind == "stream":
+                source = cls(_capture(target), kind, f"webcam {target}")
+            elif kind == "stream":
                 ms = int(max(timeout_s, 0.001) * 1000)
                 params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-                return cls(_capture(target, cv2.CAP_FFMPEG, params), kind, redact(str(target)))
-            path = os.path.expanduser(str(target))
-            if not os.path.exists(path):
-                raise SourceError(f"video file not found: {path}")
-            if os.path.isdir(path):
-                raise SourceError(f"expected a video file, got a folder: {path}")
-            return cls(_capture(path), kind, path)
+                source = cls(_capture(target, cv2.CAP_FFMPEG, params), kind, redact(str(target)))
+            else:
+                path = os.path.expanduser(str(target))
+                if not os.path.exists(path):
+                    raise SourceError(f"video file not found: {path}")
+                if os.path.isdir(path):
+                    raise SourceError(f"expected a video file, got a folder: {path}")
+                source = cls(_capture(path), kind, path)
+        source.spec = spec
+        return source
 
     @property
     def is_live(self) -> bool:
