@@ -61,6 +61,7 @@ def test_two_live_loopback_streams(predictor: Predictor, mjpeg_server) -> None:
     stats = s.source_stats()
     assert_adds_up(stats, results, urls)
     assert all(1 <= st.delivered <= 6 for st in stats) and s.ended_early
+    assert [src.spec for src in s.sources] == urls  # type: ignore[attr-defined]
 
 
 class Recording:
@@ -131,12 +132,13 @@ class Quick:
         pass
 
 
+@pytest.mark.parametrize("given", ["url", "opened"])
 def test_a_dropped_stream_reconnects_while_another_source_goes_on(
-    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch, given: str
 ) -> None:
     """The stream drops after 3 frames each time; it reopens twice (the frame numbers
     go on: 9 frames in all), then cannot, and gives up; the list of frames beside it
-    gives every frame."""
+    gives every frame. Given as a URL or as a VideoSource that knows its spec."""
     reconnect = importlib.import_module("yolact.inference.reconnect")
     stream_module = importlib.import_module("yolact.inference.stream")
     monkeypatch.setattr(reconnect, "BACKOFF_START_S", 0.0)
@@ -160,7 +162,11 @@ def test_a_dropped_stream_reconnects_while_another_source_goes_on(
             events.append((index, message))
 
     others = [frame(i) for i in range(4)]
-    s = stream(predictor, ["rtsp://cam/1", others], reconnect=1, on_event=on_event)
+    first: object = "rtsp://cam/1"
+    if given == "opened":
+        first = fake_open("rtsp://cam/1")
+        first.spec = "rtsp://cam/1"  # as VideoSource.open sets it
+    s = stream(predictor, [first, others], reconnect=1, on_event=on_event)
     results = list(s)
     cam = [r.frame_index for r in results if r.source_index == 0]
     assert cam == sorted(set(cam)) and all(0 <= i < 9 for i in cam)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import yolact.inference.stats as stats_module
 from yolact.inference import SourceStats
 from yolact.inference.clock import VirtualClock
 from yolact.inference.stats import StatsBook, percentile
@@ -57,3 +58,14 @@ def test_line() -> None:
     assert idle.line() == (
         "source 0 webcam 0: 0 delivered, 0 processed, 0 dropped, 0.0 FPS, latency n/a, 1 reconnect"
     )
+
+
+def test_percentiles_are_of_the_latest_latencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats_module, "LATENCY_WINDOW", 3)
+    clock = VirtualClock()
+    book = StatsBook(["cam"], clock.now)
+    book.start()
+    for delay in (0.010, 0.020, 0.030, 0.040):
+        book.returned(0, clock.now() - delay)
+    (figures,) = book.snapshot([4], [0], [0])
+    assert figures.processed == 4 and figures.latency_p50_ms == pytest.approx(30.0)

@@ -170,6 +170,8 @@ class Pipeline:
         self.abort.set()
         with self._cond:
             self._cond.notify_all()
+        for reader in self.readers:  # every reader told first, so they end together
+            reader.stop(0.0)
         for reader in self.readers:
             reader.stop()
         if self._post is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["SourceStats", "StatsBook", "percentile"]
+__all__ = ["LATENCY_WINDOW", "SourceStats", "StatsBook", "percentile"]
+
+LATENCY_WINDOW = 100_000  # latencies kept per source: the percentiles are of the latest
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -47,8 +50,8 @@ class SourceStats:
             ``detect_fps`` cap, or left over at the end (see above).
         fps: processed frames per second of the run's wall time so far.
         latency_p50_ms: median milliseconds from a frame's capture (read from its
-            source) to its result being handed to the consumer; None when nothing
-            was processed.
+            source) to its result being handed to the consumer, over its latest
+            100,000 results (about an hour at 30 FPS); None when nothing was processed.
         latency_p95_ms: the 95th percentile of the same; None when nothing was processed.
         reconnects: successful reconnections of a dropped live stream.
     """
@@ -84,7 +87,7 @@ class _Counts:
     processed: int = 0
     capped: int = 0  # dropped by the detect_fps cap
     left_over: int = 0  # read but never returned, counted when the run ends
-    latencies: list[float] = field(default_factory=list)  # seconds
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
 
 class StatsBook:

@@ -29,7 +29,7 @@ from yolact.inference.sources import SourceSpec, open_source, split_sources
 from yolact.inference.stats import SourceStats
 from yolact.inference.tracking import TRACK_IOU_KINDS, StreamTracker
 from yolact.io.pipeline import StageTimes
-from yolact.io.sources import FrameSource
+from yolact.io.sources import FrameSource, VideoSource
 from yolact.tracking import TrackerOptions
 
 __all__ = ["SourceStats", "Stream", "StreamResult", "stream"]
@@ -162,8 +162,9 @@ def stream(
             least recently first.
         reconnect: how many times in a row a dropped live stream or webcam given as
             a URL or index is reopened, after 0.5 s, 1 s, 2 s, ... (at most 8 s)
-            pauses; a frame read resets the count (0: never; an opened
-            :class:`~yolact.io.sources.VideoSource` is never reopened).
+            pauses; a frame read resets the count (0: never). An opened
+            :class:`~yolact.io.sources.VideoSource` reconnects when it was made by
+            ``VideoSource.open`` (it knows its spec); other opened sources never do.
         on_event: called (on the source's reader thread) with the source's index and
             one line for each drop, reconnection attempt and outcome.
 
@@ -208,11 +209,16 @@ def stream(
 def _open(
     spec: SourceSpec, index: int, reconnect: int, on_event: EventHandler | None
 ) -> FrameSource:
-    """Open one source; a live one named by a URL or webcam index reconnects when
-    ``reconnect`` > 0."""
+    """Open one source; a live one that can be opened again (a URL or webcam index,
+    or a :class:`~yolact.io.sources.VideoSource` made by ``VideoSource.open``)
+    reconnects when ``reconnect`` > 0."""
     opened = open_source(spec)
-    reopenable = isinstance(spec, (str, int, os.PathLike)) and not isinstance(spec, bool)
-    if reconnect <= 0 or not opened.is_live or not reopenable:
+    again: SourceSpec = None
+    if isinstance(spec, (str, int, os.PathLike)) and not isinstance(spec, bool):
+        again = spec
+    elif isinstance(opened, VideoSource) and opened.spec is not None:
+        again = opened.spec
+    if reconnect <= 0 or not opened.is_live or again is None:
         return opened
     report = None if on_event is None else partial(on_event, index)
-    return ReconnectingSource(opened, partial(open_source, spec), reconnect, on_event=report)
+    return ReconnectingSource(opened, partial(open_source, again), reconnect, on_event=report)
