@@ -24,9 +24,12 @@ from yolact.io.images import InputError
             "http://h:8080/a?x=1,y=2:o.avi,rtsp://c/b",
             ["http://h:8080/a?x=1,y=2:o.avi", "rtsp://c/b"],
         ),
-        # ... unless another URL or a webcam index follows.
+        ("rtsp://cam/s?res=640,480", ["rtsp://cam/s?res=640,480"]),
+        ("rtsp://a/1?p=x,2:cam.avi", ["rtsp://a/1?p=x,2:cam.avi"]),
+        # ... unless another URL, or a webcam index outside the query, follows.
         ("rtsp://a/1,rtsp://b/2,0", ["rtsp://a/1", "rtsp://b/2", "0"]),
-        ("rtsp://a/1?p=x,2:cam.avi", ["rtsp://a/1?p=x", "2:cam.avi"]),
+        ("rtsp://a/x,y/1,2:cam.avi", ["rtsp://a/x,y/1", "2:cam.avi"]),
+        ("rtsp://a/1?p=x,rtsp://b/2?q=1,2", ["rtsp://a/1?p=x", "rtsp://b/2?q=1,2"]),
         # A URL with its OUT given ends at the next comma.
         ("rtsp://a/1:o.avi,b.mp4", ["rtsp://a/1:o.avi", "b.mp4"]),
     ],
@@ -127,3 +130,8 @@ def test_commas_only_after_an_existing_input_still_split(tmp_path, monkeypatch) 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.avi").write_bytes(b"x")
     assert split_video_list("a.avi:o.avi,b.avi:p.avi") == ["a.avi:o.avi", "b.avi:p.avi"]
+
+
+def test_a_url_with_a_comma_list_in_its_query_stays_whole() -> None:
+    items = video_items("rtsp://u:p@cam:554/s?res=640,480:out.avi", None)
+    assert items == [VideoItem("rtsp://u:p@cam:554/s?res=640,480", "out.avi")]

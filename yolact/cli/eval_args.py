@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--video", default=None, metavar="SRC[:OUT][,SRC[:OUT]...]",
       help="video file, webcam index or stream URL; several, comma-separated, run through "
       "one model, each drawn to its OUT (no OUT: a window with a grid of them); a comma "
-      "inside a URL stays there unless a URL, a webcam index or an existing path follows "
-      "it (see docs/inference.md)")  # fmt: skip
+      "inside a URL stays there unless a URL, an existing path or (outside the query) a "
+      "webcam index follows it (see docs/inference.md)")  # fmt: skip
     a("--streams", default=None, metavar="FILE",
       help="like --video with one SRC[:OUT] per line of FILE, taken as written (blank "
       "lines and lines starting with # skipped)")  # fmt: skip

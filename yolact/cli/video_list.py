@@ -7,13 +7,16 @@ Each item is ``SRC[:OUT]`` as ``--video`` takes one source (see
   one source (what ``--video`` always did);
 * otherwise every comma separates two sources, except a comma inside a URL (after
   ``scheme://`` and before the item's ``:OUT``): it stays in the URL unless what
-  follows starts a source of its own, that is another ``scheme://`` URL, a webcam
-  index (digits) or an existing file or folder.
+  follows starts a source of its own, that is another ``scheme://`` URL, an
+  existing file or folder, or a webcam index (digits) where the comma is not in
+  the URL's query (after ``?``, where lists of numbers such as ``640,480`` are
+  common, digits stay in the URL).
 
 A ``--streams`` file holds one item per line, taken as written (no comma rule):
 blank lines and lines starting with ``#`` are skipped, as are the spaces around
-an item. It is the way to give a URL whose comma is followed by digits or a path
-(or write the comma as ``%2C``), and an OUT whose name holds a comma.
+an item. It is the way to give a URL whose comma is followed by an existing path,
+or by digits outside its query (or write the comma as ``%2C``), a webcam after a
+URL with a query, and an OUT whose name holds a comma.
 """
 
 from __future__ import annotations
@@ -59,12 +62,14 @@ def _exists(item: str) -> bool:
     return os.path.exists(os.path.expanduser(src))
 
 
-def _starts_source(piece: str) -> bool:
-    """Whether text after a comma inside a URL begins a source of its own."""
-    if _SCHEME.match(piece):
+def _starts_source(piece: str, in_query: bool) -> bool:
+    """Whether text after a comma inside a URL begins a source of its own: a URL, an
+    existing path, or (outside the URL's query, where lists of numbers are common) a
+    webcam index."""
+    if _SCHEME.match(piece) or _exists(piece):
         return True
     src = piece.split(":", 1)[0]
-    return (src.isascii() and src.isdigit()) or _exists(piece)
+    return not in_query and src.isascii() and src.isdigit()
 
 
 def _in_url(item: str) -> bool:
@@ -88,7 +93,7 @@ def split_video_list(value: str) -> list[str]:
     pieces = value.split(",")
     items = [pieces[0]]
     for piece in pieces[1:]:
-        if _in_url(items[-1]) and piece and not _starts_source(piece):
+        if _in_url(items[-1]) and piece and not _starts_source(piece, "?" in items[-1]):
             items[-1] += "," + piece
         else:
             items.append(piece)
