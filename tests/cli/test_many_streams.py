@@ -287,3 +287,18 @@ def test_each_source_has_its_own_tracker(tmp_path, capsys, monkeypatch) -> None:
            for category in {c for _, c in best}}  # fmt: skip
     assert len(ids) == 2 and all(len(v) == 1 and None not in v for v in ids.values()), ids
     assert len(set.union(*ids.values())) == 2  # the disc and the square: one id each, kept
+
+
+def test_q_in_the_grid_window_ends_the_run(clips, capsys, tiny_ckpt, monkeypatch) -> None:
+    """q pressed at the first drawing: reading ends, what was read is still processed,
+    the run ends normally long before the 80 frames of the two clips."""
+    write_clip(clips / "long_a.avi", 40, salt=0)
+    write_clip(clips / "long_b.avi", 40, salt=1)
+    window = FakeWindow(monkeypatch)
+    monkeypatch.setattr(cv2, "waitKey", lambda delay=0: ord("q"))
+    code, out, err = run_main(capsys, f"--trained_model={tiny_ckpt}",
+                              "--video=long_a.avi,long_b.avi")  # fmt: skip
+    assert code == 0, err
+    processed = int(re.search(r"^2 sources: processed (\d+) frames", out, re.M)[1])
+    assert 1 <= processed < 80 and len(window.shown) == processed
+    assert window.destroyed == 1 and "ended or dropped" not in err
