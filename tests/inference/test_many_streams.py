@@ -64,6 +64,29 @@ def test_two_live_loopback_streams(predictor: Predictor, mjpeg_server) -> None:
     assert [src.spec for src in s.sources] == urls  # type: ignore[attr-defined]
 
 
+def test_a_stalled_stream_never_holds_the_others(predictor: Predictor, mjpeg_server) -> None:
+    """Stream 1 sends two frames and goes silent (connected); stream 0 keeps getting
+    results meanwhile."""
+    live = mjpeg_server(100000, make_frame=frame)
+    silent = mjpeg_server(2, then="stall", make_frame=frame)
+    s = predictor.stream([live.url, silent.url])
+    while_silent: list[int] = []
+
+    def consume() -> None:
+        for r in s:
+            if r.source_index == 0 and silent.stalled.is_set():
+                while_silent.append(r.frame_index)
+                if len(while_silent) == 10:
+                    return
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    consumer.join(JOIN_S)
+    assert not consumer.is_alive() and not silent.stall_ended.is_set()
+    assert len(while_silent) == 10 and while_silent == sorted(set(while_silent))
+    s.close()
+
+
 class Recording:
     """The shipped model, stepping both cameras by one frame at each batch and
     recording which frames each batch held."""
