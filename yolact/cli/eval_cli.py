@@ -195,13 +195,13 @@ def eval_video(
     with that error.
     """
     names = [redact(item.src) for item in items]  # what messages and the window show
-    specs = open_sources(items, args.reconnect)
+    opened = open_sources(items)
     try:
-        s = stream(predictor, list(specs), batch_size=args.video_multiframe,
+        s = stream(predictor, list(opened), batch_size=args.video_multiframe,
                    max_frames=args.max_images, stop=stop.event if stop is not None else None,
                    **track_options(args), **stream_options(args))  # fmt: skip
     except BaseException:
-        close_sources(specs)  # those after a failing one are not the stream's yet
+        close_sources(opened)
         raise
     sources: list[Any] = list(s.sources)  # VideoSources (reconnecting ones wrapped)
     window = grid_window(items, sources, args.display, open_window_possible())

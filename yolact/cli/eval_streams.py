@@ -19,7 +19,7 @@ from yolact.cli.predictors import UsageError
 from yolact.cli.video_list import VideoItem
 from yolact.inference.outputs import GridWindow, VideoReport
 from yolact.inference.stream import Stream
-from yolact.io.sources import VideoSource, one_line, parse_source, redact
+from yolact.io.sources import VideoSource, one_line, redact
 from yolact.io.video import VideoWriter
 
 DEFAULT_BATCH_WAIT_MS = 5.0
@@ -72,33 +72,28 @@ def stream_options(args: EvalOptions) -> dict[str, Any]:
     }
 
 
-def open_sources(items: Sequence[VideoItem], reconnect: int) -> list[VideoSource | str]:
-    """What :func:`yolact.inference.stream` is given for each item, in order: the
-    opened :class:`VideoSource`, or with ``reconnect`` > 0 a webcam's or stream's own
-    spec (``stream`` opens it, and can open it again when it drops).
+def open_sources(items: Sequence[VideoItem]) -> list[VideoSource]:
+    """Open every source, in order (a webcam or stream opened so keeps its spec, and
+    ``stream(reconnect=N)`` can open it again when it drops).
 
     Raises:
         SourceError: the first source that cannot be opened (one line); the ones
             opened before it are closed again.
     """
-    specs: list[VideoSource | str] = []
+    sources: list[VideoSource] = []
     try:
         for item in items:
-            if reconnect > 0 and parse_source(item.src)[0] != "file":
-                specs.append(item.src)
-            else:
-                specs.append(VideoSource.open(item.src))
+            sources.append(VideoSource.open(item.src))
     except BaseException:
-        close_sources(specs)
+        close_sources(sources)
         raise
-    return specs
+    return sources
 
 
-def close_sources(specs: Sequence[VideoSource | str]) -> None:
-    """Close the sources of ``open_sources`` (safe twice; specs need no closing)."""
-    for spec in specs:
-        if isinstance(spec, VideoSource):
-            spec.close()
+def close_sources(sources: Sequence[VideoSource]) -> None:
+    """Close the sources of ``open_sources`` (safe twice)."""
+    for source in sources:
+        source.close()
 
 
 def open_writers(
