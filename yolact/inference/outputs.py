@@ -1,4 +1,5 @@
-"""What eval.py makes of a stream: drawings, a video file, a window, COCO results.
+"""What eval.py makes of a stream: drawings, a video file per source, a window (a grid
+of the sources, see :class:`GridWindow`), COCO results.
 
 :func:`write_video` and :func:`write_folder` consume a
 :class:`~yolact.inference.stream.Stream` on the caller's thread (windows belong
