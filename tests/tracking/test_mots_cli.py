@@ -179,3 +179,19 @@ def test_a_failed_run_leaves_the_old_file(capsys, tmp_path):
     code, _, err = run(capsys, f"--video={broken}", "--track", f"--output_mots={old}")
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert old.read_bytes() == b"0 1 1 2 2 4\n"
+
+
+def test_several_sources_write_one_file_each(clip_dir, capsys, tmp_path):
+    folder, _ = clip_dir
+    video = folder / "clip.avi"
+    single, many = tmp_path / "one.txt", tmp_path / "many.txt"
+    code, _, err = run(capsys, f"--video={video}", *FLAGS, f"--output_mots={single}")
+    assert code == 0, err
+    code, out, err = run(capsys, f"--video={video},{video}", *FLAGS, f"--output_mots={many}")
+    assert code == 0, err
+    assert not many.exists()
+    for k in (0, 1):
+        path = tmp_path / f"many_{k}.txt"
+        assert f"to {path}" in out
+        ours = read_mots(str(path), FRAMES)
+        assert [f.ids.tolist() for f in ours] == [f.ids.tolist() for f in read_mots(str(single))]
