@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--benchmark_dir", default="runs/benchmark", help="where --compare/--backends write")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
     a("--output_mots", default=None, metavar="FILE",
-      help="with --track: write the tracks as MOTS txt (frame id class h w RLE)")  # fmt: skip
+      help="with --track: write the tracks as MOTS txt (frame id class h w RLE); with "
+      "several sources one file each, FILE's stem + _0, _1, ...")  # fmt: skip
     a("--no_bar", action="store_true", help="no progress bar")
     a("--dataset", default=None, help="evaluate a named dataset (coco2017_val, coco2017_testdev)")
     a("--val_ann", default=None, metavar="PATH", help="evaluate a COCO json (with --val_images)")
