@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 from yolact.bench.tracking_clips import CLIP_STYLES, bench_clips, crossing_clips
+from yolact.bench.tracking_cost import sampling_cost, synthetic_cost
 from yolact.bench.tracking_score import score_tracks
 from yolact.data.clips import Clip, FrameTruth
 from yolact.io.mots import kept_objects
@@ -43,6 +43,7 @@ __all__ = [
     "crossing_clips",
     "format_report",
     "perfect_association",
+    "sampling_cost",
     "main",
     "synthetic_cost",
     "track_benchmark",
@@ -84,6 +85,7 @@ class TrackBenchReport:
     synthetic_detections: int = 50
     clip_set: str = ""
     perfect: tuple[float, float] | None = None
+    sampling_ms: float | None = None
 
 
 def _detect(predictor: object, clip: Clip, score_threshold: float) -> list[FrameDetections]:
@@ -198,53 +200,6 @@ def _run_mode(
     )
 
 
-def synthetic_cost(
-    mode: str,
-    detections: int = 50,
-    frames: int = 100,
-    size: tuple[int, int] = (480, 640),
-    seed: int = 0,
-) -> float:
-    """Median ms of one ``Tracker.update`` with ``detections`` moving random boxes, one thread.
-
-    Args:
-        mode: ``"box"`` or ``"mask"`` association (masks are the boxes, filled, at 1/4 size).
-        detections: detections per frame.
-        frames: frames timed.
-        size: (H, W) of the imagined frame.
-        seed: seed of the boxes.
-
-    Returns:
-        The median time of one update, in milliseconds.
-    """
-    rng = np.random.default_rng(seed)
-    h, w = size
-    wh = rng.uniform(20, 60, (detections, 2))
-    xy = rng.uniform(0, 1, (detections, 2)) * (np.array([w, h]) - wh)
-    vel = rng.uniform(-3, 3, (detections, 2))
-    scores = rng.uniform(0.3, 1.0, detections).astype(np.float32)
-    labels = rng.integers(0, 5, detections)
-    tracker = Tracker(TrackerOptions(iou=mode))  # type: ignore[arg-type]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times = []
-    try:
-        for _ in range(frames):
-            xy = np.clip(xy + vel, 0, np.array([w, h]) - wh)
-            boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
-            masks = None
-            if mode == "mask":
-                masks = np.zeros((detections, h // 4, w // 4), bool)
-                for i, (x1, y1, x2, y2) in enumerate((boxes / 4).astype(int)):
-                    masks[i, y1:y2, x1:x2] = True
-            start = time.perf_counter()
-            tracker.update(boxes, scores, labels, masks=masks, image_size=size)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return 1000.0 * statistics.median(times)
-
-
 def track_benchmark(
     predictor: object,
     clips: Sequence[Clip],
@@ -285,6 +240,9 @@ def track_benchmark(
         modes=modes,
         recall=_recall(clips, detections),
         perfect=None if oracle else perfect_association(clips, detections),
+        sampling_ms=sampling_cost(synthetic_detections)
+        if synthetic and "mask" in iou_modes
+        else None,
         frames=sum(len(c.frames) for c in clips),
         clips=len(clips),
         synthetic_ms=synthetic,
@@ -313,6 +271,10 @@ def format_report(report: TrackBenchReport) -> str:
     for mode, ms in report.synthetic_ms.items():
         n = report.synthetic_detections
         lines.append(f"tracker cost, {n} detections/frame, 1 thread, {mode}: {ms:.3f} ms")
+    if report.sampling_ms is not None:
+        n = report.synthetic_detections
+        lines.append(f"mask sampling for the tracker, {n} masks of 480x640: "
+                     f"{report.sampling_ms:.3f} ms")  # fmt: skip
     if report.perfect is not None:
         hota, idf1 = report.perfect
         lines.append(f"perfect association of these detections: HOTA {hota:.3f} IDF1 {idf1:.3f}")
