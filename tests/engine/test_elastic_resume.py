@@ -21,7 +21,6 @@ from yolact.engine.elastic import (
     elastic_resume,
     remove_stale_temps,
     run_key,
-    shared_store_warning,
 )
 from yolact.registry import read_checkpoint
 
@@ -132,14 +131,6 @@ def test_elastic_resume_takes_only_this_runs_checkpoints(tmp_path, caplog):
     assert elastic_resume(str(tmp_path), "cfg", {"TORCHELASTIC_RUN_ID": "job-8"}) is None
     assert elastic_resume(str(tmp_path), "cfg", {}) is None  # not under torchrun
     assert remove_stale_temps(str(tmp_path / "missing"), "cfg") == []
-
-
-def test_shared_store_warning_only_where_restarts_meet_a_shared_store():
-    shared = {"TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_MAX_RESTARTS": "3"}
-    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in shared_store_warning(shared)
-    assert shared_store_warning({**shared, "TORCHELASTIC_MAX_RESTARTS": "0"}) is None
-    assert shared_store_warning({**shared, "TORCHELASTIC_USE_AGENT_STORE": "False"}) is None
-    assert shared_store_warning({}) is None
 
 
 @pytest.fixture(scope="module")

@@ -40,9 +40,9 @@ def _torchrun(data: dict[str, str], folder: Path, stderr: Path) -> subprocess.Po
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node=2", "--max-restarts=1", "--monitor-interval=0.1",
                str(Path(__file__).resolve().parents[2] / "train.py"), *args]  # fmt: skip
-    # torchrun's default shared store can hand the new ranks a dead rank's address
-    # (see yolact.engine.elastic.shared_store_warning); docs/training.md sets this too.
-    env = child_env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
+    # torchrun's defaults: its store shared with the ranks (see yolact.engine.rendezvous).
+    env = child_env()
+    env.pop("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", None)
     with open(stderr, "w") as err:
         return subprocess.Popen(command, cwd=folder.parent, env=env, stdout=subprocess.PIPE,
                                 stderr=err, text=True, start_new_session=True)  # fmt: skip

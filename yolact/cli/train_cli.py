@@ -26,7 +26,7 @@ from yolact.core.names import is_plain_name
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.checkpoint_names import resume_path
-from yolact.engine.elastic import elastic_resume, shared_store_warning
+from yolact.engine.elastic import elastic_resume
 from yolact.engine.trainer import TrainingError, TrainOptions, TrainResult, train
 from yolact.registry import get_config, read_checkpoint
 from yolact.runtime.threads import available_cores, configure_threads, plan_threads
@@ -306,9 +306,6 @@ def run_train(options: TrainRunOptions) -> TrainResult:
     """
     _resume_file.cache_clear()
     args = replace(options, save_folder=save_folder_for(options))
-    warning = shared_store_warning()
-    if warning is not None and os.environ.get("RANK", "0") == "0":
-        log.warning("%s", warning)
     workers = plan_threads(available_cores(), requested=args.threads).loader_workers(
         args.num_workers
     )

@@ -82,25 +82,6 @@ def remove_stale_temps(folder: str, config: str) -> list[str]:
     return removed
 
 
-def shared_store_warning(environ: Mapping[str, str] | None = None) -> str | None:
-    """A warning for a torchrun that would restart its processes onto a store that
-    still holds the dead processes' addresses, else None.
-
-    With its default ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=0`` torchrun keeps one store
-    for every restart; the new processes may then read a dead process's address and
-    fail to connect (PyTorch issues 135712 and 167288), which costs a restart each.
-    """
-    env = os.environ if environ is None else environ
-    restarts = env.get("TORCHELASTIC_MAX_RESTARTS", "0")
-    if env.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or restarts in ("", "0"):
-        return None
-    return (
-        "torchrun shares its rendezvous store with the training processes, so after a "
-        "restart they may fail to connect; start torchrun with "
-        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment (docs/training.md)"
-    )
-
-
 def elastic_resume(
     folder: str, config: str, environ: Mapping[str, str] | None = None
 ) -> str | None:
