@@ -133,6 +133,15 @@ def test_elastic_resume_takes_only_this_runs_checkpoints(tmp_path, caplog):
     assert remove_stale_temps(str(tmp_path / "missing"), "cfg") == []
 
 
+def test_this_runs_interrupt_checkpoint_counts(tmp_path):
+    """The processes that torchrun stops to let a machine join write an interrupt
+    checkpoint; the new group goes on from it."""
+    atomic_save(_entries(4, "job-7"), str(tmp_path / "cfg_1_4.pth"))
+    atomic_save(_entries(5, "job-7"), str(tmp_path / "cfg_2_5_interrupt.pth"))
+    env = {"TORCHELASTIC_RUN_ID": "job-7"}
+    assert elastic_resume(str(tmp_path), "cfg", env) == str(tmp_path / "cfg_2_5_interrupt.pth")
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return tiny_set(tmp_path_factory.mktemp("elastic"), num_val=0)
