@@ -22,7 +22,7 @@ from yolact.engine.schedule import make_schedule
 from yolact.registry import read_checkpoint
 
 MAX_ITER = 24  # 8 images, batch 4 over 2 ranks: epochs of 2 iterations
-KILL_AFTER = 7  # rank 1 dies once rank 0 has printed this iteration (saved at 6)
+KILL_AFTER = 7  # rank 1 is killed once rank 0 has printed this iteration
 RESUMED = re.compile(r"^INFO: resuming from (\S+) at iteration (\d+)$")
 
 
@@ -69,6 +69,12 @@ def _finish(proc: subprocess.Popen, lines: Lines) -> list[str]:
     return lines.rest()
 
 
+def _logged_iterations(folder: Path) -> list[int]:
+    """The training log's iterations in the order they were written."""
+    with open(folder / "yolact_tiny_train_log.csv") as f:
+        return [int(r["iteration"]) for r in csv.DictReader(f)]
+
+
 def _rows(folder: Path) -> dict[int, dict[str, str]]:
     """The training log's last row of each iteration, without the timing."""
     with open(folder / "yolact_tiny_train_log.csv") as f:
@@ -99,11 +105,18 @@ def test_a_killed_rank_restarts_the_group_which_resumes_and_finishes(tmp_path, d
     err = (tmp_path / "err.txt").read_text()
 
     # Both ranks of the new group resumed from the newest complete checkpoint: the one
-    # at 6, or at 8 where rank 0 wrote it before it noticed the loss.
+    # at the last even iteration that rank 0 finished before it lost rank 1 (it logs
+    # each iteration, then saves the even ones).
     resumed = [m for m in map(RESUMED.match, err.splitlines()) if m]
     assert len(resumed) == 2 and resumed[0].groups() == resumed[1].groups(), err
     path, iteration = resumed[0][1], int(resumed[0][2])
-    assert iteration in (KILL_AFTER - 1, KILL_AFTER + 1), err
+    logged = _logged_iterations(run)
+    split = len(logged) - (MAX_ITER - iteration)  # the new group logs iteration + 1 on
+    before, after = logged[:split], logged[split:]
+    last_done = before[-1]
+    assert before == list(range(1, last_done + 1)) and last_done >= KILL_AFTER, logged
+    assert after == list(range(iteration + 1, MAX_ITER + 1)), logged
+    assert iteration == last_done - last_done % 2
     assert path == str(run / f"yolact_tiny_{(iteration - 1) // 2}_{iteration}.pth")
     assert "its newest complete checkpoint " + path in err
 
