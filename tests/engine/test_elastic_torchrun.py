@@ -122,9 +122,8 @@ def test_a_killed_rank_restarts_the_group_which_resumes_and_finishes(tmp_path, d
 
     # It ended at the planned iteration, with every rank.
     final = run / f"yolact_tiny_{(MAX_ITER - 1) // 2}_{MAX_ITER}.pth"
-    assert [ln for ln in out if ln.startswith("finished")] == [
-        f"finished at iteration {MAX_ITER}; checkpoint: {final}\n"
-    ] * 2
+    # (Both ranks print to torchrun's one stdout, where their lines may interleave.)
+    assert "".join(out).count(f"finished at iteration {MAX_ITER}; checkpoint: {final}") == 2
     assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
     got, want = read_checkpoint(str(final)), read_checkpoint(str(ref / final.name))
     assert got.meta["iteration"] == MAX_ITER and isinstance(got.meta[RUN_ENTRY], str)
