@@ -203,3 +203,21 @@ def test_out_onto_an_input_or_a_foreign_file_changes_nothing(images, tmp_path, c
     )
     assert foreign.read_bytes() == b"my notes\n"
     assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+
+
+def test_an_exported_model_runs_sharded_then_resumed_into_one_file(
+    images, exported, tmp_path, capsys
+):
+    """An .onnx export (fixed batch 1, run in chunks) like a checkpoint: one shard,
+    then the whole list into the same file, holds the lines of one run."""
+    onnx_file = exported["onnx"]
+    one, mixed = tmp_path / "one.jsonl", tmp_path / "mixed.jsonl"
+    argv = [f"--trained_model={onnx_file}", "--device=cpu", f"--source={images}", "--batch_size=2"]
+    assert predict.main([*argv, f"--out={one}"]) == 0
+    assert predict.main([*argv, f"--out={mixed}", "--shard=1/3"]) == 0
+    first = len(mixed.read_bytes().splitlines())
+    assert predict.main([*argv, f"--out={mixed}"]) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith(f"wrote {N_IMAGES - first} images") and f"{first} already" in out
+    assert sorted(mixed.read_bytes().splitlines()) == sorted(one.read_bytes().splitlines())
+    assert len(read_records(str(one))) == N_IMAGES
