@@ -221,3 +221,16 @@ def test_an_exported_model_runs_sharded_then_resumed_into_one_file(
     assert out.startswith(f"wrote {N_IMAGES - first} images") and f"{first} already" in out
     assert sorted(mixed.read_bytes().splitlines()) == sorted(one.read_bytes().splitlines())
     assert len(read_records(str(one))) == N_IMAGES
+
+
+def test_score_threshold_keeps_the_detections_above_it(images, one_run, tmp_path, capsys):
+    out = tmp_path / "high.jsonl"
+    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=2",
+                       "--score_threshold=0.5")  # fmt: skip
+    assert code == 0 and err == ""
+    full = [json.loads(line) for line in one_run.splitlines()]
+    for r in full:
+        r["detections"] = [d for d in r["detections"] if d["score"] > 0.5]
+    assert read_records(str(out)) == full
+    assert 0 < sum(len(r["detections"]) for r in full) < len(to_coco_results(
+        json.loads(line) for line in one_run.splitlines()))  # fmt: skip
