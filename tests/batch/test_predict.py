@@ -172,6 +172,7 @@ def test_list_file_and_coco_json_sources(images, tmp_path, capsys):
         (["--shard=a/b"], "--shard must be i/N with 0 <= i < N (like 0/4), got 'a/b'"),
         (["--shard=1"], "--shard must be i/N with 0 <= i < N (like 0/4), got '1'"),
         (["--batch_size=0"], "--batch_size must be at least 1, got 0"),
+        (["--device=tpu"], "unknown device 'tpu'"),
     ],
 )
 def test_bad_flags_are_one_line(images, tmp_path, capsys, args, message):

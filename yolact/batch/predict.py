@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from yolact.batch.fixed import FixedBatchPredictor
 from yolact.batch.jsonl import LineWriter, resume
 from yolact.batch.records import dump_line, make_record
-from yolact.batch.sources import ImageEntry, Shard, SourceError, list_source
+from yolact.batch.sources import ImageEntry, Shard, list_source
 from yolact.io.outputs import FileSet, OutputError
 from yolact.io.stop import StopSignals
 
@@ -76,12 +76,18 @@ def check_out(out: str, inputs: Sequence[str]) -> None:
 
 def run(args: argparse.Namespace, stop: StopSignals) -> int:
     """Do the run the flags ask for; returns the exit code."""
+    from yolact.cli.predictors import UsageError
     from yolact.core.predictor import Predictor
     from yolact.inference.sources import ImageFiles
     from yolact.inference.stream import stream
+    from yolact.runtime.device import select_device
 
     if args.batch_size < 1:
-        raise SourceError(f"--batch_size must be at least 1, got {args.batch_size}")
+        raise UsageError(f"--batch_size must be at least 1, got {args.batch_size}")
+    try:
+        select_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     shard = Shard.parse(args.shard)
     entries = list_source(args.source, args.image_dir)
     check_out(args.out, [args.source, args.trained_model, *(e.path for e in entries)])
