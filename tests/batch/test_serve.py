@@ -75,3 +75,12 @@ def test_a_body_that_is_no_image_gets_400_and_one_reason(url):
     assert post(url, b"not an image") == (
         400, {"error": "cannot decode image (corrupt or not an image)"}
     )  # fmt: skip
+
+
+def test_a_handle_gets_the_same_record_as_http(url):
+    from ray import serve
+
+    body = cv2.imencode(".png", demo_scene(30))[1].tobytes()
+    record = serve.get_app_handle("yolact").predict.remote(body).result(timeout_s=120)
+    assert post(url, body) == (200, record)
+    assert record["height"] == 120 and len(record["detections"]) > 0

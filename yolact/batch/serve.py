@@ -15,7 +15,8 @@
 A request's body is an encoded image (JPEG, PNG, any format OpenCV reads); the
 answer is the JSON record of :mod:`yolact.batch.records` (``height``, ``width``,
 ``detections`` with COCO RLE masks), or status 400 and ``{"error": ...}`` for a
-body that is no image. Requests that arrive together are run as one batch of up
+body that is no image (from Python, a deployment handle's ``predict`` gives the
+same record). Requests that arrive together are run as one batch of up
 to ``batch_size`` images (waiting at most ``max_wait_s`` for it to fill); every
 network call is padded to ``batch_size`` so that an answer does not depend on
 the requests it was batched with: it equals ``yolact predict --batch_size`` on
@@ -96,6 +97,13 @@ class YolactServer:
     async def detect(self, bodies: list[bytes]) -> list[dict[str, Any]]:
         """One batch of requests, run on a worker thread."""
         return await asyncio.to_thread(self.run, bodies)
+
+    async def predict(self, body: bytes) -> dict[str, Any]:
+        """The record of one encoded image, for Python callers holding a handle
+        (``serve.get_app_handle("yolact").predict.remote(data).result()``); batched
+        with the HTTP requests."""
+        record: dict[str, Any] = await self.detect(body)
+        return record
 
     async def __call__(self, request: Request) -> Response:
         """POST an encoded image; the JSON record (400 for a body that is no image)."""
