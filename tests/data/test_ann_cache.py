@@ -134,8 +134,13 @@ def test_a_changed_file_is_parsed_again(coco: Path) -> None:
     assert len(changed) == len(text) and changed != text
     ann.write_text(changed)
     os.utime(ann, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    other_key, _ = _make(coco, cache=True, class_names=["person"])  # kept: another key
     second, _ = _make(coco, cache=True)
+    assert second.cache_path is not None and first.cache_path is not None
     assert second.cache_path != first.cache_path
+    assert sorted(os.listdir(coco / "annotations")) == sorted(  # the stale one is gone
+        [ann.name, os.path.basename(second.cache_path), os.path.basename(other_key.cache_path)]
+    )
     fresh, _ = _make(coco, cache=False)
     _same_dataset(fresh, second)
     assert not np.array_equal(first.records.labels, second.records.labels)

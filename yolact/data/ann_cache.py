@@ -210,17 +210,42 @@ def save_cache(
     ann_file: str, sha256: str, class_names: Sequence[str] | None, cached: Cached
 ) -> str | None:
     """Write the cache into the first writable folder of :func:`cache_folders`;
-    returns its path, or None when no folder takes it."""
+    returns its path, or None when no folder takes it.
+
+    Beside the json, the caches of its earlier contents (same name and key, another
+    sha256) are removed; in the shared ``$XDG_CACHE_HOME/yolact`` nothing else is
+    touched (another folder's json may have the same name).
+    """
     name = cache_name(ann_file, sha256, class_names)
-    for folder in cache_folders(ann_file):
+    for i, folder in enumerate(cache_folders(ann_file)):
         try:
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, name)
             write_cache(path, cached.records, sha256, class_names, cached.meta)
-            return path
         except OSError:
             continue
+        if i == 0:
+            _remove_stale(folder, os.path.basename(ann_file), name)
+        return path
     return None
+
+
+def _remove_stale(folder: str, base: str, keep: str) -> None:
+    """Remove ``<base>.<16 hex>.<key>.yolact-records`` files of the same key but
+    ``keep``."""
+    key_part = keep[len(base) + 1 + 16 :]  # ".<key>.yolact-records"
+    for entry in os.listdir(folder):
+        middle = entry[len(base) + 1 : len(base) + 17]
+        stale = (
+            entry != keep
+            and entry.startswith(base + ".")
+            and entry[len(base) + 17 :] == key_part
+            and len(middle) == 16
+            and all(c in "0123456789abcdef" for c in middle)
+        )
+        if stale:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
 
 
 def release_free_memory() -> None:
