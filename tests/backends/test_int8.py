@@ -165,3 +165,49 @@ def test_int8_ap_drop_within_bound(files) -> None:
     for kind in ("openvino", "onnx"):
         assert aps["float"][0] - aps[kind][0] <= 0.005, aps
         assert aps["float"][1] - aps[kind][1] <= 0.005, aps
+
+
+@pytest.mark.parametrize("kind", ["onnx", "openvino"])
+def test_int8_file_runs_like_every_export(files, kind, tmp_path, capsys) -> None:
+    """eval.py on an image, a folder and the dataset, --benchmark, and a --compare row."""
+    from conftest import run_main
+
+    image = f"{files['val_image_dir']}/000001.png"
+    out = tmp_path / "out.png"
+    assert run_main(capsys, f"--trained_model={files[kind]}", f"--image={image}:{out}")[0] == 0
+    assert cv2.imread(str(out)).shape == (160, 160, 3)
+    folder = tmp_path / "drawn"
+    code, _, _ = run_main(
+        capsys, f"--trained_model={files[kind]}", f"--images={files['val_image_dir']}:{folder}",
+        "--max_images=2",
+    )  # fmt: skip
+    assert code == 0 and len(list(folder.iterdir())) == 2
+    code, out_text, _ = run_main(
+        capsys, f"--trained_model={files[kind]}", f"--val_ann={files['val_ann_file']}",
+        f"--val_images={files['val_image_dir']}", "--max_images=5",
+    )  # fmt: skip
+    assert code == 0 and "mask" in out_text
+    code, out_text, _ = run_main(
+        capsys, f"--trained_model={files[kind]}", "--benchmark", "--max_images=3"
+    )
+    assert code == 0 and "FPS" in out_text
+    code, out_text, _ = run_main(
+        capsys, "--benchmark", f"--trained_model={DEMO}", f"--compare={files[kind]}",
+        "--max_images=2", "--benchmark_batch=1", f"--benchmark_dir={tmp_path / 'bench'}",
+    )  # fmt: skip
+    assert code == 0 and (tmp_path / "bench" / "comparison.csv").exists()
+
+
+def test_openvino_int8_with_bf16_hint(files) -> None:
+    """--half on an INT8 OpenVINO model: its float parts in bfloat16 (where the CPU
+    has it); the detections still agree with float32 at the same tolerance."""
+    from yolact.backends.runtimes import cpu_capabilities
+
+    if "BF16" not in cpu_capabilities():
+        pytest.skip("this CPU has no bfloat16")
+    predictor = Predictor.from_checkpoint(files["openvino"], device="cpu", half=True)
+    assert predictor.runtime.precision == "int8+bf16"
+    ref = Predictor.from_checkpoint(files["float"], device="cpu", score_threshold=0.5)
+    image = cv2.imread(f"{files['val_image_dir']}/000001.png")
+    a, b = ref(image), predictor(image)
+    assert len(a) > 0 and set(a.labels.tolist()) <= set(b.labels.tolist())

@@ -20,6 +20,7 @@ from yolact.backends.calib import (
     calibration_batches,
     calibration_files,
 )
+from yolact.backends.int8_export import Int8Options
 from yolact.backends.meta import ExportedFileError, ExportMeta
 from yolact.backends.runtimes import CPU, CUDA, TENSORRT, onnx_providers
 from yolact.data.synthetic import write_coco_dataset
@@ -156,3 +157,29 @@ def test_tensorrt_int8_options(monkeypatch, tmp_path) -> None:
     with pytest.raises(ExportedFileError, match="stop here"):
         runtimes.OnnxRuntime(str(model), _meta(precision="int8"), "cuda")
     assert seen["int8"] is True
+
+
+def test_backends_int8_rows_calibration(tmp_path, data) -> None:
+    """eval.py --backends=...,openvino-int8: calibrated on the dataset's images, else
+    --images's folder (both checked against float32), else on 32 generated frames
+    (unchecked: random weights); an exported --trained_model is not quantized."""
+    from argparse import Namespace
+
+    from yolact.bench.int8 import calibration_source
+    from yolact.cli.compare_cli import _backend_flags, parse_backends
+
+    assert parse_backends("openvino,openvino-int8,onnxruntime-int8")[1:] == [
+        "openvino-int8", "onnxruntime-int8",
+    ]  # fmt: skip
+    images = data["train_image_dir"]
+    flags = Namespace(dataset=None, val_images=images, images=None)
+    assert calibration_source(flags, str(tmp_path)) == (Int8Options(images), True)
+    flags = Namespace(dataset=None, val_images=None, images=f"{images}:{tmp_path / 'out'}")
+    assert calibration_source(flags, str(tmp_path)) == (Int8Options(images), True)
+    opts, check = calibration_source(Namespace(), str(tmp_path))
+    assert opts.calib == str(tmp_path / "calib") and check is False
+    assert len(calibration_files(opts.calib, 100)) == 32
+    exported = tmp_path / "model.onnx"
+    exported.write_bytes(b"graph")
+    with pytest.raises(ExportedFileError, match="give the .pth checkpoint to quantize"):
+        _backend_flags(Namespace(trained_model=str(exported)), "onnxruntime-int8", str(tmp_path))
