@@ -43,6 +43,7 @@ from yolact.backends.int8_export import (
     Int8Options,
     add_int8_arguments,
     check_int8_options,
+    compiled_float,
     int8_options,
     write_int8_onnx,
     write_int8_openvino,
@@ -59,13 +60,7 @@ from yolact.backends.meta import (
     read_meta,
 )
 from yolact.backends.onnx_ops import DEFORM_CONV_OPSET, register_deform_conv
-from yolact.backends.runtimes import (
-    CompiledOpenVino,
-    OnnxRuntime,
-    OpenVinoRuntime,
-    Runtime,
-    runtime_error_line,
-)
+from yolact.backends.runtimes import OnnxRuntime, OpenVinoRuntime, Runtime, runtime_error_line
 from yolact.backends.writes import (
     WriteError,
     check_replaceable_file,
@@ -239,16 +234,6 @@ def save_openvino(onnx_path: str, meta: ExportMeta, folder: str, half: bool) -> 
         f.write(meta.to_json())
 
 
-def _compiled_float(onnx_path: str) -> Runtime:
-    """An ONNX file converted and compiled by OpenVINO in float32."""
-    import openvino as ov
-
-    model = ov.convert_model(onnx_path)
-    return CompiledOpenVino(
-        ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    )
-
-
 def onnx_to_openvino(path: str, output: str) -> str:
     """An exported ONNX file as an OpenVINO model (same graph, same metadata).
 
@@ -381,7 +366,7 @@ def export(
                 save_openvino(onnx_path, meta, tmp, half)
                 return
             if check:
-                checked.append(_check(_compiled_float(onnx_path), spec.module, x, half))
+                checked.append(_check(compiled_float(onnx_path), spec.module, x, half))
             checked.extend(write_int8_openvino(onnx_path, tmp, meta, cfg, files, int8, check))
 
     def verify_folder(tmp: str) -> None:

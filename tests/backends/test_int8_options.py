@@ -183,3 +183,15 @@ def test_backends_int8_rows_calibration(tmp_path, data) -> None:
     exported.write_bytes(b"graph")
     with pytest.raises(ExportedFileError, match="give the .pth checkpoint to quantize"):
         _backend_flags(Namespace(trained_model=str(exported)), "onnxruntime-int8", str(tmp_path))
+
+
+def test_tensorrt_int8_row_needs_tensorrt(monkeypatch) -> None:
+    """--backends=tensorrt-int8 asks for TensorRT before exporting anything."""
+    from argparse import Namespace
+
+    from yolact.backends.runtimes import TensorRTMissingError
+    from yolact.cli.compare_cli import _backend_flags
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
+    with pytest.raises(TensorRTMissingError, match="TensorrtExecutionProvider"):
+        _backend_flags(Namespace(trained_model=DEMO), "tensorrt-int8", "unused")

@@ -140,6 +140,15 @@ def _checked(agreement: Agreement) -> str:
     return agreement.line()
 
 
+def compiled_float(onnx_path: str) -> Runtime:
+    """An ONNX file converted and compiled by OpenVINO in float32."""
+    import openvino as ov
+
+    model = ov.convert_model(onnx_path)
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    return CompiledOpenVino(ov.Core().compile_model(model, "CPU", config))
+
+
 def write_int8_onnx(
     float_path: str, out: str, meta: ExportMeta, files: Sequence[str], opts: Int8Options,
     check: bool = True,

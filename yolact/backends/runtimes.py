@@ -334,7 +334,22 @@ def openvino_config(half: bool, threads: int, capabilities: Sequence[str]) -> di
     return config
 
 
-class OpenVinoRuntime(Runtime):
+class CompiledOpenVino(Runtime):
+    """An OpenVINO model compiled elsewhere (NNCF's candidates under accuracy control)."""
+
+    name = "openvino"
+    device = "cpu"
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        result = self.request.infer({0: batch})
+        return [np.asarray(result[out]) for out in self.compiled.outputs]
+
+
+class OpenVinoRuntime(CompiledOpenVino):
     """OpenVINO on the CPU (another ``device`` is noted and ignored), in float32 or,
     with ``half``, bfloat16 (:func:`openvino_config`).
 
@@ -370,21 +385,6 @@ class OpenVinoRuntime(Runtime):
                 raise ExportedFileError(f"{path}: OpenVINO cannot load it: {line}") from None
         self.precision = ("int8+" if meta.precision == "int8" else "") + ("bf16" if half else "f32")
         self.request = self.compiled.create_infer_request()
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        result = self.request.infer({0: batch})
-        return [np.asarray(result[out]) for out in self.compiled.outputs]
-
-
-class CompiledOpenVino(Runtime):
-    """An OpenVINO model compiled elsewhere (NNCF's candidates under accuracy control)."""
-
-    name = "openvino"
-    device = "cpu"
-
-    def __init__(self, compiled: Any) -> None:
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         result = self.request.infer({0: batch})

@@ -31,6 +31,7 @@ BACKENDS: dict[str, str | None] = {
     "tensorrt": "onnx",
     "onnxruntime-int8": "onnx",
     "openvino-int8": "openvino",
+    "tensorrt-int8": "onnx",
 }
 
 
@@ -93,7 +94,7 @@ def _exported_for(args: argparse.Namespace, backend: str, folder: str) -> argpar
         )
     if source == "openvino" and backend != "openvino":
         raise ExportedFileError(f"{path} is an OpenVINO model; {backend} runs .onnx files")
-    if backend == "tensorrt":
+    if backend.startswith("tensorrt"):
         require_tensorrt()
     other = copy.copy(args)
     if source == "onnx" and backend == "openvino":
@@ -111,12 +112,12 @@ def _backend_flags(args: argparse.Namespace, backend: str, folder: str) -> argpa
     if exported_format(args.trained_model or ""):
         flags = _exported_for(args, backend, folder)
     else:
-        if backend == "tensorrt":
+        if backend.startswith("tensorrt"):
             require_tensorrt()  # before the export, which takes a while
         int8 = backend.endswith("-int8")
         flags = args if fmt is None else _export_for(args, fmt, folder, int8)
     if fmt == "onnx":
-        flags.tensorrt = backend == "tensorrt"
+        flags.tensorrt = backend.startswith("tensorrt")
     return flags
 
 
