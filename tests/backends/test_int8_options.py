@@ -195,3 +195,26 @@ def test_tensorrt_int8_row_needs_tensorrt(monkeypatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
     with pytest.raises(TensorRTMissingError, match="TensorrtExecutionProvider"):
         _backend_flags(Namespace(trained_model=DEMO), "tensorrt-int8", "unused")
+
+
+def test_validation_set_errors_are_one_line(tmp_path, data) -> None:
+    """Accuracy control's validation set: unreadable, or without annotations."""
+    from types import SimpleNamespace
+
+    from yolact.backends.accuracy import MaskApValidator
+    from yolact.core.family import ExportError
+    from yolact.data.synthetic import SYNTHETIC_CLASSES
+
+    cfg = SimpleNamespace(class_names=SYNTHETIC_CLASSES)  # the demo model's classes
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ExportError, match="^--val_ann: "):
+        MaskApValidator(str(bad), data["train_image_dir"], cfg, _meta())
+    empty = tmp_path / "empty.json"
+    ann = json.loads(Path(data["train_ann_file"]).read_text())
+    empty.write_text(json.dumps({**ann, "annotations": []}))
+    with (
+        pytest.warns(UserWarning, match="every image is background"),
+        pytest.raises(ExportError, match="no annotations to measure AP against"),
+    ):
+        MaskApValidator(str(empty), data["train_image_dir"], cfg, _meta())

@@ -45,10 +45,11 @@ class AccuracyReport:
         return self.float_ap - self.int8_ap
 
     def line(self) -> str:
+        above = ", ABOVE the bound: NNCF could not reach it" if self.drop > self.max_drop else ""
         return (
             f"accuracy control: mask AP {self.float_ap:.4f} (float32) -> {self.int8_ap:.4f} "
             f"(INT8) on {self.images} validation images, drop {self.drop:+.4f} "
-            f"(bound {self.max_drop:g}); {self.float_layers} quantizer(s) removed"
+            f"(bound {self.max_drop:g}{above}); {self.float_layers} quantizer(s) removed"
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -68,18 +69,21 @@ class MaskApValidator:
         max_images: use the first this many images (-1: all).
 
     Raises:
-        ExportError: a validation set without ground truth, in one line
-            (DatasetError for an unreadable one).
+        ExportError: an unreadable validation set, or one without ground truth,
+            in one line.
     """
 
     def __init__(
         self, ann_file: str, image_dir: str, cfg: ModelConfig, meta: ExportMeta,
         max_images: int = -1,
     ) -> None:  # fmt: skip
-        from yolact.data.coco import CocoDataset
+        from yolact.data.coco import CocoDataset, DatasetError
         from yolact.engine.evaluate import _ground_truth, has_ground_truth
 
-        self.dataset = CocoDataset(ann_file, image_dir, class_names=cfg.class_names)
+        try:
+            self.dataset = CocoDataset(ann_file, image_dir, class_names=cfg.class_names)
+        except DatasetError as e:
+            raise ExportError(f"--val_ann: {e}") from None
         if not has_ground_truth(self.dataset.coco):
             raise ExportError(f"--val_ann {ann_file}: no annotations to measure AP against")
         self.gt = _ground_truth(self.dataset)
@@ -132,12 +136,18 @@ def quantize_with_ap_control(
     restorer = AdvancedAccuracyRestorerParameters(
         ranking_subset_size=min(len(validator.indices), 50)
     )
-    with QuietLogs():
-        quantized = nncf.quantize_with_accuracy_control(
-            model, nncf.Dataset(list(batches)), validation, validator, max_drop=max_drop,
-            subset_size=len(batches), ignored_scope=nncf_ignored_scope(),
-            advanced_accuracy_restorer_parameters=restorer,
-        )  # fmt: skip
+    try:
+        with QuietLogs():
+            quantized = nncf.quantize_with_accuracy_control(
+                model, nncf.Dataset(list(batches)), validation, validator, max_drop=max_drop,
+                subset_size=len(batches), ignored_scope=nncf_ignored_scope(),
+                advanced_accuracy_restorer_parameters=restorer,
+            )  # fmt: skip
+    except ExportError:
+        raise
+    except Exception as e:  # noqa: BLE001 (NNCF and OpenVINO raise many kinds)
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(f"NNCF's accuracy control failed: {line}") from None
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
     float_ap = validator(core.compile_model(model, "CPU", config), validator.indices)[0]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from yolact.backends.meta import META_KEY, ExportMeta
+from yolact.core.family import ExportError
 
 # The name scope of the network's nodes in an exported graph (the traced wrapper's
 # ``model`` attribute); every other node is post-processing.
@@ -87,12 +88,15 @@ def quantize_onnx(src: str, dst: str, batches: Sequence[np.ndarray], meta: Expor
         # keeps that out of the user's folder.
         source = os.path.join(scratch, "float.onnx")
         onnx.save(model, source)
-        quantize_static(
-            source, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(ONNX_QUANTIZED_OPS), nodes_to_quantize=network,
-            nodes_to_exclude=outside, calibrate_method=CalibrationMethod.MinMax,
-        )  # fmt: skip
+        try:
+            quantize_static(
+                source, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(ONNX_QUANTIZED_OPS), nodes_to_quantize=network,
+                nodes_to_exclude=outside, calibrate_method=CalibrationMethod.MinMax,
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 (onnxruntime raises many kinds)
+            raise ExportError(f"onnxruntime's quantization failed: {_first_line(e)}") from None
     quantized = onnx.load(dst)
     kept = [p for p in quantized.metadata_props if p.key != META_KEY]
     del quantized.metadata_props[:]
@@ -146,11 +150,19 @@ def quantize_openvino(model: Any, batches: Sequence[np.ndarray]) -> Any:
         The quantized ``openvino.Model``.
     """
     nncf = import_nncf()
-    with QuietLogs():
-        return nncf.quantize(
-            model, nncf.Dataset(list(batches)), subset_size=len(batches),
-            ignored_scope=nncf_ignored_scope(),
-        )  # fmt: skip
+    try:
+        with QuietLogs():
+            return nncf.quantize(
+                model, nncf.Dataset(list(batches)), subset_size=len(batches),
+                ignored_scope=nncf_ignored_scope(),
+            )  # fmt: skip
+    except Exception as e:  # noqa: BLE001 (NNCF and OpenVINO raise many kinds)
+        raise ExportError(f"NNCF's quantization failed: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an error, at most 300 characters."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
 @dataclass
