@@ -218,3 +218,14 @@ def test_validation_set_errors_are_one_line(tmp_path, data) -> None:
         pytest.raises(ExportError, match="no annotations to measure AP against"),
     ):
         MaskApValidator(str(empty), data["train_image_dir"], cfg, _meta())
+
+
+def test_deformable_model_refused(tmp_path, data, capsys) -> None:
+    """YOLACT++'s deformable convolutions run on TensorRT alone: no INT8 export."""
+    output = tmp_path / "plus.onnx"
+    argv = ["--config=yolact_plus_base", f"--output={output}", "--int8",
+            f"--calib={data['train_image_dir']}"]  # fmt: skip
+    assert export_main(argv) == 1
+    err = one_line(capsys.readouterr().err)
+    assert err == "error: --int8 cannot quantize YOLACT++'s deformable convolutions"
+    assert not output.exists() and os.listdir(tmp_path) == []
