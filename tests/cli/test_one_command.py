@@ -15,7 +15,9 @@ from conftest import REPO
 
 from yolact.cli import main as cli
 
-SUBCOMMANDS = ("eval", "train", "export", "slim", "demo", "benchmark", "synthetic", "plots")
+SUBCOMMANDS = (
+    "eval", "train", "export", "slim", "demo", "benchmark", "synthetic", "plots", "predict",
+)  # fmt: skip
 DEMO = str(REPO / "weights" / "yolact_tiny_synthetic.pth")
 
 
@@ -63,12 +65,12 @@ def test_each_subcommand_help(name: str, capsys) -> None:
         (
             [],
             "yolact: error: give a command (eval, train, export, slim, demo, benchmark, "
-            "synthetic, plots); see yolact --help\n",
+            "synthetic, plots, predict); see yolact --help\n",
         ),  # fmt: skip
         (
-            ["predict"],
-            "yolact: error: unknown command 'predict'; choose from eval, train, "
-            "export, slim, demo, benchmark, synthetic, plots\n",
+            ["serve"],
+            "yolact: error: unknown command 'serve'; choose from eval, train, "
+            "export, slim, demo, benchmark, synthetic, plots, predict\n",
         ),  # fmt: skip
     ],
 )
@@ -88,6 +90,7 @@ def test_no_or_unknown_command_is_one_line(argv: list[str], message: str) -> Non
         ("demo", "yolact.demo", []),
         ("synthetic", "yolact.data.synthetic", []),
         ("plots", "yolact.engine.plots", []),
+        ("predict", "yolact.batch.predict", []),
     ],
 )
 def test_subcommand_passes_its_arguments_unchanged(

@@ -5,10 +5,10 @@ association mode sees the same detections. One :class:`~yolact.tracking.tracker.
 runs per clip and mode; mask association gets the detection masks downsampled by
 ``mask_stride`` (about the model's prototype resolution) with the frame size.
 
-Scores use :func:`~yolact.tracking.metrics.evaluate_sequence` on the IoU between the
-ground truth's visible masks and the masks of tracked detections (track id >= 0).
-The clips are scored as one sequence with ids made disjoint per clip, which gives the
-same HOTA, IDF1 and MOTA as combining the per-clip counts.
+Scores use :func:`~yolact.bench.tracking_score.score_tracks`: the IoU between the
+ground truth's visible masks and the masks of tracked detections (track id >= 0) as a
+MOTS file holds them (made disjoint, :func:`yolact.io.mots.kept_objects`), so a run
+exported with ``--output_mots`` and read back scores the same.
 
 Run as ``python -m yolact.bench.tracking --trained_model=W --clips=N --frames=F``.
 """
@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
-from yolact.data.clips import Clip, ClipOptions, make_clip
-from yolact.tracking.metrics import box_iou, evaluate_sequence, mask_iou
+from yolact.bench.tracking_clips import CLIP_STYLES, bench_clips, crossing_clips
+from yolact.bench.tracking_cost import sampling_cost, synthetic_cost
+from yolact.bench.tracking_score import score_tracks
+from yolact.data.clips import Clip, FrameTruth
+from yolact.io.mots import kept_objects
+from yolact.tracking.metrics import box_iou, mask_iou
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.tracker import Tracker
 
@@ -37,13 +40,14 @@ __all__ = [
     "ModeResult",
     "TrackBenchReport",
     "bench_clips",
+    "crossing_clips",
     "format_report",
+    "perfect_association",
+    "sampling_cost",
     "main",
     "synthetic_cost",
     "track_benchmark",
 ]
-
-_ID_STRIDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -79,36 +83,9 @@ class TrackBenchReport:
     clips: int
     synthetic_ms: dict[str, float] = field(default_factory=dict)
     synthetic_detections: int = 50
-
-
-def bench_clips(
-    count: int, frames: int, seed: int = 0, size: tuple[int, int] = (160, 160)
-) -> list[Clip]:
-    """Generate ``count`` clips with varied seeds, frame rates, speeds and crowding.
-
-    Args:
-        count: number of clips.
-        frames: frames per clip.
-        seed: seed of the first clip; clip ``i`` uses ``seed + i``.
-        size: (H, W) of the frames.
-
-    Returns:
-        The clips.
-    """
-    rates = (10.0, 15.0, 25.0, 30.0)
-    speeds = ((0.1, 0.4), (0.2, 0.6), (0.3, 0.9))
-    clips = []
-    for i in range(count):
-        options = ClipOptions(
-            frames=frames,
-            size=size,
-            fps=rates[i % len(rates)],
-            objects=3 + i % 3,
-            speed_range=speeds[i % len(speeds)],
-            seed=seed + i,
-        )
-        clips.append(make_clip(options))
-    return clips
+    clip_set: str = ""
+    perfect: tuple[float, float] | None = None
+    sampling_ms: float | None = None
 
 
 def _detect(predictor: object, clip: Clip, score_threshold: float) -> list[FrameDetections]:
@@ -163,6 +140,30 @@ def _recall(clips: Sequence[Clip], detections: Sequence[Sequence[FrameDetections
     return found / total if total else 1.0
 
 
+def perfect_association(
+    clips: Sequence[Clip], detections: Sequence[Sequence[FrameDetections]]
+) -> tuple[float, float]:
+    """HOTA and IDF1 of the best any tracker could do with these detections.
+
+    Each detection matched to a ground-truth object (visible-mask IoU >= 0.5, one to
+    one per frame) is given that object's id; the others are left untracked.
+    """
+    tracked: list[list[FrameTruth]] = []
+    for clip, frames in zip(clips, detections):
+        tracked.append([])
+        for truth, dets in zip(clip.truth, frames):
+            ids = np.full(len(dets.boxes), -1, dtype=np.int64)
+            if len(truth.ids) and len(dets.boxes):
+                iou = mask_iou(truth.masks, dets.masks)
+                for r, c in zip(*linear_sum_assignment(-iou)):
+                    if iou[r, c] >= 0.5:
+                        ids[c] = truth.ids[r]
+            keep, masks = kept_objects(ids, dets.masks, dets.scores)
+            tracked[-1].append(FrameTruth(ids[keep], dets.labels[keep], dets.boxes[keep], masks))
+    scores = score_tracks([c.truth for c in clips], tracked)
+    return scores.hota.hota, scores.identity.idf1
+
+
 def _run_mode(
     mode: str,
     clips: Sequence[Clip],
@@ -170,14 +171,13 @@ def _run_mode(
     mask_stride: int,
     buffer_s: float,
 ) -> ModeResult:
-    gt_ids: list[np.ndarray] = []
-    tr_ids: list[np.ndarray] = []
-    sims: list[np.ndarray] = []
+    tracked: list[list[FrameTruth]] = []
     times: list[float] = []
     count = 0
-    for c, (clip, frames) in enumerate(zip(clips, detections)):
+    for clip, frames in zip(clips, detections):
         tracker = Tracker(TrackerOptions.from_seconds(buffer_s, fps=clip.fps, iou=mode))
-        for truth, dets in zip(clip.truth, frames):
+        tracked.append([])
+        for dets in frames:
             small = _downsample(dets.masks, mask_stride) if mode == "mask" else None
             start = time.perf_counter()
             ids = tracker.update(
@@ -185,12 +185,10 @@ def _run_mode(
             )
             times.append(time.perf_counter() - start)
             ids_np = ids.numpy()
-            keep = ids_np >= 0
             count += len(dets.boxes)
-            gt_ids.append(truth.ids.astype(np.int64) + c * _ID_STRIDE)
-            tr_ids.append(ids_np[keep].astype(np.int64) + c * _ID_STRIDE)
-            sims.append(mask_iou(truth.masks, dets.masks[keep]))
-    scores = evaluate_sequence(gt_ids, tr_ids, sims)
+            keep, masks = kept_objects(ids_np, dets.masks, dets.scores)
+            tracked[-1].append(FrameTruth(ids_np[keep], dets.labels[keep], dets.boxes[keep], masks))
+    scores = score_tracks([c.truth for c in clips], tracked)
     return ModeResult(
         mode=mode,
         hota=scores.hota.hota,
@@ -202,58 +200,11 @@ def _run_mode(
     )
 
 
-def synthetic_cost(
-    mode: str,
-    detections: int = 50,
-    frames: int = 100,
-    size: tuple[int, int] = (480, 640),
-    seed: int = 0,
-) -> float:
-    """Median ms of one ``Tracker.update`` with ``detections`` moving random boxes, one thread.
-
-    Args:
-        mode: ``"box"`` or ``"mask"`` association (masks are the boxes, filled, at 1/4 size).
-        detections: detections per frame.
-        frames: frames timed.
-        size: (H, W) of the imagined frame.
-        seed: seed of the boxes.
-
-    Returns:
-        The median time of one update, in milliseconds.
-    """
-    rng = np.random.default_rng(seed)
-    h, w = size
-    wh = rng.uniform(20, 60, (detections, 2))
-    xy = rng.uniform(0, 1, (detections, 2)) * (np.array([w, h]) - wh)
-    vel = rng.uniform(-3, 3, (detections, 2))
-    scores = rng.uniform(0.3, 1.0, detections).astype(np.float32)
-    labels = rng.integers(0, 5, detections)
-    tracker = Tracker(TrackerOptions(iou=mode))  # type: ignore[arg-type]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times = []
-    try:
-        for _ in range(frames):
-            xy = np.clip(xy + vel, 0, np.array([w, h]) - wh)
-            boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
-            masks = None
-            if mode == "mask":
-                masks = np.zeros((detections, h // 4, w // 4), bool)
-                for i, (x1, y1, x2, y2) in enumerate((boxes / 4).astype(int)):
-                    masks[i, y1:y2, x1:x2] = True
-            start = time.perf_counter()
-            tracker.update(boxes, scores, labels, masks=masks, image_size=size)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return 1000.0 * statistics.median(times)
-
-
 def track_benchmark(
     predictor: object,
     clips: Sequence[Clip],
     iou_modes: Sequence[str] = ("box", "mask"),
-    score_threshold: float = 0.3,
+    score_threshold: float = 0.1,
     mask_stride: int = 4,
     buffer_s: float = 1.0,
     oracle: bool = False,
@@ -267,7 +218,8 @@ def track_benchmark(
             per frame (a :class:`~yolact.Predictor`); unused when ``oracle``.
         clips: the clips to track.
         iou_modes: association modes to compare (``"box"``, ``"mask"``).
-        score_threshold: detections scoring below this are dropped before tracking.
+        score_threshold: detections scoring below this are dropped before tracking; the
+            default is the tracker's ``low_thresh``, so its second stage sees them all.
         mask_stride: mask association sees masks downsampled by this factor.
         buffer_s: the tracker's buffer in seconds of each clip's frame rate.
         oracle: feed the ground truth (score 1.0) as detections instead of the predictor's.
@@ -287,6 +239,10 @@ def track_benchmark(
     return TrackBenchReport(
         modes=modes,
         recall=_recall(clips, detections),
+        perfect=None if oracle else perfect_association(clips, detections),
+        sampling_ms=sampling_cost(synthetic_detections)
+        if synthetic and "mask" in iou_modes
+        else None,
         frames=sum(len(c.frames) for c in clips),
         clips=len(clips),
         synthetic_ms=synthetic,
@@ -315,6 +271,15 @@ def format_report(report: TrackBenchReport) -> str:
     for mode, ms in report.synthetic_ms.items():
         n = report.synthetic_detections
         lines.append(f"tracker cost, {n} detections/frame, 1 thread, {mode}: {ms:.3f} ms")
+    if report.sampling_ms is not None:
+        n = report.synthetic_detections
+        lines.append(f"mask sampling for the tracker, {n} masks of 480x640: "
+                     f"{report.sampling_ms:.3f} ms")  # fmt: skip
+    if report.perfect is not None:
+        hota, idf1 = report.perfect
+        lines.append(f"perfect association of these detections: HOTA {hota:.3f} IDF1 {idf1:.3f}")
+    if report.clip_set:
+        lines.append(f"clips: {report.clip_set}")
     return "\n".join(lines) + "\n"
 
 
@@ -337,7 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--score_threshold", type=float, default=0.3)
+    parser.add_argument("--score_threshold", type=float, default=0.1)
+    parser.add_argument("--clip_style", default="demo", choices=CLIP_STYLES,
+                        help="demo: objects like the demo model's training data; small: "
+                        "smaller, more crowded ones")  # fmt: skip
+    parser.add_argument("--crossing", action="store_true",
+                        help="clips whose objects all cross one point mid-clip")  # fmt: skip
     parser.add_argument("--size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
     parser.add_argument("--oracle", action="store_true", help="use ground truth as detections")
     parser.add_argument("--synthetic_frames", type=int, default=100)
@@ -347,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--clips and --frames must be >= 1")
         if args.synthetic_frames < 0:
             raise ValueError("--synthetic_frames must be >= 0")
-        clips = bench_clips(args.clips, args.frames, args.seed, tuple(args.size))
+        make = crossing_clips if args.crossing else bench_clips
+        clips = make(args.clips, args.frames, args.seed, tuple(args.size), args.clip_style)
         predictor = None
         if not args.oracle:
             from yolact import Predictor
@@ -363,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         oracle=args.oracle,
         synthetic_frames=args.synthetic_frames,
     )
+    report.clip_set = f"{args.clip_style} objects" + (", crossing" if args.crossing else "")
     sys.stdout.write(format_report(report))
     return 0
 

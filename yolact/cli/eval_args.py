@@ -96,7 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
       "photo.png; inputs sharing a name (photo.png, photo.bmp) keep photo.png for the "
       "PNG and add their extension to the others (photo_bmp.png); a name still taken "
       "gets _2, _3...; no output overwrites another")  # fmt: skip
-    a("--video", default=None, metavar="SRC[:OUT]", help="video file, webcam index or stream URL")
+    a("--video", default=None, metavar="SRC[:OUT][,SRC[:OUT]...]",
+      help="video file, webcam index or stream URL; several, comma-separated, run through "
+      "one model, each drawn to its OUT (no OUT: a window with a grid of them); a comma "
+      "inside a URL stays there unless a URL, an existing path or (outside the query) a "
+      "webcam index follows it (see docs/inference.md)")  # fmt: skip
+    a("--streams", default=None, metavar="FILE",
+      help="like --video with one SRC[:OUT] per line of FILE, taken as written (blank "
+      "lines and lines starting with # skipped)")  # fmt: skip
+    a("--detect_fps", default=None, type=float, metavar="F",
+      help="--video/--streams: process at most F frames per second of each live source, "
+      "the others counted as dropped; files give every frame (default: as many as the "
+      "model keeps up with)")  # fmt: skip
+    a("--batch_wait_ms", default=5.0, type=float, metavar="MS",
+      help="--video/--streams with several sources: how long a batch waits for more "
+      "sources' new frames; a stalled source never holds the others back")  # fmt: skip
+    a("--reconnect", default=0, type=int, metavar="N",
+      help="--video/--streams: reopen a webcam or stream that drops, up to N tries in a "
+      "row, after pauses of 0.5 s, 1 s, 2 s, 4 s, then 8 s; a frame read resets the "
+      "count")  # fmt: skip
     a("--video_multiframe", default=1, type=int, help="frames per network batch (video files)")
     a("--track", action="store_true",
       help="--video/--images: follow objects over frames; drawings colour and label each "
@@ -127,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--benchmark_batch", default=4, type=int, help="the larger batch of --compare/--backends")
     a("--benchmark_dir", default="runs/benchmark", help="where --compare/--backends write")
     a("--output_json", default=None, metavar="PATH", help="write detections (COCO results)")
+    a("--output_mots", default=None, metavar="FILE",
+      help="with --track: write the tracks as MOTS txt (frame id class h w RLE); with "
+      "several sources one file each, FILE's stem + _0, _1, ...")  # fmt: skip
     a("--no_bar", action="store_true", help="no progress bar")
     a("--dataset", default=None, help="evaluate a named dataset (coco2017_val, coco2017_testdev)")
     a("--val_ann", default=None, metavar="PATH", help="evaluate a COCO json (with --val_images)")
@@ -182,6 +203,10 @@ class EvalOptions:
     image: str | None = None
     images: str | None = None
     video: str | None = None
+    streams: str | None = None
+    detect_fps: float | None = None
+    batch_wait_ms: float = 5.0
+    reconnect: int = 0
     video_multiframe: int = 1
     track: bool = False
     track_iou: str = "box"
@@ -194,6 +219,7 @@ class EvalOptions:
     benchmark_batch: int = 4
     benchmark_dir: str = "runs/benchmark"
     output_json: str | None = None
+    output_mots: str | None = None
     no_bar: bool = False
     dataset: str | None = None
     val_ann: str | None = None

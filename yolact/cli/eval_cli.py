@@ -26,6 +26,17 @@ from yolact.cli.eval_outputs import (
     save_output_json,
     write_drawing,
 )
+from yolact.cli.eval_streams import (
+    check_stream_flags,
+    close_sources,
+    close_writers,
+    grid_window,
+    note_not_shown,
+    open_sources,
+    open_writers,
+    report_video,
+    stream_options,
+)
 from yolact.cli.predictors import (
     Flags,
     UsageError,
@@ -34,6 +45,7 @@ from yolact.cli.predictors import (
     dataset_mode,
     device_from_args,
 )
+from yolact.cli.video_list import VideoItem, video_items
 from yolact.core.config import ConfigError
 from yolact.core.predictor import Predictor
 from yolact.core.structures import Detections
@@ -41,21 +53,24 @@ from yolact.core.weights import CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.distributed import cleanup, device_for, init_distributed
 from yolact.engine.evaluate import evaluate_dataset, match_classes
+from yolact.inference.mots import record_mots
 from yolact.inference.outputs import (
     DrawOptions,
-    VideoReport,
     draw,
     summary,
     write_folder,
     write_video,
 )
 from yolact.inference.sources import ImageFiles
-from yolact.inference.stream import Stream, stream
+from yolact.inference.stream import stream
 from yolact.inference.tracking import TRACK_IOU_KINDS
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
-from yolact.io.images import InputError, output_names
+from yolact.io.images import InputError, list_images, output_names
+from yolact.io.mots import MotsWriter, check_mots_output
 from yolact.io.pipeline import StageError
-from yolact.io.sources import VideoSource, redact, split_in_out
+
+# VideoSource (opened in yolact.cli.eval_streams) stays importable here, where tests patch it.
+from yolact.io.sources import VideoSource, parse_source, redact, split_in_out  # noqa: F401
 from yolact.io.stop import StopSignals
 from yolact.io.video import VideoWriter, open_window_possible
 from yolact.runtime.device import select_device
@@ -74,8 +89,42 @@ def check_track_flags(args: EvalOptions) -> None:
         raise UsageError(f"--track_iou must be box or mask, got {args.track_iou!r}")
     if not (math.isfinite(args.track_buffer) and args.track_buffer >= 0):
         raise UsageError(f"--track_buffer must be >= 0 seconds, got {args.track_buffer}")
-    if args.track and not (args.video or args.images):
+    if args.track and not (args.video or args.streams or args.images):
         raise UsageError("--track goes with --video or --images")
+
+
+def check_mots_flag(args: EvalOptions, items: Sequence[VideoItem]) -> None:
+    """Refuse ``--output_mots`` without ``--track``, onto a file the run reads or
+    writes, or where it cannot be written (one line, before the model is built).
+
+    With several video sources the files are ``FILE``'s stem + ``_K`` per source.
+    """
+    if args.output_mots is None:
+        return
+    if not args.track:
+        raise UsageError("--output_mots goes with --track")
+    outputs = [args.output_json or ""]
+    inputs: list[str] = []
+    if args.images:
+        src, out = split_in_out(args.images)
+        inputs = list_images(src)
+        outputs += [os.path.join(out, n) for n in output_names(inputs)] if out else []
+    for item in items:
+        kind, target = parse_source(item.src)
+        inputs += [os.path.expanduser(str(target))] if kind == "file" else []
+        outputs.append(item.out or "")
+    check_mots_output(args.output_mots, inputs, outputs, sources=max(len(items), 1))
+
+
+def save_mots(mots: MotsWriter | None) -> None:
+    """Write ``--output_mots`` after a run that processed at least one frame."""
+    if mots is None:
+        return
+    if mots.frames == 0:
+        print(f"note: nothing was processed; {mots.paths[0]} not written", file=sys.stderr)
+        return
+    for path in mots.save():
+        print(f"wrote MOTS tracks of {mots.frames} frames to {path}")
 
 
 def track_options(args: EvalOptions) -> dict[str, Any]:
@@ -128,6 +177,7 @@ def eval_images(
     args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
+    mots: MotsWriter | None = None,
 ) -> None:
     """``--images IN_DIR:OUT_DIR``: draw every image of a folder into another.
 
@@ -152,6 +202,7 @@ def eval_images(
 
     s = stream(predictor, folder, stop=stop.event if stop else None, on_skip=skip,
                **track_options(args))  # fmt: skip
+    s = record_mots(s, mots) if mots is not None else s
     try:
         done = write_folder(s, out, names, _draw_options(args), write_drawing, writer,
                             predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
@@ -164,74 +215,59 @@ def eval_images(
 
 def eval_video(
     predictor: Predictor,
-    spec: str,
+    items: Sequence[VideoItem],
     args: EvalOptions,
     writer: CocoJsonWriter | None,
     stop: StopSignals | None = None,
+    mots: MotsWriter | None = None,
 ) -> None:
-    """``--video SRC[:OUT]``: a video file, webcam or stream, drawn to OUT or a window.
+    """``--video SRC[:OUT][,SRC[:OUT]...]`` or ``--streams FILE``: video files, webcams or
+    streams, each drawn to its OUT, the others to one window (a grid).
 
-    The frames go through :func:`yolact.inference.stream` (reading, the network
-    and post-processing each on a thread) and are drawn and written here; a
-    file's frames all arrive in order, a live source's newest frame is taken.
-    The time per frame of every stage is printed at the end. A stop request
-    (SIGINT, SIGTERM) ends reading; the frames already read are processed,
-    written and reported, and OUT is closed as a playable file. An error in a
-    stage ends the run with that error.
+    All sources go through one :func:`yolact.inference.stream` call (reading each
+    source, the network and post-processing on threads of their own) and are
+    drawn and written here; a file's frames all arrive in order, a live source's
+    newest frame is taken. The time per frame of every stage and one line of
+    figures per source are printed at the end. A stop request (SIGINT, SIGTERM)
+    ends reading; the frames already read are processed, written and reported,
+    and every OUT is closed as a playable file. An error in a stage ends the run
+    with that error.
     """
-    src, out = split_in_out(spec)
-    name = redact(src)  # what messages, the window and --output_json show
-    source = VideoSource.open(src)
-    s = stream(predictor, source, batch_size=args.video_multiframe, max_frames=args.max_images,
-               stop=stop.event if stop is not None else None, **track_options(args))  # fmt: skip
-    show = open_window_possible() and (args.display or out is None)
-    if out is None and not show:
-        print("note: no display here and no output file given; detections are only counted",
-              file=sys.stderr)  # fmt: skip
+    names = [redact(item.src) for item in items]  # what messages and the window show
+    opened = open_sources(items)
     try:
-        video_out = VideoWriter(out, source.fps, (source.width, source.height)) if out else None
+        s = stream(predictor, list(opened), batch_size=args.video_multiframe,
+                   max_frames=args.max_images, stop=stop.event if stop is not None else None,
+                   **track_options(args), **stream_options(args))  # fmt: skip
+    except BaseException:
+        close_sources(opened)
+        raise
+    s = record_mots(s, mots) if mots is not None else s
+    sources: list[Any] = list(s.sources)  # VideoSources (reconnecting ones wrapped)
+    window = grid_window(items, sources, args.display, open_window_possible())
+    note_not_shown(items, window)
+    try:
+        outs = open_writers(items, sources, args.detect_fps, VideoWriter)
     except BaseException:
         s.close()
         raise
-    total = source.frame_count
+    counts = [source.frame_count for source in sources]
+    total = None if None in counts else sum(c for c in counts if c is not None)
     if total is not None and args.max_images >= 0:
         total = min(total, args.max_images)
-    bar = _progress(total, "frames", "frame", args.no_bar or source.is_live)
+    live = any(source.is_live for source in sources)
+    bar = _progress(total, "frames", "frame", args.no_bar or live)
     s.times.add("draw+write", 0.0)
     start = time.perf_counter()
     try:
-        window = f"yolact: {name}" if show else None
-        report = write_video(s, _draw_options(args), video_out, window, writer,
-                             predictor.class_names, on_frame=lambda: bar.update(1))  # fmt: skip
+        report = write_video(s, _draw_options(args), outs, window, writer, predictor.class_names,
+                             on_frame=lambda: bar.update(1))  # fmt: skip
     finally:
         bar.close()
-        if video_out is not None:
-            video_out.close()
-        if show:
+        close_writers(outs)
+        if window is not None:
             cv2.destroyAllWindows()
-    _report_video(s, report, name, out, video_out, time.perf_counter() - start)
-
-
-def _report_video(
-    s: Stream,
-    report: VideoReport,
-    name: str,
-    out: str | None,
-    video_out: VideoWriter | None,
-    wall_s: float,
-) -> None:
-    """The lines a finished video run prints: counts, stage timings, notes, the file."""
-    rate = f", {report.fps:.1f} FPS" if report.fps else ""
-    extra = f", {s.dropped} stale frames dropped" if s.dropped else ""
-    print(f"{name}: processed {report.processed} frames, {report.detections} detections"
-          f"{rate}{extra}")  # fmt: skip
-    print(s.times.summary(wall_s))
-    if s.ended_early and not s.stopped:
-        print(f"note: the stream {name} ended or dropped; kept what was processed", file=sys.stderr)
-    if video_out is not None and video_out.frames_written:
-        print(f"wrote {out} ({video_out.frames_written} frames)")
-    elif video_out is not None:
-        print(f"note: no frame was processed; {out} not written", file=sys.stderr)
+    report_video(s, report, names, items, outs, time.perf_counter() - start)
 
 
 def benchmark(predictor: Predictor, args: EvalOptions) -> None:
@@ -290,40 +326,50 @@ def run(args: EvalOptions, stop: StopSignals | None = None) -> int:
     """
     if args.seed is not None:
         torch.manual_seed(args.seed)
-    inputs = [x for x in (args.image, args.images, args.video) if x]
+    inputs = [x for x in (args.image, args.images, args.video, args.streams) if x]
     if len(inputs) > 1:
-        raise UsageError("give only one of --image, --images, --video")
+        raise UsageError("give only one of --image, --images, --video, --streams")
     if not inputs and not args.benchmark:
         if dataset_mode(args):
             return eval_dataset(args)
-        raise UsageError("give --image, --images or --video (or --dataset, --val_ann, --benchmark)")
+        raise UsageError(
+            "give --image, --images, --video or --streams (or --dataset, --val_ann, --benchmark)"
+        )
     if args.video_multiframe < 1:
         raise UsageError("--video_multiframe must be at least 1")
     if args.backends and not args.benchmark:
         raise UsageError("--backends goes with --benchmark")
     check_track_flags(args)
+    check_stream_flags(args)
+    items = video_items(args.video, args.streams)
+    check_mots_flag(args, items)
     if args.benchmark and (args.compare or args.backends):
         return run_compare(args.to_args())
     if not args.benchmark:
-        check_outputs(args)  # before the model is built: nothing to lose yet
+        check_outputs(args, items)  # before the model is built: nothing to lose yet
     predictor = build_predictor(args)
     if args.benchmark:
         benchmark(predictor, args)
         return 0
     writer = CocoJsonWriter(args.output_json) if args.output_json else None
+    mots = None
+    if args.output_mots:
+        mots = MotsWriter(args.output_mots, sources=max(len(items), 1),
+                          category_ids=category_ids_for(predictor.class_names))  # fmt: skip
     # One image (which may wait for a key in its window) stops at once instead.
     with stop.polling() if stop is not None and not args.image else contextlib.nullcontext():
         try:
             if args.image:
                 eval_image(predictor, args.image, args, writer)
             elif args.images:
-                eval_images(predictor, args.images, args, writer, stop)
-            elif args.video:
-                eval_video(predictor, args.video, args, writer, stop)
+                eval_images(predictor, args.images, args, writer, stop, mots)
+            elif items:
+                eval_video(predictor, items, args, writer, stop, mots)
         except BaseException:
             save_output_json(writer, failing=True)
             raise
         save_output_json(writer, failing=False)
+        save_mots(mots)  # a failed run leaves an existing file as it was
     return 0
 
 
@@ -342,7 +388,7 @@ def run_eval(options: EvalOptions, stop: StopSignals | None = None) -> int:
         The errors that eval.py prints as its one ``error:`` line (``ERRORS``).
     """
     # A video keeps one drawing and writing thread busy beside the network.
-    configure_threads(options.threads, reserved=1 if options.video else 0)
+    configure_threads(options.threads, reserved=1 if options.video or options.streams else 0)
     return run(options, stop)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from yolact.cli.predictors import Flags
+from yolact.cli.video_list import VideoItem, video_items
 from yolact.engine.evaluate import EvalResult, metrics_dict
 from yolact.io.coco_json import CocoJsonWriter
 from yolact.io.images import InputError, list_images, output_names
@@ -85,45 +87,66 @@ def _images_places(spec: str) -> Places:
     return Places(inputs=files, outputs=drawings)
 
 
-def _video_places(spec: str) -> Places:
-    """``--video SRC[:OUT]``: SRC when it is a file, and OUT once its place is checked."""
-    src, out = split_in_out(spec)
-    kind, target = parse_source(src)
-    places = Places(inputs=[os.path.expanduser(str(target))] if kind == "file" else [])
-    if out:
-        check_output_file(out, "--video OUT")
+def _video_places(items: Sequence[VideoItem], flag: str) -> Places:
+    """``--video``/``--streams``: each SRC that is a file, and each OUT once its place is
+    checked: a video type, given to one source only, and none of the inputs."""
+    places = Places()
+    for item in items:
+        kind, target = parse_source(item.src)
+        if kind == "file":
+            places.inputs.append(os.path.expanduser(str(target)))
+    inputs = FileSet(places.inputs)
+    for item in items:
+        out = item.out
+        if not out:
+            continue
+        check_output_file(out, f"{flag} OUT")
         ext = os.path.splitext(out)[1].lower()
         if ext not in FOURCC_BY_EXTENSION:
             known = ", ".join(FOURCC_BY_EXTENSION)
-            raise OutputError(f"--video: unsupported video extension {ext!r} for {out} "
+            raise OutputError(f"{flag}: unsupported video extension {ext!r} for {out} "
                               f"(use {known})")  # fmt: skip
+        hit = inputs.find(out)
+        if hit is not None:
+            raise OutputError(f"{flag}: OUT {out} is the input {redact(hit)} itself "
+                              "(the same file); give another OUT")  # fmt: skip
+        hit = FileSet(places.outputs).find(out)
+        if hit is not None:
+            raise OutputError(f"{flag}: OUT {out} is given to two sources (the same file as "
+                              f"{hit}); give each source its own OUT")  # fmt: skip
         places.outputs.append(out)
     return places
 
 
-def check_outputs(args: Flags) -> None:
+def check_outputs(args: Flags, items: Sequence[VideoItem] | None = None) -> None:
     """Refuse, before any work, every output of ``args`` that cannot be used.
 
+    Args:
+        args: the run's flags.
+        items: the sources of ``--video``/``--streams`` (default: read from ``args``).
+
     Raises:
-        OutputError: an output is an input (the same file by any path), a folder
-            where a file goes, of a type that cannot be written, or in a folder
-            that cannot be written or made.
-        InputError: ``--images``' IN_DIR does not exist.
+        OutputError: an output is an input (the same file by any path), two
+            sources share an OUT, a folder where a file goes, of a type that
+            cannot be written, or in a folder that cannot be written or made.
+        InputError: ``--images``' IN_DIR does not exist, or a bad source list.
     """
+    streams = getattr(args, "streams", None)
     if args.image:
         places = _image_places(args.image)
     elif args.images:
         places = _images_places(args.images)
-    elif args.video:
-        places = _video_places(args.video)
+    elif args.video or streams:
+        if items is None:
+            items = video_items(args.video, streams)
+        places = _video_places(items, "--streams" if streams else "--video")
     else:
         places = Places()
-    flag = "--image" if args.image else "--video"
-    if (args.image or args.video) and places.outputs:
+    if args.image and places.outputs:
         out = places.outputs[0]
         hit = FileSet(places.inputs).find(out)
         if hit is not None:
-            raise OutputError(f"{flag}: OUT {out} is the input {redact(hit)} itself "
+            raise OutputError(f"--image: OUT {out} is the input {redact(hit)} itself "
                               "(the same file); give another OUT")  # fmt: skip
     if args.output_json:
         path = args.output_json

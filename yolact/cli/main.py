@@ -10,6 +10,7 @@
     yolact demo ...        # exactly `python -m yolact.demo ...`
     yolact synthetic ...   # exactly `python -m yolact.data.synthetic ...`
     yolact plots ...       # exactly `python -m yolact.engine.plots ...`
+    yolact predict ...     # exactly `python -m yolact.batch.predict ...`
 
 Every argument after the subcommand goes unchanged to the module that does the
 work, so a subcommand and its older spelling are one code path. Installed by
@@ -64,6 +65,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "plots": Subcommand(
         "yolact.engine.plots", "plot a training run's logs (python -m yolact.engine.plots)"
+    ),
+    "predict": Subcommand(
+        "yolact.batch.predict",
+        "a model over many images to JSON lines, resumable and sharded (python -m "
+        "yolact.batch.predict)",
     ),
 }
 

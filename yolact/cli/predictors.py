@@ -74,7 +74,9 @@ def build_predictor(
     cfg, ckpt = resolve_config(args.trained_model, args.config, class_names, class_source)
     on_dataset = dataset_mode(args)  # COCO evaluation keeps every detection
     every_score = keep_all or on_dataset  # AP needs every detection, whatever its score
-    keep_all = keep_all or args.output_json is not None or on_dataset
+    # Files keep every detection; a tracker needs the low-scored ones too (ByteTrack).
+    tracked = getattr(args, "track", False) or getattr(args, "output_mots", None) is not None
+    keep_all = keep_all or args.output_json is not None or tracked or on_dataset
     if ckpt is None and not exported_format(args.trained_model or ""):
         print(f"note: {cfg.name} with random weights (timing only)", file=sys.stderr)
     methods = {True: "cross_class", False: "fast" if args.fast_nms else "standard"}

@@ -26,6 +26,7 @@ from yolact.core.names import is_plain_name
 from yolact.core.weights import Checkpoint, CheckpointError
 from yolact.data.coco import CocoDataset, DatasetError, named_dataset
 from yolact.engine.checkpoint_names import resume_path
+from yolact.engine.elastic import elastic_resume
 from yolact.engine.trainer import TrainingError, TrainOptions, TrainResult, train
 from yolact.registry import get_config, read_checkpoint
 from yolact.runtime.threads import available_cores, configure_threads, plan_threads
@@ -309,15 +310,12 @@ def run_train(options: TrainRunOptions) -> TrainResult:
         args.num_workers
     )
     configure_threads(args.threads, reserved=workers)
-    cfg = config_for(args)
-    if args.overrides:
-        cfg = apply_overrides(cfg, list(args.overrides))
-        log.info("config %s with %s", cfg.name, " ".join(args.overrides))
-    if not is_plain_name(cfg.name):
-        raise ConfigError(
-            f"config name {cfg.name!r} is not a plain file name "
-            "(it is part of the names of the files written)"
-        )
+    args = _resolved_resume(args)
+    cfg = _config(args)
+    elastic = elastic_resume(args.save_folder or DEFAULT_SAVE_FOLDER, cfg.name)
+    if elastic is not None:  # a torchrun restart: this run's newest checkpoint
+        args = replace(args, resume=elastic, start_iter=-1)
+        cfg = _config(args)
     if args.batch_size < 1:
         raise TrainingError("--batch_size must be at least 1")
     if args.log_interval < 1:
@@ -327,6 +325,40 @@ def run_train(options: TrainRunOptions) -> TrainResult:
         cfg = cfg.replace(class_names=tuple(train_set.class_names))
         log.info("%d classes from %s", len(cfg.class_names), args.train_ann or args.dataset)
     return train(cfg, args.engine_options(), train_set, val_set)
+
+
+def _resolved_resume(args: TrainRunOptions) -> TrainRunOptions:
+    """``--resume=latest`` (or ``interrupt``) as the file it names, found once (a file
+    that is not whole is skipped with one line); other values as they are.
+
+    Raises:
+        TrainingError: the save folder holds no complete checkpoint of the kind.
+    """
+    if args.resume not in ("latest", "interrupt"):
+        return args
+    name, folder = args.config or DEFAULT_CONFIG, save_folder_for(args)
+    path = resume_path(args.resume, folder, name)
+    if path is None:
+        raise TrainingError(f"--resume {args.resume}: no {name} checkpoint in {folder}")
+    return replace(args, resume=path)
+
+
+def _config(args: TrainRunOptions) -> ModelConfig:
+    """The config to train (see :func:`config_for`) with ``--set`` applied.
+
+    Raises:
+        ConfigError: a bad ``--set``, or a config name that is not a plain file name.
+    """
+    cfg = config_for(args)
+    if args.overrides:
+        cfg = apply_overrides(cfg, list(args.overrides))
+        log.info("config %s with %s", cfg.name, " ".join(args.overrides))
+    if not is_plain_name(cfg.name):
+        raise ConfigError(
+            f"config name {cfg.name!r} is not a plain file name "
+            "(it is part of the names of the files written)"
+        )
+    return cfg
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -340,8 +340,10 @@ class Predictor:
             source: a path (image, folder of images, video file), a webcam index,
                 a stream URL, any iterable of BGR frames, or a list of these
                 (results then carry their ``source_index``).
-            options: ``batch_size``, ``max_frames``, ``stop``, ``on_skip`` of
-                :func:`yolact.inference.stream.stream`.
+            options: the keywords of :func:`yolact.inference.stream.stream`
+                (``batch_size``, ``max_frames``, ``stop``, ``on_skip``, ``track``,
+                ``detect_fps``, ``batch_wait``, ``max_batch``, ``reconnect``,
+                ``on_event``...), passed as given.
 
         Returns:
             A :class:`yolact.inference.stream.Stream` of

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
+from yolact.engine.rendezvous import group_store, uses_torchrun_store
 from yolact.runtime.device import select_device
+
+_GROUP_TIMEOUT = timedelta(minutes=30)  # torch's own default for forming the group
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,11 @@ def init_distributed(device_type: str) -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", rank))
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        if uses_torchrun_store():  # a store of this start's own (see .rendezvous)
+            store = group_store(rank, world, _GROUP_TIMEOUT)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend=backend)
     return DistInfo(rank, world, local)
 
 

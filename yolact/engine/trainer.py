@@ -38,6 +38,7 @@ from yolact.engine.distributed import (
     device_for,
     init_distributed,
 )
+from yolact.engine.elastic import RUN_ENTRY, run_key
 from yolact.engine.evaluate import EvaluationStoppedError, evaluate_dataset, format_aps
 from yolact.engine.init_weights import initialise
 from yolact.engine.options import TrainingError, TrainOptions, TrainResult
@@ -84,6 +85,8 @@ class Trainer:
         self.model = self.family.build_train_model(self.cfg).to(self.device)
         self.hooks: TrainingHooks | None = self.family.training_hooks(self.model, self.cfg)
         self._load_initial_weights()
+        self._check_same_start()
+        self.run_key = run_key()  # under torchrun: stored in every checkpoint
         try:
             check_save_folder(opts.save_folder)
         except ValueError as e:
@@ -153,6 +156,20 @@ class Trainer:
             if self.device.type != "cuda":
                 raise TrainingError("--sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+
+    def _check_same_start(self) -> None:
+        """Every rank starts at the same iteration (one collective under DDP): ranks
+        that resumed from different files (a save folder not shared by every
+        machine) would train on, out of step."""
+        if not self.info.enabled:
+            return
+        bounds = torch.tensor([self.start_iter, -self.start_iter], device=self.device)
+        highest, lowest = all_reduce_max(bounds).tolist()
+        if highest != -lowest:
+            raise TrainingError(
+                f"the processes start at different iterations ({-lowest} to {highest}): "
+                "each machine must see the same save folder (shared storage)"
+            )
 
     def _wrap_model(self) -> nn.Module:
         """The family's training module around the model, in DDP when distributed."""
@@ -241,6 +258,8 @@ class Trainer:
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
+        if self.run_key is not None:
+            state[RUN_ENTRY] = self.run_key
         if self.hooks is not None:
             state.update(self.hooks.state_dict() or {})
         return state

@@ -1,4 +1,5 @@
-"""What eval.py makes of a stream: drawings, a video file, a window, COCO results.
+"""What eval.py makes of a stream: drawings, a video file per source, a window (a grid
+of the sources, see :class:`GridWindow`), COCO results.
 
 :func:`write_video` and :func:`write_folder` consume a
 :class:`~yolact.inference.stream.Stream` on the caller's thread (windows belong
@@ -11,8 +12,8 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cv2
@@ -22,6 +23,7 @@ import torch
 from yolact.core.structures import Detections
 from yolact.inference.stream import Stream, StreamResult
 from yolact.io.coco_json import CocoJsonWriter, category_ids_for
+from yolact.io.grid import fit_tile, tile_grid, tile_size
 from yolact.io.images import InputError
 from yolact.io.pipeline import StageError
 from yolact.io.render import draw_detections
@@ -95,18 +97,57 @@ class FrameSink(Protocol):
 
 @dataclass
 class VideoReport:
-    """What a video run did: frames, detections, the last frame rate."""
+    """What a video run did: frames, detections, the last frame rate.
+
+    ``processed`` and ``detections`` count all sources together; ``per_source``
+    holds the frames of each source (by its index) and ``fps`` the rate of all
+    results together over the last frames.
+    """
 
     processed: int = 0
     detections: int = 0
     fps: float | None = None
+    per_source: dict[int, int] = field(default_factory=dict)
+
+
+class GridWindow:
+    """One window showing the newest drawing of each of some sources, in a grid.
+
+    With one source it shows that source's drawings as they are.
+
+    Args:
+        title: the window's title.
+        sources: the indices of the sources shown, in grid order.
+        sizes: (width, height) of each shown source's frames, same order.
+    """
+
+    def __init__(
+        self, title: str, sources: Sequence[int], sizes: Sequence[tuple[int, int]]
+    ) -> None:
+        self.title = title
+        self.place = {index: k for k, index in enumerate(sources)}
+        self.size = tile_size(list(sizes))
+        self.tiles: list[np.ndarray | None] = [None] * len(self.place)
+
+    def shows(self, source_index: int) -> bool:
+        """Whether the source's drawings go to this window."""
+        return source_index in self.place
+
+    def show(self, source_index: int, drawing: np.ndarray) -> None:
+        """Put ``drawing`` in its source's tile and show the grid."""
+        k = self.place[source_index]
+        if len(self.tiles) == 1:
+            cv2.imshow(self.title, drawing)
+            return
+        self.tiles[k] = fit_tile(drawing, self.size)
+        cv2.imshow(self.title, tile_grid(self.tiles, self.size))
 
 
 def write_video(
     s: Stream,
     opts: DrawOptions,
-    video_out: FrameSink | None = None,
-    window: str | None = None,
+    video_outs: Sequence[FrameSink | None] = (),
+    window: GridWindow | None = None,
     json_writer: CocoJsonWriter | None = None,
     class_names: Any = (),
     on_frame: Callable[[], None] | None = None,
@@ -114,12 +155,14 @@ def write_video(
     """Draw and write every result of ``s``; the stream is closed on the way out.
 
     Args:
-        s: the stream of one video source.
-        opts: what the drawings show (``opts.fps``: the frame rate in a corner).
-        video_out: where drawings are written, in order.
-        window: a window title to show drawings in (quit keys: Esc, q); None: no window.
-        json_writer: collects the detections (``image_id`` = frame index,
-            ``file_name`` = the source name's last part).
+        s: the stream of one or more video sources.
+        opts: what the drawings show (``opts.fps``: each source's frame rate in a corner).
+        video_outs: where each source's drawings are written, in order, by the
+            source's index (None or missing: not written).
+        window: shows the drawings of its sources (quit keys: Esc, q); None: no window.
+        json_writer: collects the detections (``image_id`` = the frame's index in
+            its source, ``source`` = the source's index, ``file_name`` = the source
+            name's last part).
         class_names: the predictor's, for the COCO category ids.
         on_frame: called after each frame (a progress bar).
 
@@ -128,14 +171,19 @@ def write_video(
             :class:`~yolact.io.images.InputError` as it is.
     """
     report, meter = VideoReport(), FPSMeter()
+    meters: dict[int, FPSMeter] = {}
     ids = category_ids_for(class_names) if json_writer is not None else []
     with s:
         for r in s:
+            i = r.source_index
             report.processed += 1
+            report.per_source[i] = report.per_source.get(i, 0) + 1
             report.detections += len(r.detections)
             report.fps = meter.tick() or report.fps
+            fps = meters.setdefault(i, FPSMeter()).tick() if opts.fps else None
+            out = video_outs[i] if i < len(video_outs) else None
             with s.times.timed("draw+write"):
-                _write_frame(r, opts, report.fps, video_out, window, json_writer, ids)
+                _write_frame(r, opts, fps, out, window, json_writer, ids)
             if window is not None and (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
                 s.stop()  # what was read is still drawn and written
             if on_frame is not None:
@@ -148,20 +196,22 @@ def _write_frame(
     opts: DrawOptions,
     fps: float | None,
     video_out: FrameSink | None,
-    window: str | None,
+    window: GridWindow | None,
     json_writer: CocoJsonWriter | None,
     ids: list[int],
 ) -> None:
     try:
         if json_writer is not None:
-            json_writer.add(r.detections, r.frame_index, os.path.basename(r.source), ids)
-        if video_out is None and window is None:
+            json_writer.add(r.detections, r.frame_index, os.path.basename(r.source), ids,
+                            source=r.source_index)  # fmt: skip
+        shown = window is not None and window.shows(r.source_index)
+        if video_out is None and not shown:
             return
-        drawing = draw(r.image, r.detections, opts, fps if opts.fps else None)
+        drawing = draw(r.image, r.detections, opts, fps)
         if video_out is not None:
             video_out.write(drawing)
-        if window is not None:
-            cv2.imshow(window, drawing)
+        if window is not None and shown:
+            window.show(r.source_index, drawing)
     except InputError:
         raise
     except Exception as err:

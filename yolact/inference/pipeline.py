@@ -21,8 +21,11 @@ import numpy as np
 import torch
 
 from yolact.core.structures import Detections
+from yolact.inference.clock import Clock, RealClock
 from yolact.inference.protocol import StagedPredictor
+from yolact.inference.schedule import Scheduler, Taken
 from yolact.inference.sources import ImageFiles, Skipped
+from yolact.inference.stats import SourceStats, StatsBook
 from yolact.inference.tracking import StreamTracker
 from yolact.io.images import InputError
 from yolact.io.pipeline import StageThread, StageTimes
@@ -44,6 +47,7 @@ class StreamResult:
         source_index: which of the sources given it came from (0 for one source).
         source: what it came from, for messages: the image's path for a folder
             or an image, else the source's name (a URL's credentials hidden).
+        captured: the ``time.monotonic()`` at which the frame was read from its source.
     """
 
     frame_index: int
@@ -51,6 +55,7 @@ class StreamResult:
     detections: Detections
     source_index: int = 0
     source: str = ""
+    captured: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class _End:
     error: BaseException | None = None
 
 
-Frame = tuple[int, int, np.ndarray]  # (source_index, frame_index, image)
+Frame = tuple[int, int, np.ndarray, float]  # (source_index, frame_index, image, captured)
 
 
 class Pipeline:
@@ -75,6 +80,11 @@ class Pipeline:
             read are still processed and returned.
         on_skip: called with the path and error of a folder's unreadable image.
         tracker: gives each result's detections their track ids (None: untracked).
+        detect_fps: per live source, the most frames processed per second (None: all).
+        batch_wait: with live sources, seconds the network waits after the first
+            ready frame for other sources' frames to join the batch.
+        max_batch: with live sources, the most frames per batch (None: one per source).
+        clock: what the scheduler's waits run on (default: real time).
     """
 
     def __init__(
@@ -86,12 +96,20 @@ class Pipeline:
         stop: threading.Event | None = None,
         on_skip: SkipHandler | None = None,
         tracker: StreamTracker | None = None,
+        detect_fps: float | None = None,
+        batch_wait: float = 0.005,
+        max_batch: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.predictor = predictor
         self.tracker = tracker
         self.sources = sources
-        live = any(s.is_live for s in sources)
-        self.batch_size = 1 if live else max(1, batch_size)
+        self.live = any(s.is_live for s in sources)
+        self.batch_size = 1 if self.live else max(1, batch_size)
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.stats = StatsBook([s.name for s in sources], self.clock.now)
+        self._schedule = (detect_fps, batch_wait, max_batch)
+        self.scheduler: Scheduler | None = None
         self.max_frames = max_frames
         self.on_skip = on_skip
         self.times = StageTimes(dict.fromkeys(("read", "network", "post"), 0.0))
@@ -114,7 +132,13 @@ class Pipeline:
 
     def start(self) -> None:
         """Start the reader, network and post-processing threads."""
+        self.stats.start()
         self.readers = [FrameReader(s, cond=self._cond) for s in self.sources]
+        if self.live:
+            detect_fps, batch_wait, max_batch = self._schedule
+            self.scheduler = Scheduler(
+                self.readers, self.clock, batch_wait, max_batch, detect_fps, self.stats.capped
+            )
         self._post = StageThread(self._post_batch, "post-processing", context=torch.no_grad)
         self._network = threading.Thread(target=self._run_network, name="yolact-network",
                                          daemon=True)  # fmt: skip
@@ -135,6 +159,7 @@ class Pipeline:
                 return
             self.processed += 1
             self.times.frames = self.processed
+            self.stats.returned(item.source_index, item.captured)
             yield item
 
     def shutdown(self) -> None:
@@ -145,6 +170,8 @@ class Pipeline:
         self.abort.set()
         with self._cond:
             self._cond.notify_all()
+        for reader in self.readers:  # every reader told first, so they end together
+            reader.stop(0.0)
         for reader in self.readers:
             reader.stop()
         if self._post is not None:
@@ -156,8 +183,24 @@ class Pipeline:
                 with suppress(Exception):
                     source.close()
         self.times.add("read", sum(r.read_seconds for r in self.readers))
+        self.stats.end(*self._reader_counts())
 
-    def _next_frame(self) -> tuple[int, int, Any] | None:
+    def _reader_counts(self) -> tuple[list[int], list[int]]:
+        """Frames read and stale frames dropped, per source (zeros before the start)."""
+        if not self.readers:
+            return [0] * len(self.sources), [0] * len(self.sources)
+        return [r.frames_read for r in self.readers], [r.dropped for r in self.readers]
+
+    def source_stats(self) -> list[SourceStats]:
+        """The per-source figures so far (see :class:`~yolact.inference.stats.SourceStats`)."""
+        delivered, stale = self._reader_counts()
+        reconnects = [int(getattr(s, "reconnects", 0)) for s in self.sources]
+        return self.stats.snapshot(delivered, stale, reconnects)
+
+    def _halted(self) -> bool:
+        return self.abort.is_set() or self.stopping
+
+    def _next_frame(self) -> Frame | None:
         """The next frame of any source, in turn; None once all ended or on a stop."""
         n = len(self.readers)
         with self._cond:
@@ -165,7 +208,7 @@ class Pipeline:
                 active = False
                 for k in range(n):
                     i = (self._turn + k) % n
-                    item = self.readers[i].take()
+                    item = self.readers[i].take_captured()
                     if item is not None:
                         self._turn = (i + 1) % n
                         return (i, *item)
@@ -198,6 +241,9 @@ class Pipeline:
         """Gather frames into batches (a stop, the frame limit or the end sends a short
         one), run the network on each and hand it to post-processing."""
         assert self._post is not None
+        if self.scheduler is not None:
+            self._live_loop(self.scheduler)
+            return
         pending: list[Frame] = []
         taken = 0
         while True:
@@ -213,25 +259,52 @@ class Pipeline:
                 limit = 0 <= self.max_frames <= taken
                 if len(pending) < self.batch_size and not (limit or self.stopping):
                     continue
-            if pending and not self.abort.is_set():
-                with self.times.timed("network"):
-                    batch = self.predictor.run_pre([f for *_, f in pending])
-                    raw = self.predictor.run_network(batch)
-                self._post.put((pending, raw))
+            self._send(pending)
             pending = []
             if item is None or self.abort.is_set():
                 return
+
+    def _live_loop(self, scheduler: Scheduler) -> None:
+        """With live sources: batches of at most one frame per source, as the
+        scheduler gathers them, until the sources end, a stop or the frame limit."""
+        taken = 0
+        while not (0 <= self.max_frames <= taken):
+            batch: list[Taken] = scheduler.gather(self._cond, self._halted)
+            if not batch:
+                return
+            if self.max_frames >= 0:
+                batch = batch[: self.max_frames - taken]
+            taken += len(batch)
+            pending: list[Frame] = []
+            for item in batch:
+                if isinstance(item.image, Skipped):
+                    if self.on_skip is not None:
+                        self.on_skip(item.image.path, item.image.error)
+                else:
+                    pending.append(item)
+            self._send(pending)
+            if self.abort.is_set():
+                return
+
+    def _send(self, pending: list[Frame]) -> None:
+        """Run the network on a batch and hand it to post-processing."""
+        if pending and not self.abort.is_set():
+            assert self._post is not None
+            with self.times.timed("network"):
+                batch = self.predictor.run_pre([f for _, _, f, _ in pending])
+                raw = self.predictor.run_network(batch)
+            self._post.put((pending, raw))
 
     def _post_batch(self, item: tuple[list[Frame], Any]) -> None:
         """The post-processing thread's work for one batch: its results, in order."""
         frames, raw = item
         with self.times.timed("post"):
-            dets = self.predictor.run_post(raw, [f.shape[:2] for *_, f in frames])
+            dets = self.predictor.run_post(raw, [f.shape[:2] for _, _, f, _ in frames])
             if self.tracker is not None:
-                dets = [self.tracker.apply(s, d) for (s, _, _), d in zip(frames, dets)]
-        for (source_index, index, frame), det in zip(frames, dets):
+                dets = [self.tracker.apply(s, d) for (s, *_), d in zip(frames, dets)]
+        for (source_index, index, frame, captured), det in zip(frames, dets):
             name = self._frame_name(source_index, index)
-            self._put(StreamResult(index, frame, det, source_index, name))
+            self._put(StreamResult(index, frame, det, source_index, name, captured))
 
     def _frame_name(self, source_index: int, index: int) -> str:
         source = self.sources[source_index]

@@ -15,19 +15,25 @@ and the frames already read are still returned.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from functools import partial
 from types import TracebackType
 
 from yolact.inference.pipeline import Pipeline, SkipHandler, StreamResult
 from yolact.inference.protocol import StagedPredictor
+from yolact.inference.reconnect import ReconnectingSource
+from yolact.inference.schedule import check_options
 from yolact.inference.sources import SourceSpec, open_source, split_sources
+from yolact.inference.stats import SourceStats
 from yolact.inference.tracking import TRACK_IOU_KINDS, StreamTracker
 from yolact.io.pipeline import StageTimes
-from yolact.io.sources import FrameSource
+from yolact.io.sources import FrameSource, VideoSource
 from yolact.tracking import TrackerOptions
 
-__all__ = ["Stream", "StreamResult", "stream"]
+__all__ = ["SourceStats", "Stream", "StreamResult", "stream"]
+EventHandler = Callable[[int, str], None]
 
 
 def _results(pipeline: Pipeline) -> Generator[StreamResult, None, None]:
@@ -101,6 +107,12 @@ class Stream(Iterator[StreamResult]):
         """Whether a live source stopped sending (disconnected or closed)."""
         return any(r.ended_early for r in self._pipeline.readers)
 
+    def source_stats(self) -> list[SourceStats]:
+        """Per-source figures, one :class:`~yolact.inference.stats.SourceStats` per
+        source in the order given: during the run (frames in flight not yet counted)
+        and after it (``delivered == processed + dropped``)."""
+        return self._pipeline.source_stats()
+
 
 def stream(
     predictor: StagedPredictor,
@@ -113,6 +125,11 @@ def stream(
     track: bool | TrackerOptions = False,
     track_iou: str = "box",
     track_buffer: float = 1.0,
+    detect_fps: float | None = None,
+    batch_wait: float = 0.005,
+    max_batch: int | None = None,
+    reconnect: int = 0,
+    on_event: EventHandler | None = None,
 ) -> Stream:
     """Run ``predictor`` over ``source``, one :class:`StreamResult` per frame.
 
@@ -134,22 +151,42 @@ def stream(
             :class:`~yolact.tracking.TrackerOptions` to use as given.
         track_iou: "box" or "mask": what frames are matched by (with ``track=True``).
         track_buffer: seconds a lost track is kept (with ``track=True``).
+        detect_fps: per live source, the most frames processed per second; the frames
+            over the cap are dropped and counted (None: no cap; files are never
+            dropped).
+        batch_wait: with live sources, seconds the network waits after the first
+            ready frame for other sources' frames to join the batch (0: take what is
+            ready); a stalled source never holds the others longer than this.
+        max_batch: with live sources, the most frames per network call (None: the
+            number of sources); at most one frame per source per call, sources served
+            least recently first.
+        reconnect: how many times in a row a dropped live stream or webcam given as
+            a URL or index is reopened, after 0.5 s, 1 s, 2 s, ... (at most 8 s)
+            pauses; a frame read resets the count (0: never). An opened
+            :class:`~yolact.io.sources.VideoSource` reconnects when it was made by
+            ``VideoSource.open`` (it knows its spec); other opened sources never do.
+        on_event: called (on the source's reader thread) with the source's index and
+            one line for each drop, reconnection attempt and outcome.
 
     Returns:
         A :class:`Stream`: iterate it; it is also a context manager.
 
     Raises:
-        ValueError: an unknown ``track_iou`` or a negative ``track_buffer``.
+        ValueError: an unknown ``track_iou``, a negative ``track_buffer``,
+            ``batch_wait`` or ``reconnect``, ``max_batch`` < 1 or ``detect_fps`` <= 0.
         yolact.io.images.InputError: a source that cannot be opened (missing, empty
             folder, unreachable stream), at once; a frame that cannot be read or
             used, during the iteration, after the results before it.
     """
     if track_iou not in TRACK_IOU_KINDS:
         raise ValueError(f"track_iou must be 'box' or 'mask', got {track_iou!r}")
+    check_options(batch_wait, max_batch, detect_fps)
+    if isinstance(reconnect, bool) or reconnect < 0:
+        raise ValueError(f"reconnect must be >= 0, got {reconnect!r}")
     sources: list[FrameSource] = []
     try:
-        for spec in split_sources(source):
-            sources.append(open_source(spec))
+        for index, spec in enumerate(split_sources(source)):
+            sources.append(_open(spec, index, reconnect, on_event))
     except BaseException:
         for opened in sources:
             opened.close()
@@ -162,5 +199,26 @@ def stream(
             for opened in sources:
                 opened.close()
             raise
-    pipeline = Pipeline(predictor, sources, batch_size, max_frames, stop, on_skip, tracker)
+    pipeline = Pipeline(
+        predictor, sources, batch_size, max_frames, stop, on_skip, tracker,
+        detect_fps=detect_fps, batch_wait=batch_wait, max_batch=max_batch,
+    )  # fmt: skip
     return Stream(pipeline)
+
+
+def _open(
+    spec: SourceSpec, index: int, reconnect: int, on_event: EventHandler | None
+) -> FrameSource:
+    """Open one source; a live one that can be opened again (a URL or webcam index,
+    or a :class:`~yolact.io.sources.VideoSource` made by ``VideoSource.open``)
+    reconnects when ``reconnect`` > 0."""
+    opened = open_source(spec)
+    again: SourceSpec = None
+    if isinstance(spec, (str, int, os.PathLike)) and not isinstance(spec, bool):
+        again = spec
+    elif isinstance(opened, VideoSource) and opened.spec is not None:
+        again = opened.spec
+    if reconnect <= 0 or not opened.is_live or again is None:
+        return opened
+    report = None if on_event is None else partial(on_event, index)
+    return ReconnectingSource(opened, partial(open_source, again), reconnect, on_event=report)

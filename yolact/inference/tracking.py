@@ -6,7 +6,6 @@ import math
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 
 from yolact.core.structures import Detections
 from yolact.io.sources import DEFAULT_FPS, FrameSource
@@ -24,15 +23,35 @@ def source_fps(source: FrameSource) -> float:
     return DEFAULT_FPS
 
 
-def _small_masks(masks: torch.Tensor, longest: int = MASK_CELLS) -> torch.Tensor:
-    """``masks`` [N, H, W] bool shrunk so the longer side is at most ``longest``."""
-    H, W = masks.shape[1:]
-    scale = longest / max(H, W, 1)
-    if scale >= 1.0 or len(masks) == 0:
+def small_masks(
+    masks: torch.Tensor, boxes: torch.Tensor, longest: int = MASK_CELLS
+) -> torch.Tensor:
+    """``masks`` [N, H, W] bool sampled down so the longer side is at most ``longest``.
+
+    Cell (i, j) is the pixel at the centre of its ``s`` x ``s`` block, ``s = ceil(max(H, W)
+    / longest)``: the result, on the CPU, equals ``masks[:, s // 2 :: s, s // 2 :: s]``. On the CPU
+    only the cells of each mask's box (``boxes`` [N, 4] xyxy pixels, widened by a cell)
+    are read and the others left empty: YOLACT's masks are empty outside their boxes,
+    and the tracker compares masks only there: far cheaper than resizing whole masks.
+    """
+    N, H, W = masks.shape
+    s = max(1, math.ceil(max(H, W) / longest))
+    if s == 1 or N == 0:
         return masks.cpu()
-    size = (max(1, round(H * scale)), max(1, round(W * scale)))
-    small = F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0]
-    return (small > 0.5).cpu()
+    if masks.device.type != "cpu":
+        return masks[:, s // 2 :: s, s // 2 :: s].cpu()
+    h, w = len(range(s // 2, H, s)), len(range(s // 2, W, s))
+    out = torch.zeros((N, h, w), dtype=torch.bool)
+    cells = (boxes.detach().cpu().double() / s).tolist()
+    for i, (x1, y1, x2, y2) in enumerate(cells):
+        cy1, cx1 = max(0, math.floor(y1) - 1), max(0, math.floor(x1) - 1)
+        cy2, cx2 = min(h, math.ceil(y2) + 1), min(w, math.ceil(x2) + 1)
+        if cy1 < cy2 and cx1 < cx2:
+            rows = slice(cy1 * s + s // 2, min(H, cy2 * s), s)
+            cols = slice(cx1 * s + s // 2, min(W, cx2 * s), s)
+            block = masks[i, rows, cols]
+            out[i, cy1 : cy1 + block.shape[0], cx1 : cx1 + block.shape[1]] = block
+    return out
 
 
 class StreamTracker:
@@ -75,7 +94,7 @@ class StreamTracker:
         tracker = self.trackers[source_index]
         masks = None
         if tracker.options.iou == "mask" and det.masks is not None:
-            masks = _small_masks(det.masks)
+            masks = small_masks(det.masks, det.boxes)
         ids = tracker.update(
             det.boxes.detach().cpu(),
             det.scores.detach().cpu(),

@@ -48,19 +48,23 @@ def detections_to_coco(
     image_id: int | str,
     file_name: str | None = None,
     category_ids: Sequence[int] | None = None,
+    source: int | None = None,
 ) -> list[dict[str, Any]]:
     """One COCO result dict per detection.
 
     Args:
         det: detections of one image.
-        image_id: the image's id in the ground-truth file.
+        image_id: the image's id in the ground-truth file (a video frame's index
+            in its source).
         file_name: stored with each result when given.
         category_ids: category id of each class index; default ``label + 1``
             (use ``category_ids_for(det.class_names)`` for COCO's gapped ids).
+        source: stored with each result when given: which of a run's sources the
+            image came from (0-based, in the order given).
 
     Returns:
-        Dicts with ``image_id``, ``file_name`` (when given), ``category_id``,
-        ``bbox`` [x, y, w, h] pixels, ``score`` and, when ``det.masks`` is set,
+        Dicts with ``image_id``, ``source`` and ``file_name`` (when given),
+        ``category_id``, ``bbox`` [x, y, w, h] pixels, ``score`` and, when ``det.masks`` is set,
         ``segmentation`` as compressed RLE with a str ``counts``, and ``track_id``
         for the detections a tracker followed (``det.track_ids`` >= 0).
 
@@ -92,6 +96,8 @@ def detections_to_coco(
     results = []
     for i in range(n):
         entry: dict[str, Any] = {"image_id": image_id}
+        if source is not None:
+            entry["source"] = int(source)
         if file_name is not None:
             entry["file_name"] = file_name
         entry["category_id"] = cats[i]
@@ -137,10 +143,11 @@ class CocoJsonWriter:
         image_id: int | str,
         file_name: str | None = None,
         category_ids: Sequence[int] | None = None,
+        source: int | None = None,
     ) -> None:
         """Append the results of one image (see ``detections_to_coco``); counted in
         ``images`` even without detections."""
-        self.results.extend(detections_to_coco(det, image_id, file_name, category_ids))
+        self.results.extend(detections_to_coco(det, image_id, file_name, category_ids, source))
         self.images += 1
 
     def to_bytes(self) -> bytes:

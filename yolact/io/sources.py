@@ -13,18 +13,20 @@ import math
 import os
 import re
 import threading
-import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Protocol, get_args
+from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import cv2
 import numpy as np
 
-from yolact.io.images import ClosesOnExit, InputError, to_bgr8
+from yolact.io.images import ClosesOnExit, to_bgr8
+from yolact.io.reader import FrameReader as FrameReader  # re-exported: sources.FrameReader
 from yolact.io.redact import redact as redact  # re-exported: sources.redact
+from yolact.io.source_base import FrameSource as FrameSource
+from yolact.io.source_base import SourceError as SourceError
+from yolact.io.source_base import one_line as one_line
 
 DEFAULT_FPS = 30.0
 DEFAULT_STREAM_TIMEOUT_S = 10.0
@@ -51,10 +53,6 @@ _NO_FIRST_FRAME = {
 }
 
 
-class SourceError(InputError):
-    """A video source or sink that cannot be used; the message is one line."""
-
-
 class Capture(Protocol):
     """The part of ``cv2.VideoCapture`` a ``VideoSource`` uses (fakes implement it in tests)."""
 
@@ -65,31 +63,6 @@ class Capture(Protocol):
     def get(self, prop_id: int) -> float: ...
 
     def release(self) -> None: ...
-
-
-class FrameSource(Protocol):
-    """What a :class:`FrameReader` reads: a video source, an image folder, frames in memory.
-
-    ``read`` returns the next frame (or a marker the consumer understands, such as
-    an image that was skipped), None at the end.
-    """
-
-    name: str
-
-    @property
-    def is_live(self) -> bool: ...
-
-    def read(self) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-def one_line(err: BaseException | str) -> str:
-    """The first non-empty line of an exception message (or its type name)."""
-    for line in str(err).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(err).__name__ if isinstance(err, BaseException) else ""
 
 
 def split_in_out(arg: str) -> tuple[str, str | None]:
@@ -201,6 +174,7 @@ class VideoSource(ClosesOnExit):
         count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
         ok_count = kind == "file" and math.isfinite(count) and count >= 1
         self.frame_count: int | None = int(count) if ok_count else None
+        self.spec: str | None = None  # what ``open`` was given: how to open it again
 
     @classmethod
     def open(cls, spec: str, timeout_s: float = DEFAULT_STREAM_TIMEOUT_S) -> VideoSource:
@@ -216,17 +190,20 @@ class VideoSource(ClosesOnExit):
         kind, target = parse_source(spec)
         with _quiet_opencv():
             if kind == "webcam":
-                return cls(_capture(target), kind, f"webcam {target}")
-            if kind == "stream":
+                source = cls(_capture(target), kind, f"webcam {target}")
+            elif kind == "stream":
                 ms = int(max(timeout_s, 0.001) * 1000)
                 params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-                return cls(_capture(target, cv2.CAP_FFMPEG, params), kind, redact(str(target)))
-            path = os.path.expanduser(str(target))
-            if not os.path.exists(path):
-                raise SourceError(f"video file not found: {path}")
-            if os.path.isdir(path):
-                raise SourceError(f"expected a video file, got a folder: {path}")
-            return cls(_capture(path), kind, path)
+                source = cls(_capture(target, cv2.CAP_FFMPEG, params), kind, redact(str(target)))
+            else:
+                path = os.path.expanduser(str(target))
+                if not os.path.exists(path):
+                    raise SourceError(f"video file not found: {path}")
+                if os.path.isdir(path):
+                    raise SourceError(f"expected a video file, got a folder: {path}")
+                source = cls(_capture(path), kind, path)
+        source.spec = spec
+        return source
 
     @property
     def is_live(self) -> bool:
@@ -283,163 +260,3 @@ class _ClosedCapture:
 
     def release(self) -> None:
         pass
-
-
-class FrameReader(ClosesOnExit):
-    """Reads a ``VideoSource`` on a background thread; iterate for (index, frame).
-
-    ``index`` is the source frame number (0-based, dropped frames counted).
-    With ``live=False`` every frame arrives in order: the thread blocks while
-    ``max_queue`` frames wait. With ``live=True`` only the newest frame is kept,
-    so a slow consumer gets at most one frame behind the source; the frames
-    skipped are counted in ``dropped``. Iteration ends when the source ends;
-    ``ended_early`` / ``end_message`` tell when a live source dropped. An error
-    in the thread is raised in the consumer as a one-line ``SourceError`` after
-    the frames read before it. The thread closes the source when it exits;
-    ``read_seconds`` is the time it spent reading and decoding.
-    Once ``cancel`` is set, iteration ends within half a second, even while a
-    live source sends nothing.
-
-    Args:
-        source: the source to read (the reader takes ownership).
-        live: drop stale frames; defaults to ``source.is_live``.
-        max_queue: frames buffered ahead when not live.
-        cancel: an event that ends the iteration when set (a stop request).
-        cond: the condition the reader notifies when a frame arrives or it ends
-            (default: its own); readers that share one can be waited on together
-            (see :meth:`take`).
-    """
-
-    def __init__(
-        self,
-        source: FrameSource,
-        live: bool | None = None,
-        max_queue: int = 16,
-        cancel: threading.Event | None = None,
-        cond: threading.Condition | None = None,
-    ) -> None:
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
-        self.source = source
-        self.live = bool(source.is_live if live is None else live)
-        self.max_queue = 1 if self.live else int(max_queue)
-        self.frames_read = 0
-        self.read_seconds = 0.0
-        self.dropped = 0
-        self.ended_early = False
-        self.end_message: str | None = None
-        self._frames: deque[tuple[int, np.ndarray]] = deque()
-        self._cond = cond if cond is not None else threading.Condition()
-        self._stopping = False
-        self._finished = False
-        self._error: str | None = None
-        self._cancel = cancel
-        self._thread = threading.Thread(target=self._run, name="yolact-frame-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping:
-                start = time.perf_counter()
-                frame = self.source.read()
-                self.read_seconds += time.perf_counter() - start
-                with self._cond:
-                    if frame is None:
-                        if self.live and not self._stopping:
-                            self.ended_early = True
-                            self.end_message = (
-                                f"live source {self.source.name} stopped after "
-                                f"{self.frames_read} frames (disconnected or device closed)"
-                            )
-                        return
-                    while len(self._frames) >= self.max_queue and not self.live:
-                        if self._stopping:
-                            return
-                        self._cond.wait(0.5)
-                    if self.live and self._frames:
-                        self._frames.clear()
-                        self.dropped += 1
-                    self._frames.append((self.frames_read, frame))
-                    self.frames_read += 1
-                    self._cond.notify_all()
-        except Exception as err:  # handed to the consumer as a SourceError
-            if isinstance(err, SourceError):
-                message = one_line(err)
-            else:
-                message = f"error while reading {self.source.name}: {one_line(err)}"
-            with self._cond:
-                self._error = message
-        finally:
-            with contextlib.suppress(Exception):
-                self.source.close()
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
-
-    def __iter__(self) -> FrameReader:
-        return self
-
-    def __next__(self) -> tuple[int, np.ndarray]:
-        """The next (index, frame [H, W, 3] BGR uint8); waits for the thread without spinning."""
-        with self._cond:
-            while not (self._frames or self._finished or self._stopping or self.cancelled):
-                self._cond.wait(0.5)
-            if self._stopping or self.cancelled:
-                raise StopIteration
-            if self._frames:
-                item = self._frames.popleft()
-                self._cond.notify_all()
-                return item
-            if self._error is not None:
-                message, self._error = self._error, None
-                raise SourceError(message)
-            raise StopIteration
-
-    def take(self) -> tuple[int, np.ndarray] | None:
-        """The next (index, frame) if one waits, else None; never blocks for a frame.
-
-        Raises:
-            SourceError: the thread failed (after every frame read before it was taken).
-        """
-        with self._cond:
-            if self._frames:
-                item = self._frames.popleft()
-                self._cond.notify_all()
-                return item
-            if self._finished and self._error is not None:
-                message, self._error = self._error, None
-                raise SourceError(message)
-            return None
-
-    @property
-    def exhausted(self) -> bool:
-        """True once the reader ended (or was stopped) and every frame and error was taken."""
-        with self._cond:
-            ended = self._finished or self._stopping
-            return ended and not self._frames and self._error is None
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the ``cancel`` event is set."""
-        return self._cancel is not None and self._cancel.is_set()
-
-    @property
-    def running(self) -> bool:
-        """True while the reader thread is alive."""
-        return self._thread.is_alive()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop reading and wait up to ``timeout_s`` for the thread to close the source.
-
-        A thread blocked inside a stream read finishes within the stream's read
-        timeout and then closes the source itself.
-        """
-        with self._cond:
-            self._stopping = True
-            self._frames.clear()
-            self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout_s)
-
-    def close(self) -> None:
-        self.stop()

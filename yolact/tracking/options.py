@@ -34,9 +34,15 @@ class TrackerOptions:
             a run are confirmed at once. A tentative track missed once is dropped. Default 2.
         iou: ``"box"`` compares predicted boxes with detected boxes; ``"mask"`` compares
             each track's last mask, shifted by its predicted motion, with detected masks
-            (needs masks in :meth:`Tracker.update`). Default ``"box"``.
+            (needs masks in :meth:`Tracker.update`); given the frame size, only the cells
+            of a mask inside its box (widened by one cell) count, as YOLACT crops masks
+            to their boxes. Default ``"box"``.
         velocity_smoothing: weight of the newest velocity measurement in the exponential
             velocity estimate, in (0, 1]. Default 0.5.
+        low_recovers_lost: whether the second (low-score) stage also offers the lost
+            tracks (unmatched for a few frames, still in the buffer), not only the active
+            ones: an object that comes back from an occlusion with a low score keeps its
+            id. Default True.
     """
 
     high_thresh: float = 0.5
@@ -48,6 +54,7 @@ class TrackerOptions:
     min_hits: int = 2
     iou: IouKind = "box"
     velocity_smoothing: float = 0.5
+    low_recovers_lost: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh:

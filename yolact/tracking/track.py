@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from yolact.tracking.mask_cost import CroppedMask
+
 
 def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
     """(x1, y1, x2, y2) as (cx, cy, w, h)."""
@@ -35,7 +37,7 @@ class Track:
         label: class of the object; only detections of the same class associate.
         state: last observed (cx, cy, w, h) in pixels.
         velocity: estimated change of ``state`` per frame.
-        mask: last observed mask [h, w] bool, or None.
+        mask: last observed mask (cropped to its extent), or None.
         track_id: the public id, -1 while tentative.
         hits: consecutive frames with a match (counting the first).
         frames_since_update: frames since the last match (0 in a frame where it matched).
@@ -44,7 +46,7 @@ class Track:
 
     label: int
     state: np.ndarray
-    mask: np.ndarray | None
+    mask: CroppedMask | None
     track_id: int = -1
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.float64))
     hits: int = 1
@@ -65,7 +67,7 @@ class Track:
         """(x1, y1, x2, y2) expected in the current frame."""
         return cxcywh_to_xyxy(self.predicted_state())
 
-    def update(self, box: np.ndarray, mask: np.ndarray | None, smoothing: float) -> None:
+    def update(self, box: np.ndarray, mask: CroppedMask | None, smoothing: float) -> None:
         """Take the detection ``box`` (xyxy) and ``mask`` matched in this frame.
 
         Call it after :meth:`mark_frame` for this frame.

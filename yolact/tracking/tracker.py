@@ -6,8 +6,9 @@ Each frame goes through these steps:
    active or lost, by cost = 1 - IoU with the track's motion-predicted box (or its last
    mask shifted by the predicted motion), solved as an assignment problem.
 2. Low-score detections (``low_thresh`` <= score < ``high_thresh``) are matched to the
-   active tracks (matched in the previous frame) left over from step 1. They keep a track
-   alive through a dip in confidence (occlusion, blur) but never start one.
+   confirmed tracks left over from step 1 (with ``low_recovers_lost``; else only to the
+   active ones, matched in the previous frame). They keep a track alive through a dip in
+   confidence (occlusion, blur) but never start one.
 3. High-score detections left over are matched to tentative tracks (born in an earlier
    frame, not yet confirmed); a tentative track that misses a frame is dropped.
 4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
@@ -22,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from yolact.tracking.matching import assign, box_iou_np, mask_iou_np, shift_mask
+from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
+from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.track import Track, xyxy_to_cxcywh
 
@@ -52,6 +54,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self.frame_count = 0
         self._next_id = 0
+        self._mask_shape: tuple[int, ...] = ()
 
     def update(
         self,
@@ -97,6 +100,22 @@ class Tracker:
         if opts.iou == "mask" and mask_np is None:
             raise ValueError("tracker iou='mask' needs the detections' masks")
         scale = self._mask_scale(mask_np, image_size)
+        cropped: list[CroppedMask | None] = []
+        if opts.iou == "mask" and mask_np is not None:
+            windows = None  # without the frame size, each mask's own extent
+            if image_size is not None:  # a mask lies in its box, widened by a cell
+                sy, sx = scale
+                windows = box_np * np.array([sx, sy, sx, sy]) + np.array([-1.0, -1.0, 1.0, 1.0])
+            cropped = crop_masks(mask_np, windows)
+            if mask_np.shape[1:] != self._mask_shape:  # masks of another size: forget
+                for t in self.tracks:
+                    t.mask = None
+                self._mask_shape = mask_np.shape[1:]
+
+        def kept(d: int) -> CroppedMask | None:
+            """Detection ``d``'s cropped mask, copied for a track to keep."""
+            m = cropped[d] if cropped else None
+            return None if m is None else CroppedMask(m.y, m.x, m.crop.copy(), m.area)
 
         self.frame_count += 1
         for t in self.tracks:
@@ -112,13 +131,12 @@ class Tracker:
             pool: list[Track], dets: np.ndarray, max_cost: float
         ) -> tuple[list[Track], np.ndarray]:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
-            cost = self._cost(pool, dets, box_np, label_np, mask_np, scale)
+            cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
             for r, c in assign(cost, max_cost):
                 track, d = pool[r], int(dets[c])
-                track.update(box_np[d], None if mask_np is None else mask_np[d],
-                             opts.velocity_smoothing)  # fmt: skip
+                track.update(box_np[d], kept(d), opts.velocity_smoothing)
                 if not track.confirmed and track.hits >= opts.min_hits:
                     track.track_id = self._new_id()
                 ids[d] = track.track_id
@@ -128,10 +146,10 @@ class Tracker:
             return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
 
         unmatched, high_left = match(confirmed, high, opts.match_thresh)
-        # Active = matched in the previous frame (one frame old now); lost tracks are
-        # only ever recovered by high-score detections.
-        active_left = [t for t in unmatched if t.frames_since_update == 1]
-        match(active_left, low, opts.low_match_thresh)
+        # Active = matched in the previous frame (one frame old now).
+        if not opts.low_recovers_lost:
+            unmatched = [t for t in unmatched if t.frames_since_update == 1]
+        match(unmatched, low, opts.low_match_thresh)
         dropped, high_left = match(tentative, high_left, opts.match_thresh)
         for t in dropped:
             self.tracks.remove(t)
@@ -144,7 +162,7 @@ class Tracker:
             track = Track(
                 label=int(label_np[d]),
                 state=xyxy_to_cxcywh(box_np[d]),
-                mask=None if mask_np is None else mask_np[d],
+                mask=kept(d),
             )
             if first_frame or opts.min_hits <= 1:
                 track.track_id = self._new_id()
@@ -173,7 +191,7 @@ class Tracker:
         dets: np.ndarray,
         boxes: np.ndarray,
         labels: np.ndarray,
-        masks: np.ndarray | None,
+        cropped: list[CroppedMask | None],
         scale: tuple[float, float],
     ) -> np.ndarray:
         """Cost 1 - IoU of every track in ``pool`` with every detection in ``dets``.
@@ -182,24 +200,25 @@ class Tracker:
         """
         if not pool or len(dets) == 0:
             return np.zeros((len(pool), len(dets)), dtype=np.float64)
-        if self.options.iou == "mask" and masks is not None:
-            predicted = np.stack([self._predicted_mask(t, masks.shape[1:], scale) for t in pool])
-            iou = mask_iou_np(predicted, masks[dets])
+        same = np.array([t.label for t in pool])[:, None] == labels[dets][None, :]
+        if self.options.iou == "mask" and cropped:
+            shape = (int(self._mask_shape[0]), int(self._mask_shape[1]))
+            predicted = [self._predicted_mask(t, shape, scale) for t in pool]
+            iou = cropped_iou(predicted, [cropped[int(d)] for d in dets], same)
         else:
             predicted_boxes = np.stack([t.predicted_box() for t in pool])
             iou = box_iou_np(predicted_boxes, boxes[dets])
-        cost = 1.0 - iou
-        same = np.array([t.label for t in pool])[:, None] == labels[dets][None, :]
-        out: np.ndarray = np.where(same, cost, 2.0)
+        out: np.ndarray = np.where(same, 1.0 - iou, 2.0)
         return out
 
     @staticmethod
     def _predicted_mask(
-        track: Track, shape: tuple[int, ...], scale: tuple[float, float]
-    ) -> np.ndarray:
-        if track.mask is None or track.mask.shape != tuple(shape):
-            return np.zeros(shape, dtype=np.bool_)
+        track: Track, shape: tuple[int, int], scale: tuple[float, float]
+    ) -> CroppedMask | None:
+        """The track's last mask moved by its predicted motion (None: no mask)."""
+        if track.mask is None:
+            return None
         shift = track.predicted_state() - track.state
         dy = int(round(float(shift[1]) * scale[0]))
         dx = int(round(float(shift[0]) * scale[1]))
-        return shift_mask(track.mask, dy, dx)
+        return track.mask.shifted(dy, dx, shape)
