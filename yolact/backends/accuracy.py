@@ -17,7 +17,7 @@ import numpy as np
 from yolact.backends.meta import ExportMeta
 from yolact.backends.predictor import ExportedPredictor
 from yolact.backends.quantize import QuietLogs, import_nncf, nncf_ignored_scope
-from yolact.backends.runtimes import CompiledOpenVino
+from yolact.backends.runtimes import CompiledOpenVino, signal_stack_kept
 from yolact.core.config import ModelConfig
 from yolact.core.family import ExportError
 from yolact.core.options import PredictorOptions
@@ -148,10 +148,13 @@ def quantize_with_ap_control(
     except Exception as e:  # noqa: BLE001 (NNCF and OpenVINO raise many kinds)
         line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise ExportError(f"NNCF's accuracy control failed: {line}") from None
-    core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
-    float_ap = validator(core.compile_model(model, "CPU", config), validator.indices)[0]
-    int8_ap = validator(core.compile_model(quantized, "CPU", config), validator.indices)[0]
+    with signal_stack_kept():  # as OpenVinoRuntime does
+        core = ov.Core()
+        float_compiled = core.compile_model(model, "CPU", config)
+        int8_compiled = core.compile_model(quantized, "CPU", config)
+    float_ap = validator(float_compiled, validator.indices)[0]
+    int8_ap = validator(int8_compiled, validator.indices)[0]
     removed = max(0, _full_quantizers(model, batches) - _quantizers(quantized))
     return quantized, AccuracyReport(max_drop, float_ap, int8_ap, len(validator.indices), removed)
 

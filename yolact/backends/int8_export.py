@@ -15,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,9 +30,18 @@ from yolact.backends.quantize import (
     quantize_onnx,
     quantize_openvino,
 )
-from yolact.backends.runtimes import CompiledOpenVino, OnnxRuntime, OpenVinoRuntime, Runtime
+from yolact.backends.runtimes import (
+    CompiledOpenVino,
+    OnnxRuntime,
+    OpenVinoRuntime,
+    Runtime,
+    signal_stack_kept,
+)
 from yolact.core.config import ModelConfig
 from yolact.core.family import ExportError
+
+if TYPE_CHECKING:
+    from yolact.backends.accuracy import AccuracyReport
 
 # Calibration batches the INT8 graph is checked on against float32.
 CHECK_IMAGES = 8
@@ -146,7 +155,8 @@ def compiled_float(onnx_path: str) -> Runtime:
 
     model = ov.convert_model(onnx_path)
     config = {"INFERENCE_PRECISION_HINT": "f32"}
-    return CompiledOpenVino(ov.Core().compile_model(model, "CPU", config))
+    with signal_stack_kept():  # as OpenVinoRuntime does
+        return CompiledOpenVino(ov.Core().compile_model(model, "CPU", config))
 
 
 def write_int8_onnx(
@@ -189,6 +199,20 @@ def quantize_meta_onnx(path: str, meta: ExportMeta) -> None:
     onnx.save(model, path)
 
 
+def _quantize_openvino(
+    model: Any, batches: Sequence[np.ndarray], meta: ExportMeta, cfg: ModelConfig,
+    opts: Int8Options,
+) -> tuple[Any, AccuracyReport | None]:  # fmt: skip
+    """NNCF's quantization, under accuracy control with ``opts.max_ap_drop``."""
+    if opts.max_ap_drop is None:
+        return quantize_openvino(model, batches), None
+    from yolact.backends.accuracy import MaskApValidator, quantize_with_ap_control
+
+    assert opts.val_ann is not None and opts.val_images is not None  # checked up front
+    validator = MaskApValidator(opts.val_ann, opts.val_images, cfg, meta, opts.val_max_images)
+    return quantize_with_ap_control(model, batches, validator, opts.max_ap_drop)
+
+
 def write_int8_openvino(
     onnx_path: str, folder: str, meta: ExportMeta, cfg: ModelConfig, files: Sequence[str],
     opts: Int8Options, check: bool = True,
@@ -206,24 +230,18 @@ def write_int8_openvino(
     batches = calibration_batches(files, meta)
     facts = _calibration_facts(opts, files, f"nncf {nncf.__version__} quantize")
     lines: list[str] = []
-    if opts.max_ap_drop is not None:
-        from yolact.backends.accuracy import MaskApValidator, quantize_with_ap_control
-
-        assert opts.val_ann is not None and opts.val_images is not None  # checked up front
-        validator = MaskApValidator(opts.val_ann, opts.val_images, cfg, meta, opts.val_max_images)
-        quantized, report = quantize_with_ap_control(model, batches, validator, opts.max_ap_drop)
+    with signal_stack_kept():  # NNCF compiles models on this thread
+        quantized, control = _quantize_openvino(model, batches, meta, cfg, opts)
+    if control is not None:
         facts["tool"] = f"nncf {nncf.__version__} quantize_with_accuracy_control"
-        facts["accuracy_control"] = report.as_dict()
-        lines.append(report.line())
-    else:
-        quantized = quantize_openvino(model, batches)
+        facts["accuracy_control"] = control.as_dict()
+        lines.append(control.line())
     ov.save_model(quantized, os.path.join(folder, OPENVINO_XML), compress_to_fp16=False)
     lines.insert(0, openvino_int8_summary(quantized).line())
     if check:
-        core = ov.Core()
-        float_rt = CompiledOpenVino(
-            core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        )
+        with signal_stack_kept():
+            config = {"INFERENCE_PRECISION_HINT": "f32"}
+            float_rt = CompiledOpenVino(ov.Core().compile_model(model, "CPU", config))
         agreement = _agreement(float_rt, OpenVinoRuntime(folder, meta), batches, meta.input_size)
         lines.append(_checked(agreement))
         facts["agreement"] = agreement.as_dict()
