@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -174,6 +176,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def kept_signal_handlers() -> Iterator[None]:
+    """Put back every signal handler as it was on entry (``ray.init`` installs its own
+    SIGTERM handler in this process and ``ray.shutdown`` leaves it there)."""
+    saved = {}
+    for sig in signal.valid_signals():
+        try:
+            saved[sig] = signal.getsignal(sig)
+        except (OSError, ValueError):
+            continue
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,10 @@ exported file holds no weights to export again, and is refused in one line. The
 output is written beside its place under a temporary name, checked, and only then
 moved over an earlier export of the same name.
 
+``--int8 --calib=IMAGE_DIR`` quantizes the network to INT8 (NNCF for OpenVINO,
+onnxruntime's static QDQ quantization for ONNX), the post-processing kept in
+float, and checks the result against float32 (:mod:`yolact.backends.int8_export`).
+
 YOLACT++'s deformable convolutions are written as ONNX DeformConv (opset 19),
 which only TensorRT runs today: such a file is exported unchecked, and
 onnxruntime/OpenVINO refuse it in one line.
@@ -35,6 +39,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from yolact.backends.int8_export import (
+    Int8Options,
+    add_int8_arguments,
+    check_int8_options,
+    compiled_float,
+    int8_options,
+    write_int8_onnx,
+    write_int8_openvino,
+)
 from yolact.backends.meta import (
     META_KEY,
     OPENVINO_BIN,
@@ -257,6 +270,7 @@ def export(
     nms_method: str | None = None,
     check: bool = True,
     log: bool = True,
+    int8: Int8Options | None = None,
 ) -> str:
     """Export a checkpoint (or a config's random weights) and check it.
 
@@ -264,6 +278,9 @@ def export(
     checked there, and only then moved into place (:mod:`yolact.backends.writes`):
     a failure or a failed check leaves whatever the output held before. A missing
     output folder is made.
+
+    With ``int8``, the float32 graph is checked against PyTorch, then quantized
+    (:mod:`yolact.backends.int8_export`) and the INT8 graph checked against it.
 
     Returns:
         The path written (the ``.onnx`` file or the ``*_openvino_model`` directory).
@@ -278,6 +295,7 @@ def export(
     if batch < 1:
         raise ExportError(f"--batch must be at least 1, got {batch}")
     refuse_exported(trained_model, "export")
+    files = check_int8_options(int8, fmt, half) if int8 is not None else []
     path = output_path(output, fmt)
     check_output(path, fmt, [trained_model] if trained_model else [])
     cfg, ckpt = resolve_config(trained_model, config)
@@ -304,6 +322,23 @@ def export(
         deformable=spec.deformable,
     )
     checked: list[str] = []
+    if int8 is not None and spec.deformable:
+        raise ExportError("--int8 cannot quantize YOLACT++'s deformable convolutions")
+    if int8 is not None and fmt == "onnx":
+
+        def write_int8(tmp: str) -> None:
+            with tempfile.TemporaryDirectory() as scratch:
+                float_path = os.path.join(scratch, "float.onnx")
+                export_onnx(spec, meta, float_path, x, dynamic_batch)
+                if check:
+                    checked.append(_check(OnnxRuntime(float_path, meta), spec.module, x, half))
+                checked.extend(write_int8_onnx(float_path, tmp, meta, files, int8, check))
+
+        write_file(path, write_int8)
+        say(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB, INT8)")
+        for line in checked:
+            say(line)
+        return path
     if fmt == "onnx":
 
         def verify(tmp: str) -> None:
@@ -327,14 +362,19 @@ def export(
         with tempfile.TemporaryDirectory() as scratch:
             onnx_path = os.path.join(scratch, "model.onnx")
             export_onnx(spec, meta, onnx_path, x, dynamic_batch)
-            save_openvino(onnx_path, meta, tmp, half)
+            if int8 is None:
+                save_openvino(onnx_path, meta, tmp, half)
+                return
+            if check:
+                checked.append(_check(compiled_float(onnx_path), spec.module, x, half))
+            checked.extend(write_int8_openvino(onnx_path, tmp, meta, cfg, files, int8, check))
 
     def verify_folder(tmp: str) -> None:
-        if check:
+        if check and int8 is None:
             checked.append(_check(OpenVinoRuntime(tmp, meta), spec.module, x, half))
 
     write_folder(path, write, verify_folder)
-    say(f"wrote {path}/")
+    say(f"wrote {path}/" + (" (INT8)" if int8 is not None else ""))
     for line in checked:
         say(line)
     return path
@@ -358,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the NMS in the graph (default: config's)",
     )
     p.add_argument("--no_check", action="store_true", help="skip the check against PyTorch")
+    add_int8_arguments(p)
     p.add_argument("--threads", type=int, help="threads for PyTorch (default: the idle cores)")
     a = p.parse_args(argv)
     if a.trained_model is None and a.config is None:
@@ -368,9 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
+        int8 = int8_options(a)
         export(
             a.trained_model, a.output, a.format, config=a.config, half=a.half, batch=a.batch,
             dynamic_batch=a.dynamic_batch, nms_method=a.nms_method, check=not a.no_check,
+            int8=int8,
         )  # fmt: skip
     except (ExportError, ExportedFileError, ConfigError, CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)

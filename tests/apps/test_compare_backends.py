@@ -74,7 +74,8 @@ def test_an_unknown_backend_is_one_error_line_with_the_choices(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 1
     assert err == (
-        "error: unknown backend 'coreml'; choose from pytorch, onnxruntime, openvino, tensorrt\n"
+        "error: unknown backend 'coreml'; choose from pytorch, onnxruntime, openvino, tensorrt, "
+        "onnxruntime-int8, openvino-int8, tensorrt-int8\n"
     )
     assert not (tmp_path / "comparison.csv").exists()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, demo_scene, run_main
+from conftest import REPO, demo_scene, kept_signal_handlers, run_main
 
 from yolact.batch import predict
 from yolact.batch.jsonl import read_records
@@ -34,11 +34,14 @@ def ray_cluster() -> Iterator[object]:
     """One local Ray cluster of 2 CPUs on the loopback address for the whole module."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             configure_logging=False, log_to_driver=False)  # fmt: skip
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    with kept_signal_handlers():
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False, log_to_driver=False)  # fmt: skip
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 def map_with_ray(ray, ds, batch_size: int) -> list[dict]:

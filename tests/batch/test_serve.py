@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, demo_scene, free_port
+from conftest import REPO, demo_scene, free_port, kept_signal_handlers
 
 from yolact.batch.fixed import FixedBatchPredictor
 from yolact.batch.records import detection_entries
@@ -33,16 +33,18 @@ def url() -> Iterator[str]:
     from yolact.batch.serve import yolact_app
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             configure_logging=False, log_to_driver=False)  # fmt: skip
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        app = yolact_app(WEIGHTS, batch_size=BATCH, device="cpu", threads=1, max_wait_s=0.05)
-        serve.run(app, name="yolact", route_prefix="/detect")
-        yield f"http://127.0.0.1:{port}/detect"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with kept_signal_handlers():
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False, log_to_driver=False)  # fmt: skip
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            app = yolact_app(WEIGHTS, batch_size=BATCH, device="cpu", threads=1,
+                             max_wait_s=0.05)  # fmt: skip
+            serve.run(app, name="yolact", route_prefix="/detect")
+            yield f"http://127.0.0.1:{port}/detect"
+        finally:
+            serve.shutdown()
+            ray.shutdown()
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:

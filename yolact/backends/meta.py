@@ -19,7 +19,12 @@ OPENVINO_META = "metadata.json"
 # The layout version of ExportMeta this code writes and reads. Every file written
 # since export existed carries its ``version`` (1), so a file without one was not
 # written by export (or was edited), and is refused rather than guessed at.
+# An INT8 export keeps version 1: its precision and calibration facts live in
+# ``extra`` (which every version-1 reader accepts), and its graph is one that any
+# reader runs as it is (QuantizeLinear/DequantizeLinear, FakeQuantize).
 FORMAT_VERSION = 1
+# What ``ExportMeta.precision`` can be: the weights' and activations' number format.
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class ExportedFileError(CheckpointError):
@@ -43,6 +48,9 @@ class ExportMeta:
         half: float16 weights and input.
         deformable: the graph holds ONNX DeformConv (TensorRT only).
         version: the layout version of this metadata.
+        extra: further facts that need no new version; an INT8 export stores
+            ``precision`` ("int8") and ``quantization`` (how it was calibrated and
+            checked) here (:attr:`precision`, :attr:`quantization`).
     """
 
     config_name: str
@@ -60,6 +68,20 @@ class ExportMeta:
     deformable: bool = False
     version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str:
+        """ "int8" for an INT8 export, else "fp16" (``half``) or "fp32"."""
+        stored = self.extra.get("precision")
+        if isinstance(stored, str):
+            return stored
+        return "fp16" if self.half else "fp32"
+
+    @property
+    def quantization(self) -> dict[str, Any]:
+        """How an INT8 export was made (calibration, tool, agreement); {} otherwise."""
+        q = self.extra.get("quantization")
+        return q if isinstance(q, dict) else {}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -116,7 +138,14 @@ _FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "nms_method": (lambda v: isinstance(v, str), "a string"),
     "half": (lambda v: isinstance(v, bool), "true or false"),
     "deformable": (lambda v: isinstance(v, bool), "true or false"),
-    "extra": (lambda v: isinstance(v, dict), "an object"),
+    "extra": (
+        lambda v: (
+            isinstance(v, dict)
+            and v.get("precision", "fp32") in PRECISIONS
+            and isinstance(v.get("quantization", {}), dict)
+        ),
+        f"an object (its precision one of {', '.join(PRECISIONS)}, its quantization an object)",
+    ),
 }
 _REQUIRED = ("config_name", "config", "class_names", "input_size", "batch", "pixel_mean",
              "pixel_std")  # fmt: skip

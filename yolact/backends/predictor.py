@@ -8,7 +8,7 @@ import torch
 
 from yolact.backends.meta import ExportedFileError, ExportMeta, read_meta
 from yolact.backends.runners import ExportedRunner
-from yolact.backends.runtimes import open_runtime
+from yolact.backends.runtimes import Runtime, open_runtime
 from yolact.core.config import ModelConfig
 from yolact.core.ops.nms import parse_nms_method
 from yolact.core.options import PredictorOptions
@@ -42,6 +42,9 @@ class ExportedPredictor(PaddedPredictor):
             and ``channels_last`` have no effect; ``threads`` are the runtime's
             intra-op threads (None: :func:`yolact.runtime.threads.current_plan`).
         meta: the file's metadata (read from ``path`` when omitted).
+        runtime: the graph already loaded (an INT8 candidate under accuracy
+            control, say); ``path`` then only names it. Opened from ``path`` when
+            omitted.
 
     Raises:
         ExportedFileError: an unreadable file, a runtime that cannot run it, or
@@ -59,6 +62,7 @@ class ExportedPredictor(PaddedPredictor):
         cfg: ModelConfig,
         options: PredictorOptions | None = None,
         meta: ExportMeta | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         options = PredictorOptions() if options is None else options
         device = str(options.device or "cpu")
@@ -74,9 +78,10 @@ class ExportedPredictor(PaddedPredictor):
                 f"{path} was exported with crop={meta.crop}; export it again to change it"
             )
         threads = options.threads or current_plan().runtime
-        runtime = open_runtime(
-            path, meta, device, threads, half=options.half, tensorrt=options.tensorrt
-        )
+        if runtime is None:
+            runtime = open_runtime(
+                path, meta, device, threads, half=options.half, tensorrt=options.tensorrt
+            )
         self.path = path
         self.meta = meta
         self.runtime = runtime

@@ -115,19 +115,30 @@ def runtime_error_line(e: BaseException) -> str:
 
 
 def onnx_providers(
-    path: str, device: str, *, half: bool = False, tensorrt: bool | None = None
+    path: str,
+    device: str,
+    *,
+    half: bool = False,
+    tensorrt: bool | None = None,
+    int8: bool = False,
 ) -> list[Provider]:
     """The onnxruntime providers to try, best first.
 
     On CUDA: TensorRT (fp16 kernels allowed when ``half`` or the file is fp16,
-    engines cached under :func:`trt_cache_dir`, made here), then CUDA, then the CPU; each
-    only where this onnxruntime has it. On the CPU: the CPU alone.
+    INT8 kernels for an INT8 file, engines cached under :func:`trt_cache_dir`,
+    made here), then CUDA, then the CPU; each only where this onnxruntime has it.
+    On the CPU: the CPU alone.
 
     Args:
         path: the ``.onnx`` file.
         device: "cpu" or "cuda[:N]".
         half: let TensorRT build fp16 kernels.
         tensorrt: True requires TensorRT, False leaves it out, None uses it when present.
+        int8: the file is an INT8 export (QDQ): TensorRT builds INT8 kernels
+            (``trt_int8_enable``) with the scales the QDQ nodes carry, which
+            ``yolact.export --int8`` measured on the calibration images: TensorRT's
+            explicit quantization, so no calibration table is read
+            (:func:`tensorrt_int8_options`).
 
     Raises:
         TensorRTMissingError: ``tensorrt`` True where it is not available.
@@ -151,22 +162,28 @@ def onnx_providers(
             raise ExportedFileError(
                 f"cannot make TensorRT's engine cache {cache}: {e.strerror or e}"
             ) from None
-        providers.append(
-            (
-                TENSORRT,
-                {
-                    "device_id": index,
-                    "trt_fp16_enable": half,
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": cache,
-                    "trt_timing_cache_enable": True,
-                    "trt_timing_cache_path": cache,
-                },
-            )
-        )
+        options: dict[str, object] = {
+            "device_id": index,
+            "trt_fp16_enable": half,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": cache,
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": cache,
+        }
+        if int8:
+            options.update(tensorrt_int8_options())
+        providers.append((TENSORRT, options))
     if CUDA in available:
         providers.append((CUDA, {"device_id": index}))
     return [*providers, CPU]
+
+
+def tensorrt_int8_options() -> dict[str, object]:
+    """TensorRT's options for an INT8 (QDQ) file: INT8 kernels on, and no calibration
+    table: the QDQ nodes hold the scales measured on the calibration images
+    (explicit quantization; TensorRT 10 deprecates the implicit, table-calibrated
+    kind, and would ignore a table for a graph with Q/DQ nodes)."""
+    return {"trt_int8_enable": True, "trt_int8_use_native_calibration_table": False}
 
 
 def _cannot_run_deformable(path: str, runtime: str) -> ExportedFileError:
@@ -207,7 +224,10 @@ class OnnxRuntime(Runtime):
     ) -> None:
         import onnxruntime as ort
 
-        providers = onnx_providers(path, device, half=half or meta.half, tensorrt=tensorrt)
+        providers = onnx_providers(
+            path, device, half=half or meta.half, tensorrt=tensorrt,
+            int8=meta.precision == "int8",
+        )  # fmt: skip
         names = [p if isinstance(p, str) else p[0] for p in providers]
         if meta.deformable and TENSORRT not in names:
             raise _cannot_run_deformable(path, "onnxruntime")
@@ -314,12 +334,31 @@ def openvino_config(half: bool, threads: int, capabilities: Sequence[str]) -> di
     return config
 
 
-class OpenVinoRuntime(Runtime):
+class CompiledOpenVino(Runtime):
+    """An OpenVINO model compiled elsewhere (NNCF's candidates under accuracy control)."""
+
+    name = "openvino"
+    device = "cpu"
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        result = self.request.infer({0: batch})
+        return [np.asarray(result[out]) for out in self.compiled.outputs]
+
+
+class OpenVinoRuntime(CompiledOpenVino):
     """OpenVINO on the CPU (another ``device`` is noted and ignored), in float32 or,
     with ``half``, bfloat16 (:func:`openvino_config`).
 
+    An INT8 export (NNCF's FakeQuantize nodes) runs its quantized convolutions in
+    INT8 either way; the hint sets the precision of the rest of the graph.
+
     Attributes:
-        precision: "f32" or "bf16", the inference precision asked for.
+        precision: "f32" or "bf16", the inference precision asked for, with
+            "int8+" in front for an INT8 export.
     """
 
     name = "openvino"
@@ -344,7 +383,7 @@ class OpenVinoRuntime(Runtime):
             except Exception as e:  # noqa: BLE001 (OpenVINO raises RuntimeError subclasses)
                 line = runtime_error_line(e)
                 raise ExportedFileError(f"{path}: OpenVINO cannot load it: {line}") from None
-        self.precision = "bf16" if half else "f32"
+        self.precision = ("int8+" if meta.precision == "int8" else "") + ("bf16" if half else "f32")
         self.request = self.compiled.create_infer_request()
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -22,12 +22,16 @@ from yolact.engine.evaluate import evaluate_dataset, match_classes
 from yolact.runtime.gpu import half_label
 
 # ``--backends`` names -> the export format (None: the PyTorch model itself); tensorrt
-# is the ONNX file on onnxruntime's TensorRT provider, onnxruntime the same without it.
+# is the ONNX file on onnxruntime's TensorRT provider, onnxruntime the same without it;
+# the -int8 ones are exported with --int8 (yolact.bench.int8.calibration_source).
 BACKENDS: dict[str, str | None] = {
     "pytorch": None,
     "onnxruntime": "onnx",
     "openvino": "openvino",
     "tensorrt": "onnx",
+    "onnxruntime-int8": "onnx",
+    "openvino-int8": "openvino",
+    "tensorrt-int8": "onnx",
 }
 
 
@@ -54,14 +58,19 @@ def _other_args(args: argparse.Namespace, spec: str) -> argparse.Namespace:
     return other
 
 
-def _export_for(args: argparse.Namespace, fmt: str, folder: str) -> argparse.Namespace:
-    """Export the ``--trained_model``/``--config`` model to ``fmt`` in ``folder``; the
-    flags that load the exported file instead (any batch size)."""
+def _export_for(
+    args: argparse.Namespace, fmt: str, folder: str, int8: bool = False
+) -> argparse.Namespace:
+    """Export the ``--trained_model``/``--config`` model to ``fmt`` in ``folder`` (in
+    INT8 with ``int8``); the flags that load the exported file instead (any batch size)."""
+    from yolact.bench.int8 import calibration_source
     from yolact.export import export
 
     nms = "cross_class" if args.cross_class_nms else ("fast" if args.fast_nms else None)
+    quantize, check = calibration_source(args, folder) if int8 else (None, True)
     path = export(args.trained_model, os.path.join(folder, "model"), fmt, config=args.config,
-                  dynamic_batch=True, nms_method=nms, log=False)  # fmt: skip
+                  dynamic_batch=True, nms_method=nms, log=False, int8=quantize,
+                  check=check)  # fmt: skip
     other = copy.copy(args)
     other.trained_model, other.config = path, None
     return other
@@ -77,14 +86,15 @@ def _exported_for(args: argparse.Namespace, backend: str, folder: str) -> argpar
     """
     path = args.trained_model
     source = exported_format(path)
-    if backend == "pytorch":
+    if backend == "pytorch" or backend.endswith("-int8"):
         kind = "an ONNX file" if source == "onnx" else "an OpenVINO model"
+        task = "to time PyTorch" if backend == "pytorch" else "to quantize"
         raise ExportedFileError(
-            f"{path} is {kind} without PyTorch weights; give the .pth checkpoint to time PyTorch"
+            f"{path} is {kind} without PyTorch weights; give the .pth checkpoint {task}"
         )
     if source == "openvino" and backend != "openvino":
         raise ExportedFileError(f"{path} is an OpenVINO model; {backend} runs .onnx files")
-    if backend == "tensorrt":
+    if backend.startswith("tensorrt"):
         require_tensorrt()
     other = copy.copy(args)
     if source == "onnx" and backend == "openvino":
@@ -102,11 +112,12 @@ def _backend_flags(args: argparse.Namespace, backend: str, folder: str) -> argpa
     if exported_format(args.trained_model or ""):
         flags = _exported_for(args, backend, folder)
     else:
-        if backend == "tensorrt":
+        if backend.startswith("tensorrt"):
             require_tensorrt()  # before the export, which takes a while
-        flags = args if fmt is None else _export_for(args, fmt, folder)
+        int8 = backend.endswith("-int8")
+        flags = args if fmt is None else _export_for(args, fmt, folder, int8)
     if fmt == "onnx":
-        flags.tensorrt = backend == "tensorrt"
+        flags.tensorrt = backend.startswith("tensorrt")
     return flags
 
 
