@@ -121,8 +121,8 @@ def test_high_score_below_new_track_thresh_does_not_start_a_track() -> None:
         assert _frame(tracker, [_box(30, 30)], [0.55]) == [-1]
 
 
-def test_different_labels_never_associate() -> None:
-    tracker = Tracker(TrackerOptions())
+def test_different_labels_never_associate_when_kept_apart() -> None:
+    tracker = Tracker(TrackerOptions(class_cost=1.0))
     assert _frame(tracker, [_box(30, 30)], labels=[0]) == [1]
     assert _frame(tracker, [_box(30, 30)], labels=[1]) == [-1]
     assert _frame(tracker, [_box(30, 30)], labels=[1]) == [2]
@@ -203,3 +203,28 @@ def test_mismatched_inputs_are_one_clear_error() -> None:
         tracker.update(np.zeros((2, 4)), np.zeros(2), np.zeros(2), np.zeros((1, 8, 8)))
     assert str(err.value) == "tracker masks must be [2, h, w], got [1, 8, 8]"
     assert tracker.frame_count == 0 and tracker.tracks == []
+
+
+def test_a_class_flip_keeps_the_track_by_default() -> None:
+    """A detector calls a partly hidden object by another class for a frame: with the
+    default class_cost (0.1) the track follows it and keeps its first class."""
+    tracker = Tracker(TrackerOptions())
+    assert _frame(tracker, [_box(30, 30)], labels=[0]) == [1]
+    assert _frame(tracker, [_box(31, 30)], labels=[2]) == [1]
+    assert _frame(tracker, [_box(32, 30)], labels=[0]) == [1]
+    assert tracker.tracks[0].label == 0
+
+
+def test_own_class_wins_over_a_slightly_better_overlap() -> None:
+    """Box IoU 0.8 of the own class (cost 0.2) beats IoU 0.85 of another (0.15 + 0.1)."""
+    tracker = Tracker(TrackerOptions())
+    assert _frame(tracker, [[0, 0, 100, 100]], labels=[0]) == [1]
+    # [0, 0, 100, 85] has IoU 0.85 with the track, [0, 0, 100, 80] IoU 0.80.
+    ids = _frame(tracker, [[0, 0, 100, 85], [0, 0, 100, 80]], labels=[1, 0], scores=[0.9, 0.9])
+    assert ids[1] == 1 and ids[0] != 1
+
+
+def test_class_cost_must_be_a_number_at_least_zero() -> None:
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="class_cost"):
+            TrackerOptions(class_cost=bad)

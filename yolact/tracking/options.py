@@ -43,6 +43,11 @@ class TrackerOptions:
             tracks (unmatched for a few frames, still in the buffer), not only the active
             ones: an object that comes back from an occlusion with a low score keeps its
             id. Default True.
+        class_cost: added to the cost of a track and a detection of different classes.
+            A detector often flips the class of a partly hidden object for a frame or
+            two; a small cost lets the track follow it while an object of the track's
+            own class still wins. 1 or more keeps the classes apart (no match across
+            classes). A track keeps the class it started with. Default 0.1.
     """
 
     high_thresh: float = 0.5
@@ -55,6 +60,7 @@ class TrackerOptions:
     iou: IouKind = "box"
     velocity_smoothing: float = 0.5
     low_recovers_lost: bool = True
+    class_cost: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh:
@@ -66,6 +72,8 @@ class TrackerOptions:
             raise ValueError(f"tracker buffer must be >= 0 frames, got {self.buffer_frames}")
         if self.min_hits < 1:
             raise ValueError(f"tracker min_hits must be >= 1, got {self.min_hits}")
+        if not (math.isfinite(self.class_cost) and self.class_cost >= 0.0):
+            raise ValueError(f"tracker class_cost must be >= 0, got {self.class_cost}")
         if self.iou not in ("box", "mask"):
             raise ValueError(f"tracker iou must be 'box' or 'mask', got {self.iou!r}")
         if not 0.0 < self.velocity_smoothing <= 1.0:

@@ -34,7 +34,8 @@ class Track:
     ``last + v * frames_since_update``.
 
     Attributes:
-        label: class of the object; only detections of the same class associate.
+        label: class of the object (the one it started with); a detection of another class
+            costs ``TrackerOptions.class_cost`` more to associate.
         state: last observed (cx, cy, w, h) in pixels.
         velocity: estimated change of ``state`` per frame.
         mask: last observed mask (cropped to its extent), or None.

@@ -14,7 +14,8 @@ Each frame goes through these steps:
 4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
 5. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
 
-Only detections of the same label associate. Ids come from a counter that only grows,
+A detection of another class than a track's costs ``class_cost`` more to associate
+(classes kept apart with ``class_cost`` >= 1). Ids come from a counter that only grows,
 so an id is never given to a second object.
 """
 
@@ -196,19 +197,26 @@ class Tracker:
     ) -> np.ndarray:
         """Cost 1 - IoU of every track in ``pool`` with every detection in ``dets``.
 
-        Pairs whose labels differ cost 2, above any threshold.
+        Pairs whose labels differ cost ``class_cost`` more; with ``class_cost`` >= 1
+        (or more than every threshold) they never match and are not computed.
         """
         if not pool or len(dets) == 0:
             return np.zeros((len(pool), len(dets)), dtype=np.float64)
         same = np.array([t.label for t in pool])[:, None] == labels[dets][None, :]
+        class_cost = self.options.class_cost
+        apart = class_cost >= 1.0
         if self.options.iou == "mask" and cropped:
             shape = (int(self._mask_shape[0]), int(self._mask_shape[1]))
             predicted = [self._predicted_mask(t, shape, scale) for t in pool]
-            iou = cropped_iou(predicted, [cropped[int(d)] for d in dets], same)
+            pairs = same if apart else None
+            iou = cropped_iou(predicted, [cropped[int(d)] for d in dets], pairs)
         else:
             predicted_boxes = np.stack([t.predicted_box() for t in pool])
             iou = box_iou_np(predicted_boxes, boxes[dets])
-        out: np.ndarray = np.where(same, 1.0 - iou, 2.0)
+        if apart:
+            out: np.ndarray = np.where(same, 1.0 - iou, 2.0)
+        else:
+            out = np.where(same, 1.0 - iou, 1.0 - iou + class_cost)
         return out
 
     @staticmethod
