@@ -16,13 +16,13 @@ and the training DataLoader with ``--workers`` workers) and reports:
 while this process samples the PSS of the child's whole process tree every 0.1 s
 and reports its peak.
 
-Cases: ``old`` (the code under ``--old-root``, e.g. a worktree of main: per-image
-dicts), ``cold`` (this code, its cache deleted first), ``cached`` (this code, the
+Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old ac4cabc``,
+the last commit with per-image dicts; only with ``--old-root``), ``cold`` (this code, its cache deleted first), ``cached`` (this code, the
 cache of the previous case). Example::
 
     python -m yolact.data.coco_scale --out /tmp/coco_scale
     python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
-        --images /tmp/coco_scale/images --old-root /work/main --epoch-reads
+        --images /tmp/coco_scale/images --old-root /tmp/old --epoch-reads
 """
 
 from __future__ import annotations
@@ -197,8 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--ann", required=True, help="COCO json (python -m yolact.data.coco_scale)")
     parser.add_argument("--images", required=True, help="its image folder")
-    parser.add_argument("--old-root", default="/work/main", help="root of the code to compare")
-    parser.add_argument("--cases", default="old,cold,cached", help="of old, cold, cached")
+    parser.add_argument("--old-root", default=None,
+                        help="root of the code to compare (the 'old' case needs it)")  # fmt: skip
+    parser.add_argument("--cases", default=None,
+                        help="of old, cold, cached (default: all three with --old-root, "
+                        "else cold,cached)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=20)
@@ -208,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: all) once per case")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cases is None:
+        args.cases = "old,cold,cached" if args.old_root else "cold,cached"
+    if "old" in args.cases.split(",") and not args.old_root:
+        parser.error("the 'old' case needs --old-root (a checkout of the code to compare)")
     if args.child:
         report = child(args, float(os.environ.get("BENCH_T0", time.time())))
         print(json.dumps(report), flush=True)
