@@ -16,9 +16,10 @@ and the training DataLoader with ``--workers`` workers) and reports:
 while this process samples the PSS of the child's whole process tree every 0.1 s
 and reports its peak.
 
-Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old ac4cabc``,
-the last commit with per-image dicts; only with ``--old-root``), ``cold`` (this code, its cache deleted first), ``cached`` (this code, the
-cache of the previous case). Example::
+Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old
+ac4cabc``, the last commit with per-image dicts; only with ``--old-root``), ``cold``
+(this code, its cache deleted first), ``cached`` (this code, the cache of the previous
+case). Example::
 
     python -m yolact.data.coco_scale --out /tmp/coco_scale
     python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
