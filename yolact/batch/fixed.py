@@ -37,6 +37,29 @@ class FixedBatchPredictor:
         self.predictor = predictor
         self.batch_size = batch_size
 
+    @classmethod
+    def load(
+        cls,
+        model_path: str,
+        batch_size: int,
+        *,
+        score_threshold: float = 0.0,
+        device: str | None = None,
+        threads: int | None = None,
+        config: str | None = None,
+    ) -> FixedBatchPredictor:
+        """The model of ``model_path`` (a checkpoint or an exported file) as batch
+        inference runs it: every detection above ``score_threshold``, with masks.
+
+        Raises:
+            yolact.io.images.InputError: the file cannot be read as a model.
+        """
+        predictor = Predictor.from_checkpoint(
+            model_path, config=config, device=device, threads=threads,
+            score_threshold=score_threshold, top_k=None, masks=True,
+        )  # fmt: skip
+        return cls(predictor, batch_size)
+
     @property
     def class_names(self) -> Sequence[str]:
         """The predictor's class names."""

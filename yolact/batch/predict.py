@@ -77,7 +77,6 @@ def check_out(out: str, inputs: Sequence[str]) -> None:
 def run(args: argparse.Namespace, stop: StopSignals) -> int:
     """Do the run the flags ask for; returns the exit code."""
     from yolact.cli.predictors import UsageError
-    from yolact.core.predictor import Predictor
     from yolact.inference.sources import ImageFiles
     from yolact.inference.stream import stream
     from yolact.runtime.device import select_device
@@ -102,9 +101,9 @@ def run(args: argparse.Namespace, stop: StopSignals) -> int:
         with LineWriter(args.out):  # an empty shard's output exists too
             pass
     else:
-        predictor = Predictor.from_checkpoint(
-            args.trained_model, config=args.config, device=args.device, threads=args.threads,
-            score_threshold=args.score_threshold, top_k=None, masks=True,
+        fixed = FixedBatchPredictor.load(
+            args.trained_model, args.batch_size, score_threshold=args.score_threshold,
+            device=args.device, threads=args.threads, config=args.config,
         )  # fmt: skip
         files = ImageFiles([e.path for e in todo], args.source, skip_unreadable=True)
 
@@ -113,14 +112,13 @@ def run(args: argparse.Namespace, stop: StopSignals) -> int:
             print(f"skipping: {err}", file=sys.stderr)
 
         with stop.polling(), LineWriter(args.out) as writer:
-            fixed = FixedBatchPredictor(predictor, args.batch_size)
             s = stream(fixed, files, batch_size=args.batch_size, stop=stop.event, on_skip=skip)
             with s:
                 for r in s:
                     entry: ImageEntry = todo[r.frame_index]
                     record = make_record(
                         r.detections, image_id=entry.image_id, file_name=entry.file_name,
-                        path=entry.path, class_names=predictor.class_names,
+                        path=entry.path, class_names=fixed.class_names,
                     )  # fmt: skip
                     writer.write(dump_line(record))
                     counts.written += 1

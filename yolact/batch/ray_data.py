@@ -86,14 +86,11 @@ class YolactMapper:
         threads: int | None = None,
         config: str | None = None,
     ) -> None:
-        from yolact.core.predictor import Predictor
-
-        predictor = Predictor.from_checkpoint(
-            model_path, config=config, device=device, threads=threads,
-            score_threshold=score_threshold, top_k=None, masks=True,
+        self.predictor = FixedBatchPredictor.load(
+            model_path, batch_size, score_threshold=score_threshold, device=device,
+            threads=threads, config=config,
         )  # fmt: skip
-        self.predictor = FixedBatchPredictor(predictor, batch_size)
-        self.category_ids = category_ids_for(predictor.class_names)
+        self.category_ids = category_ids_for(self.predictor.class_names)
 
     def _images(self, batch: dict[str, Any]) -> list[np.ndarray | str]:
         """Each row's BGR image, or the reason it cannot be used."""

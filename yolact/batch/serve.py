@@ -62,14 +62,11 @@ class YolactServer:
         threads: int | None = None,
         config: str | None = None,
     ) -> None:
-        from yolact.core.predictor import Predictor
-
-        predictor = Predictor.from_checkpoint(
-            model_path, config=config, device=device, threads=threads,
-            score_threshold=score_threshold, top_k=None, masks=True,
+        self.predictor = FixedBatchPredictor.load(
+            model_path, batch_size, score_threshold=score_threshold, device=device,
+            threads=threads, config=config,
         )  # fmt: skip
-        self.predictor = FixedBatchPredictor(predictor, batch_size)
-        self.category_ids = category_ids_for(predictor.class_names)
+        self.category_ids = category_ids_for(self.predictor.class_names)
         batched: Any = self.detect  # serve.batch's wrapper: its settings per replica
         batched.set_max_batch_size(batch_size)
         batched.set_batch_wait_timeout_s(max_wait_s)
