@@ -36,10 +36,10 @@ def images(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def one_run(images, tmp_path_factory) -> bytes:
-    """The output of one run over every image, 2 images a batch."""
+    """The output of one run over every image, one image a batch."""
     out = tmp_path_factory.mktemp("one") / "all.jsonl"
     assert predict.main([f"--trained_model={WEIGHTS}", "--device=cpu", f"--source={images}",
-                         f"--out={out}", "--batch_size=2"]) == 0  # fmt: skip
+                         f"--out={out}", "--batch_size=1"]) == 0  # fmt: skip
     return out.read_bytes()
 
 
@@ -69,7 +69,7 @@ def test_two_shards_merged_equal_one_run(images, one_run, tmp_path, capsys):
     for i in range(2):
         out = tmp_path / f"part{i}.jsonl"
         code, stdout, err = run(capsys, f"--source={images}", f"--out={out}",
-                                f"--shard={i}/2", "--batch_size=2")  # fmt: skip
+                                f"--shard={i}/2", "--batch_size=1")  # fmt: skip
         assert code == 0 and err == "", err
         assert stdout.startswith(f"shard {i}/2: wrote ")
         lines += out.read_bytes().splitlines(keepends=True)
@@ -94,7 +94,7 @@ def test_unfinished_last_line_is_dropped_by_a_copy_and_the_run_resumes(
     cut = lines[1][: len(lines[1]) // 2]  # a line cut by a crash: no newline
     out.write_bytes(lines[0] + cut)
     inode = out.stat().st_ino
-    code, stdout, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=2")
+    code, stdout, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=1")
     assert code == 0
     assert one_line(err) == (f"note: dropped the unfinished last line of {out} ({len(cut)} "
                              "bytes) left by an interrupted run")  # fmt: skip
@@ -116,14 +116,14 @@ def test_sigterm_keeps_complete_lines_and_a_rerun_finishes(
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(jsonl.LineWriter, "write", write_then_terminate)
-    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=2")
+    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=1")
     assert code == 128 + signal.SIGTERM
     assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM; kept ")
     kept = out.read_bytes()
     assert kept.endswith(b"\n") and one_run.startswith(kept)
     assert 1 <= len(kept.splitlines()) < N_IMAGES
     monkeypatch.setattr(jsonl.LineWriter, "write", write)
-    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=2")
+    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=1")
     assert code == 0 and err == ""
     assert out.read_bytes() == one_run
 
@@ -213,7 +213,7 @@ def test_an_exported_model_runs_sharded_then_resumed_into_one_file(
     then the whole list into the same file, holds the lines of one run."""
     onnx_file = exported["onnx"]
     one, mixed = tmp_path / "one.jsonl", tmp_path / "mixed.jsonl"
-    argv = [f"--trained_model={onnx_file}", "--device=cpu", f"--source={images}", "--batch_size=2"]
+    argv = [f"--trained_model={onnx_file}", "--device=cpu", f"--source={images}", "--batch_size=1"]
     assert predict.main([*argv, f"--out={one}"]) == 0
     assert predict.main([*argv, f"--out={mixed}", "--shard=1/3"]) == 0
     first = len(mixed.read_bytes().splitlines())
@@ -226,7 +226,7 @@ def test_an_exported_model_runs_sharded_then_resumed_into_one_file(
 
 def test_score_threshold_keeps_the_detections_above_it(images, one_run, tmp_path, capsys):
     out = tmp_path / "high.jsonl"
-    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=2",
+    code, _, err = run(capsys, f"--source={images}", f"--out={out}", "--batch_size=1",
                        "--score_threshold=0.5")  # fmt: skip
     assert code == 0 and err == ""
     full = [json.loads(line) for line in one_run.splitlines()]

@@ -3,7 +3,7 @@
 ::
 
     yolact predict --trained_model=weights/yolact_base_54_800000.pth \\
-        --source="photos/**/*.jpg" --out=results.jsonl --shard=0/4 --batch_size=4
+        --source="photos/**/*.jpg" --out=results.jsonl --shard=0/4
 
 ``--source`` is a glob, a folder, a ``.txt`` list or a COCO JSON
 (:mod:`yolact.batch.sources`). One line per image is appended to ``--out`` and
@@ -58,7 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--image_dir", default=None,
                    help="the folder of a COCO JSON's file_names (default: the JSON's)")  # fmt: skip
     p.add_argument("--shard", default="0/1", help="process part i of N (default 0/1: all)")
-    p.add_argument("--batch_size", type=int, default=4, help="images per network call")
+    p.add_argument("--batch_size", type=int, default=1,
+                   help="images per network call (default 1: an image's results depend on "
+                   "nothing else, so shards and resumed runs merge byte for byte)")  # fmt: skip
     p.add_argument("--score_threshold", type=float, default=0.0,
                    help="keep detections scoring above this (default 0: all)")  # fmt: skip
     p.add_argument("--config", default=None, help="a registered config (default: from the file)")
