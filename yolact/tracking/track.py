@@ -43,6 +43,8 @@ class Track:
         hits: consecutive frames with a match (counting the first).
         frames_since_update: frames since the last match (0 in a frame where it matched).
         has_velocity: whether a velocity has been measured yet.
+        colour: mean Lab colour of its high-score detections (exponentially averaged),
+            or None when the tracker was given no frames.
     """
 
     label: int
@@ -53,6 +55,14 @@ class Track:
     hits: int = 1
     frames_since_update: int = 0
     has_velocity: bool = False
+    colour: np.ndarray | None = None
+
+    def take_colour(self, colour: np.ndarray, weight: float) -> None:
+        """Blend a trusted detection's ``colour`` into the track's, ``weight`` for the new."""
+        if self.colour is None:
+            self.colour = colour.copy()
+        else:
+            self.colour = weight * colour + (1.0 - weight) * self.colour
 
     @property
     def confirmed(self) -> bool:

@@ -11,6 +11,9 @@ Each frame goes through these steps:
    confidence (occlusion, blur) but never start one.
 3. High-score detections left over are matched to tentative tracks (born in an earlier
    frame, not yet confirmed); a tentative track that misses a frame is dropped.
+   With ``reid`` and the frame given, confirmed tracks still unmatched are then offered
+   the detections left over (high and low score) by colour and distance
+   (:mod:`yolact.tracking.reid`).
 4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
 5. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
 
@@ -24,12 +27,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from yolact.tracking.appearance import LabGrid
 from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
 from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
+from yolact.tracking.reid import REID_MAX_COST, reid_cost
 from yolact.tracking.track import Track, xyxy_to_cxcywh
 
 _ArrayLike = torch.Tensor | np.ndarray
+_COLOUR_WEIGHT = 0.3  # weight of a new trusted detection in a track's colour
 
 
 def _to_numpy(x: _ArrayLike) -> np.ndarray:
@@ -64,6 +70,7 @@ class Tracker:
         labels: _ArrayLike,
         masks: _ArrayLike | None = None,
         image_size: tuple[int, int] | None = None,
+        image: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Associate the detections of the next frame with the tracks.
 
@@ -75,6 +82,8 @@ class Tracker:
                 fixed during the run; needed when ``options.iou == "mask"``.
             image_size: (H, W) of the frame in pixels, to scale box motion to mask cells;
                 when None the masks are taken to be at pixel resolution.
+            image: the frame, [H, W, 3] uint8 BGR, for the colour cue of ``options.reid``
+                (sampled to the masks' grid with ``iou="mask"``); None: no colour cue.
 
         Returns:
             [N] int64 track ids on the CPU, -1 for detections not (yet) tracked: scores
@@ -101,17 +110,25 @@ class Tracker:
         if opts.iou == "mask" and mask_np is None:
             raise ValueError("tracker iou='mask' needs the detections' masks")
         scale = self._mask_scale(mask_np, image_size)
+        sy, sx = scale
         cropped: list[CroppedMask | None] = []
         if opts.iou == "mask" and mask_np is not None:
             windows = None  # without the frame size, each mask's own extent
             if image_size is not None:  # a mask lies in its box, widened by a cell
-                sy, sx = scale
                 windows = box_np * np.array([sx, sy, sx, sy]) + np.array([-1.0, -1.0, 1.0, 1.0])
             cropped = crop_masks(mask_np, windows)
             if mask_np.shape[1:] != self._mask_shape:  # masks of another size: forget
                 for t in self.tracks:
                     t.mask = None
                 self._mask_shape = mask_np.shape[1:]
+
+        colours: np.ndarray | None = None
+        if opts.reid and image is not None and n:
+            if opts.iou == "mask" and mask_np is not None:
+                grid = LabGrid(image, (int(mask_np.shape[1]), int(mask_np.shape[2])))
+                colours = grid.mask_means(cropped, box_np * np.array([sx, sy, sx, sy]))
+            else:
+                colours = LabGrid(image).box_means(box_np)
 
         def kept(d: int) -> CroppedMask | None:
             """Detection ``d``'s cropped mask, copied for a track to keep."""
@@ -129,15 +146,21 @@ class Tracker:
         tentative = [t for t in self.tracks if not t.confirmed]
 
         def match(
-            pool: list[Track], dets: np.ndarray, max_cost: float
+            pool: list[Track], dets: np.ndarray, max_cost: float, by_colour: bool = False
         ) -> tuple[list[Track], np.ndarray]:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
-            cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
+            if by_colour:
+                assert colours is not None
+                cost = reid_cost(pool, box_np[dets], label_np[dets], colours[dets], opts)
+            else:
+                cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
             for r, c in assign(cost, max_cost):
                 track, d = pool[r], int(dets[c])
                 track.update(box_np[d], kept(d), opts.velocity_smoothing)
+                if colours is not None and score_np[d] >= opts.high_thresh:
+                    track.take_colour(colours[d], _COLOUR_WEIGHT)
                 if not track.confirmed and track.hits >= opts.min_hits:
                     track.track_id = self._new_id()
                 ids[d] = track.track_id
@@ -150,7 +173,15 @@ class Tracker:
         # Active = matched in the previous frame (one frame old now).
         if not opts.low_recovers_lost:
             unmatched = [t for t in unmatched if t.frames_since_update == 1]
-        match(unmatched, low, opts.low_match_thresh)
+        _, low_left = match(unmatched, low, opts.low_match_thresh)
+        if opts.duplicate_iou < 1.0:
+            high_left = self._not_duplicates(high_left, ids, box_np, cropped)
+            low_left = self._not_duplicates(low_left, ids, box_np, cropped)
+        if colours is not None:
+            lost = [t for t in confirmed if t.frames_since_update > 0 and t.colour is not None]
+            left = np.concatenate([high_left, low_left])
+            _, left = match(lost, left, REID_MAX_COST, by_colour=True)
+            high_left = np.array([d for d in high_left if d in set(left.tolist())], np.int64)
         dropped, high_left = match(tentative, high_left, opts.match_thresh)
         for t in dropped:
             self.tracks.remove(t)
@@ -165,6 +196,8 @@ class Tracker:
                 state=xyxy_to_cxcywh(box_np[d]),
                 mask=kept(d),
             )
+            if colours is not None:
+                track.take_colour(colours[d], 1.0)
             if first_frame or opts.min_hits <= 1:
                 track.track_id = self._new_id()
                 ids[d] = track.track_id
@@ -172,6 +205,29 @@ class Tracker:
 
         self.tracks = [t for t in self.tracks if t.frames_since_update <= opts.buffer_frames]
         return torch.from_numpy(ids)
+
+    def _not_duplicates(
+        self,
+        dets: np.ndarray,
+        ids: np.ndarray,
+        boxes: np.ndarray,
+        cropped: list[CroppedMask | None],
+    ) -> np.ndarray:
+        """``dets`` less those overlapping a detection tracked in this frame.
+
+        The overlap is box IoU, or mask IoU with ``iou="mask"``; more than
+        ``duplicate_iou`` makes a detection a second one of a tracked object.
+        """
+        tracked = np.flatnonzero(ids >= 0)
+        if not len(dets) or not len(tracked):
+            return dets
+        if self.options.iou == "mask" and cropped:
+            iou = cropped_iou([cropped[int(d)] for d in dets], [cropped[int(d)] for d in tracked])
+        else:
+            iou = box_iou_np(boxes[dets], boxes[tracked])
+        keep = iou.max(axis=1) <= self.options.duplicate_iou
+        out: np.ndarray = dets[keep]
+        return out
 
     def _new_id(self) -> int:
         self._next_id += 1
