@@ -1,9 +1,9 @@
 """A cheap appearance cue: each detection's mean colour in CIE Lab.
 
-The frame is sampled on a grid of at most :data:`CELLS` cells a side (the centre pixel
-of each block) and converted to Lab, where Euclidean distance follows perceived colour
-difference. A detection's colour is the mean over the cells of its mask (mask
-association) or of its box (box association): the same cue for both, so comparing them
+The frame is sampled on a grid of at most :data:`CELLS` cells a side (the tracker's mask
+grid with mask association). A detection's colour is the mean over the cells of its mask
+(mask association) or of its box (box association), converted to CIE Lab, where Euclidean
+distance follows perceived colour difference: the same cue for both, so comparing them
 measures what the masks add. Box means use a summed-area table (constant time per box);
 mask means read only the mask's crop.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from yolact.tracking.mask_cost import CroppedMask
 
-__all__ = ["CELLS", "LabGrid", "colour_distance"]
+__all__ = ["CELLS", "FrameColours", "LabGrid", "bgr_to_lab", "colour_distance"]
 
 CELLS = 160
 
@@ -30,8 +30,22 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def bgr_to_lab(colours: np.ndarray) -> np.ndarray:
+    """BGR colours [N, 3] (0-255, float) as Lab in OpenCV's 8-bit units (L, a, b in 0-255)."""
+    if not len(colours):
+        return np.zeros((0, 3), np.float64)
+    unit = np.clip(np.asarray(colours, np.float32) / 255.0, 0.0, 1.0).reshape(-1, 1, 3)
+    lab = cv2.cvtColor(unit, cv2.COLOR_BGR2Lab).reshape(-1, 3).astype(np.float64)
+    lab[:, 0] *= 255.0 / 100.0
+    lab[:, 1:] += 128.0
+    return lab
+
+
 class LabGrid:
-    """A frame sampled to a grid of cells and converted to Lab (L, a, b in 0-255 units).
+    """A frame sampled to a grid of cells, for mean colours of boxes and masks.
+
+    Means are taken over the cells' BGR values and converted to Lab (in OpenCV's
+    8-bit units: L, a and b in 0-255), so only the means are converted.
 
     Args:
         image: [H, W, 3] uint8 BGR frame.
@@ -45,47 +59,90 @@ class LabGrid:
             s = max(1, math.ceil(max(H, W) / CELLS))
             grid = (len(range(s // 2, H, s)), len(range(s // 2, W, s)))
         h, w = max(1, grid[0]), max(1, grid[1])
-        ys = np.minimum(((np.arange(h) + 0.5) * H / h).astype(np.int64), H - 1)
-        xs = np.minimum(((np.arange(w) + 0.5) * W / w).astype(np.int64), W - 1)
-        small = np.ascontiguousarray(image[ys][:, xs, :3])
-        self.lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab).astype(np.float32)
+        if (h, w) == (H, W):
+            self.bgr = np.ascontiguousarray(image[:, :, :3])
+        else:
+            self.bgr = cv2.resize(image[:, :, :3], (w, h), interpolation=cv2.INTER_NEAREST)
         self.scale = (h / max(H, 1), w / max(W, 1))
         self._table: np.ndarray | None = None
 
     def box_means(self, boxes: np.ndarray) -> np.ndarray:
-        """Mean colour [N, 3] inside each box [N, 4] (xyxy pixels); grey for an empty box."""
+        """Mean Lab colour [N, 3] inside each box [N, 4] (xyxy pixels)."""
         if self._table is None:
-            t = np.zeros((self.lab.shape[0] + 1, self.lab.shape[1] + 1, 3), np.float64)
-            t[1:, 1:] = self.lab.cumsum(0).cumsum(1)
+            t = np.zeros((self.bgr.shape[0] + 1, self.bgr.shape[1] + 1, 3), np.float64)
+            t[1:, 1:] = self.bgr.cumsum(0, dtype=np.float64).cumsum(1)
             self._table = t
-        h, w = self.lab.shape[:2]
+        h, w = self.bgr.shape[:2]
         sy, sx = self.scale
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
-        x1 = np.clip(np.floor(b[:, 0] * sx), 0, w).astype(np.int64)
-        y1 = np.clip(np.floor(b[:, 1] * sy), 0, h).astype(np.int64)
+        x1 = np.clip(np.floor(b[:, 0] * sx), 0, w - 1).astype(np.int64)
+        y1 = np.clip(np.floor(b[:, 1] * sy), 0, h - 1).astype(np.int64)
         x2 = np.clip(np.ceil(b[:, 2] * sx), 0, w).astype(np.int64)
         y2 = np.clip(np.ceil(b[:, 3] * sy), 0, h).astype(np.int64)
-        x2, y2 = np.maximum(x2, x1), np.maximum(y2, y1)
+        x2, y2 = np.maximum(x2, x1 + 1), np.maximum(y2, y1 + 1)  # at least one cell
         t = self._table
         sums = t[y2, x2] - t[y1, x2] - t[y2, x1] + t[y1, x1]
         count = ((x2 - x1) * (y2 - y1)).astype(np.float64)[:, None]
-        out: np.ndarray = np.where(count > 0, sums / np.maximum(count, 1.0), 128.0)
-        return out
+        return bgr_to_lab(sums / count)
 
     def mask_means(self, masks: Sequence[CroppedMask | None], boxes: np.ndarray) -> np.ndarray:
-        """Mean colour [N, 3] inside each cropped mask (on this grid); its box's when None."""
-        out = np.empty((len(masks), 3), np.float64)
+        """Mean Lab colour [N, 3] inside each cropped mask (on this grid); its box's when
+        None (``boxes`` [N, 4] xyxy pixels)."""
+        out = np.zeros((len(masks), 3), np.float64)
         missing = []
-        h, w = self.lab.shape[:2]
+        h, w = self.bgr.shape[:2]
         for i, m in enumerate(masks):
-            if m is None:
+            y1, x1, y2, x2 = m.extent if m is not None else (0, 0, h + 1, w + 1)
+            if y2 > h or x2 > w:  # no mask, or one of another grid than the frame's
                 missing.append(i)
                 continue
-            y1, x1, y2, x2 = m.extent
-            if y2 > h or x2 > w:  # masks of another grid than the frame's
-                missing.append(i)
-                continue
-            out[i] = self.lab[y1:y2, x1:x2][m.crop].mean(0)
+            out[i] = self.bgr[y1:y2, x1:x2][m.crop].mean(0)  # type: ignore[union-attr]
+        out = bgr_to_lab(out) if len(masks) else out
         if missing:
             out[missing] = self.box_means(np.asarray(boxes)[missing])
+        return out
+
+
+class FrameColours:
+    """The colours of one frame's detections, computed on first use and kept.
+
+    Args:
+        image: [H, W, 3] uint8 BGR frame.
+        boxes: [N, 4] the detections' boxes (xyxy pixels).
+        masks: the detections' cropped masks on the tracker's grid (mask association),
+            or None to take box colours.
+        grid: (h, w) of that grid; ignored without masks.
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        masks: Sequence[CroppedMask | None] | None,
+        grid: tuple[int, int] | None,
+    ) -> None:
+        self._image = image
+        self._boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        self._masks = masks
+        self._grid = grid if masks is not None else None
+        self._lab: LabGrid | None = None
+        self._known = np.zeros(len(self._boxes), bool)
+        self._values = np.zeros((len(self._boxes), 3), np.float64)
+
+    def get(self, indices: np.ndarray | Sequence[int]) -> np.ndarray:
+        """[len(indices), 3] Lab colours of the detections at ``indices``."""
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        todo = idx[~self._known[idx]]
+        if len(todo):
+            todo = np.unique(todo)
+            if self._lab is None:
+                self._lab = LabGrid(self._image, self._grid)
+            if self._masks is not None:
+                sy, sx = self._lab.scale
+                boxes = self._boxes[todo] * np.array([sx, sy, sx, sy])
+                self._values[todo] = self._lab.mask_means([self._masks[i] for i in todo], boxes)
+            else:
+                self._values[todo] = self._lab.box_means(self._boxes[todo])
+            self._known[todo] = True
+        out: np.ndarray = self._values[idx]
         return out

@@ -59,7 +59,7 @@ class TrackerOptions:
             colour may lie from its track's. Default 20.
         reid_radius: how far a re-identified detection's centre may lie from the
             track's last seen or predicted centre, in the track's sizes (the larger of
-            width and height). Default 1.0.
+            width and height). Default 1.5.
         duplicate_iou: a detection left over after the IoU stages that overlaps a
             detection tracked in the same frame by more than this (box IoU, or mask IoU
             with ``iou="mask"``) is taken for a second detection of that object (YOLACT
@@ -80,7 +80,7 @@ class TrackerOptions:
     class_cost: float = 0.1
     reid: bool = True
     reid_colour: float = 20.0
-    reid_radius: float = 1.0
+    reid_radius: float = 1.5
     duplicate_iou: float = 0.6
 
     def __post_init__(self) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from yolact.tracking.appearance import colour_distance
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.track import Track, xyxy_to_cxcywh
 
@@ -47,8 +46,7 @@ def reid_cost(
     out = np.full((len(pool), len(boxes)), 2.0 * REID_MAX_COST)
     if not len(pool) or not len(boxes):
         return out
-    track_colours = np.stack([t.colour for t in pool if t.colour is not None])
-    dist_c = colour_distance(track_colours, colours)
+    dist_c = np.stack([t.colour_distances(colours) for t in pool])
     centres = np.stack([xyxy_to_cxcywh(b)[:2] for b in boxes])
     last = np.stack([t.state[:2] for t in pool])
     predicted = np.stack([t.predicted_state()[:2] for t in pool])

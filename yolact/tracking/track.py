@@ -8,6 +8,8 @@ import numpy as np
 
 from yolact.tracking.mask_cost import CroppedMask
 
+GALLERY = 8  # colours a track keeps besides its average
+
 
 def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
     """(x1, y1, x2, y2) as (cx, cy, w, h)."""
@@ -45,6 +47,8 @@ class Track:
         has_velocity: whether a velocity has been measured yet.
         colour: mean Lab colour of its high-score detections (exponentially averaged),
             or None when the tracker was given no frames.
+        gallery: the last :data:`GALLERY` colours taken (each as measured), which a
+            returning detection is compared with as well as ``colour``.
     """
 
     label: int
@@ -56,13 +60,26 @@ class Track:
     frames_since_update: int = 0
     has_velocity: bool = False
     colour: np.ndarray | None = None
+    gallery: list[np.ndarray] = field(default_factory=list)
 
     def take_colour(self, colour: np.ndarray, weight: float) -> None:
-        """Blend a trusted detection's ``colour`` into the track's, ``weight`` for the new."""
+        """Blend a trusted detection's ``colour`` into the track's, ``weight`` for the new,
+        and keep it in the gallery."""
         if self.colour is None:
             self.colour = colour.copy()
         else:
             self.colour = weight * colour + (1.0 - weight) * self.colour
+        self.gallery = [*self.gallery[-(GALLERY - 1) :], colour.copy()] if GALLERY > 1 else []
+
+    def colour_distances(self, colours: np.ndarray) -> np.ndarray:
+        """[D]: the smallest Lab distance of each of ``colours`` [D, 3] to the track's
+        colour or any colour of its gallery (infinite without a colour)."""
+        if self.colour is None:
+            return np.full(len(colours), np.inf)
+        refs = np.stack([self.colour, *self.gallery])
+        diff = refs[:, None, :] - colours[None, :, :]
+        out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=0)
+        return out
 
     @property
     def confirmed(self) -> bool:

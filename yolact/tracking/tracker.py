@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from yolact.tracking.appearance import LabGrid
+from yolact.tracking.appearance import FrameColours
 from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
 from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
@@ -36,6 +36,7 @@ from yolact.tracking.track import Track, xyxy_to_cxcywh
 
 _ArrayLike = torch.Tensor | np.ndarray
 _COLOUR_WEIGHT = 0.3  # weight of a new trusted detection in a track's colour
+_COLOUR_EVERY = 4  # a matched track's colour is refreshed every this many hits
 
 
 def _to_numpy(x: _ArrayLike) -> np.ndarray:
@@ -122,13 +123,13 @@ class Tracker:
                     t.mask = None
                 self._mask_shape = mask_np.shape[1:]
 
-        colours: np.ndarray | None = None
+        colours: FrameColours | None = None
         if opts.reid and image is not None and n:
             if opts.iou == "mask" and mask_np is not None:
-                grid = LabGrid(image, (int(mask_np.shape[1]), int(mask_np.shape[2])))
-                colours = grid.mask_means(cropped, box_np * np.array([sx, sy, sx, sy]))
+                grid = (int(mask_np.shape[1]), int(mask_np.shape[2]))
+                colours = FrameColours(image, box_np, cropped, grid)
             else:
-                colours = LabGrid(image).box_means(box_np)
+                colours = FrameColours(image, box_np, None, None)
 
         def kept(d: int) -> CroppedMask | None:
             """Detection ``d``'s cropped mask, copied for a track to keep."""
@@ -151,21 +152,28 @@ class Tracker:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
             if by_colour:
                 assert colours is not None
-                cost = reid_cost(pool, box_np[dets], label_np[dets], colours[dets], opts)
+                cost = reid_cost(pool, box_np[dets], label_np[dets], colours.get(dets), opts)
             else:
                 cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
+            refresh: list[tuple[Track, int]] = []
             for r, c in assign(cost, max_cost):
                 track, d = pool[r], int(dets[c])
                 track.update(box_np[d], kept(d), opts.velocity_smoothing)
-                if colours is not None and score_np[d] >= opts.high_thresh:
-                    track.take_colour(colours[d], _COLOUR_WEIGHT)
+                if score_np[d] >= opts.high_thresh and (
+                    track.colour is None or track.hits % _COLOUR_EVERY == 0
+                ):
+                    refresh.append((track, d))
                 if not track.confirmed and track.hits >= opts.min_hits:
                     track.track_id = self._new_id()
                 ids[d] = track.track_id
                 used_tracks.add(r)
                 used_dets.add(d)
+            if colours is not None and refresh:
+                values = colours.get([d for _, d in refresh])
+                for (track, _), value in zip(refresh, values):
+                    track.take_colour(value, _COLOUR_WEIGHT)
             dets_left = np.array([d for d in dets if int(d) not in used_dets], np.int64)
             return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
 
@@ -182,6 +190,8 @@ class Tracker:
             left = np.concatenate([high_left, low_left])
             _, left = match(lost, left, REID_MAX_COST, by_colour=True)
             high_left = np.array([d for d in high_left if d in set(left.tolist())], np.int64)
+            if opts.duplicate_iou < 1.0:  # nor a second detection of a re-identified one
+                high_left = self._not_duplicates(high_left, ids, box_np, cropped)
         dropped, high_left = match(tentative, high_left, opts.match_thresh)
         for t in dropped:
             self.tracks.remove(t)
@@ -197,7 +207,7 @@ class Tracker:
                 mask=kept(d),
             )
             if colours is not None:
-                track.take_colour(colours[d], 1.0)
+                track.take_colour(colours.get([d])[0], 1.0)
             if first_frame or opts.min_hits <= 1:
                 track.track_id = self._new_id()
                 ids[d] = track.track_id
