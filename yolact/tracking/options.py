@@ -65,6 +65,11 @@ class TrackerOptions:
             with ``iou="mask"``) is taken for a second detection of that object (YOLACT
             keeps overlapping detections of different classes): it neither continues a
             lost track nor starts one. 1 turns this off. Default 0.6.
+        colour_gate: with the colour cue, a detection whose colour lies further than this
+            (Lab distance) from a track's colour and from every colour of its gallery
+            does not continue that track in the IoU stages, however much it overlaps:
+            another object passing over a hidden one's predicted box, or a detection of
+            the background. ``math.inf`` turns it off. Default 40.
     """
 
     high_thresh: float = 0.5
@@ -82,6 +87,7 @@ class TrackerOptions:
     reid_colour: float = 20.0
     reid_radius: float = 1.5
     duplicate_iou: float = 0.6
+    colour_gate: float = 40.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh:
@@ -95,12 +101,12 @@ class TrackerOptions:
             raise ValueError(f"tracker min_hits must be >= 1, got {self.min_hits}")
         if not (math.isfinite(self.class_cost) and self.class_cost >= 0.0):
             raise ValueError(f"tracker class_cost must be >= 0, got {self.class_cost}")
-        if not (math.isfinite(self.reid_colour) and self.reid_colour >= 0.0):
-            raise ValueError(f"tracker reid_colour must be >= 0, got {self.reid_colour}")
-        if not (math.isfinite(self.reid_radius) and self.reid_radius >= 0.0):
-            raise ValueError(f"tracker reid_radius must be >= 0, got {self.reid_radius}")
         if not 0.0 <= self.duplicate_iou <= 1.0:
             raise ValueError(f"tracker duplicate_iou must be in [0, 1], got {self.duplicate_iou}")
+        for name in ("reid_colour", "reid_radius", "colour_gate"):
+            value = getattr(self, name)
+            if math.isnan(value) or value < 0.0:
+                raise ValueError(f"tracker {name} must be >= 0, got {value}")
         if self.iou not in ("box", "mask"):
             raise ValueError(f"tracker iou must be 'box' or 'mask', got {self.iou!r}")
         if not 0.0 < self.velocity_smoothing <= 1.0:

@@ -9,13 +9,17 @@ Each frame goes through these steps:
    confirmed tracks left over from step 1 (with ``low_recovers_lost``; else only to the
    active ones, matched in the previous frame). They keep a track alive through a dip in
    confidence (occlusion, blur) but never start one.
-3. High-score detections left over are matched to tentative tracks (born in an earlier
+3. Detections left over that overlap a detection tracked in this frame by more than
+   ``duplicate_iou`` are set aside (a second detection of one object). Given the frame
+   (``image``) and ``reid``, confirmed tracks still unmatched are offered the other
+   detections left over (high and low score) by colour and distance
+   (:mod:`yolact.tracking.reid`): an object back from an occlusion away from its
+   predicted box keeps its id. Stages 1 and 2 then also leave out pairs whose colours
+   differ by more than ``colour_gate``.
+4. High-score detections left over are matched to tentative tracks (born in an earlier
    frame, not yet confirmed); a tentative track that misses a frame is dropped.
-   With ``reid`` and the frame given, confirmed tracks still unmatched are then offered
-   the detections left over (high and low score) by colour and distance
-   (:mod:`yolact.tracking.reid`).
-4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
-5. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
+5. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
+6. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
 
 A detection of another class than a track's costs ``class_cost`` more to associate
 (classes kept apart with ``class_cost`` >= 1). Ids come from a counter that only grows,
@@ -23,6 +27,8 @@ so an id is never given to a second object.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -147,7 +153,11 @@ class Tracker:
         tentative = [t for t in self.tracks if not t.confirmed]
 
         def match(
-            pool: list[Track], dets: np.ndarray, max_cost: float, by_colour: bool = False
+            pool: list[Track],
+            dets: np.ndarray,
+            max_cost: float,
+            by_colour: bool = False,
+            gate: float = math.inf,
         ) -> tuple[list[Track], np.ndarray]:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
             if by_colour:
@@ -155,6 +165,10 @@ class Tracker:
                 cost = reid_cost(pool, box_np[dets], label_np[dets], colours.get(dets), opts)
             else:
                 cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
+                if colours is not None and gate < math.inf and cost.size:
+                    cols = colours.get(dets)
+                    far = np.stack([t.colour_distances(cols) for t in pool]) > gate
+                    cost = np.where(far, np.inf, cost)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
             refresh: list[tuple[Track, int]] = []
@@ -177,11 +191,11 @@ class Tracker:
             dets_left = np.array([d for d in dets if int(d) not in used_dets], np.int64)
             return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
 
-        unmatched, high_left = match(confirmed, high, opts.match_thresh)
+        unmatched, high_left = match(confirmed, high, opts.match_thresh, gate=opts.colour_gate)
         # Active = matched in the previous frame (one frame old now).
         if not opts.low_recovers_lost:
             unmatched = [t for t in unmatched if t.frames_since_update == 1]
-        _, low_left = match(unmatched, low, opts.low_match_thresh)
+        _, low_left = match(unmatched, low, opts.low_match_thresh, gate=opts.colour_gate)
         if opts.duplicate_iou < 1.0:
             high_left = self._not_duplicates(high_left, ids, box_np, cropped)
             low_left = self._not_duplicates(low_left, ids, box_np, cropped)
