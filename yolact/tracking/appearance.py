@@ -4,8 +4,8 @@ The frame is sampled on a grid of at most :data:`CELLS` cells a side (the tracke
 grid with mask association). A detection's colour is the mean over the cells of its mask
 (mask association) or of its box (box association), converted to CIE Lab, where Euclidean
 distance follows perceived colour difference: the same cue for both, so comparing them
-measures what the masks add. Box means use a summed-area table (constant time per box);
-mask means read only the mask's crop.
+measures what the masks add. A mean reads only the cells of its box or its mask's crop,
+and the tracker asks for few of them a frame.
 """
 
 from __future__ import annotations
@@ -64,26 +64,22 @@ class LabGrid:
         else:
             self.bgr = cv2.resize(image[:, :, :3], (w, h), interpolation=cv2.INTER_NEAREST)
         self.scale = (h / max(H, 1), w / max(W, 1))
-        self._table: np.ndarray | None = None
 
     def box_means(self, boxes: np.ndarray) -> np.ndarray:
-        """Mean Lab colour [N, 3] inside each box [N, 4] (xyxy pixels)."""
-        if self._table is None:
-            t = np.zeros((self.bgr.shape[0] + 1, self.bgr.shape[1] + 1, 3), np.float64)
-            t[1:, 1:] = self.bgr.cumsum(0, dtype=np.float64).cumsum(1)
-            self._table = t
+        """Mean Lab colour [N, 3] inside each box [N, 4] (xyxy pixels; at least one cell)."""
         h, w = self.bgr.shape[:2]
         sy, sx = self.scale
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         x1 = np.clip(np.floor(b[:, 0] * sx), 0, w - 1).astype(np.int64)
         y1 = np.clip(np.floor(b[:, 1] * sy), 0, h - 1).astype(np.int64)
-        x2 = np.clip(np.ceil(b[:, 2] * sx), 0, w).astype(np.int64)
-        y2 = np.clip(np.ceil(b[:, 3] * sy), 0, h).astype(np.int64)
-        x2, y2 = np.maximum(x2, x1 + 1), np.maximum(y2, y1 + 1)  # at least one cell
-        t = self._table
-        sums = t[y2, x2] - t[y1, x2] - t[y2, x1] + t[y1, x1]
-        count = ((x2 - x1) * (y2 - y1)).astype(np.float64)[:, None]
-        return bgr_to_lab(sums / count)
+        x2 = np.maximum(np.clip(np.ceil(b[:, 2] * sx), 0, w).astype(np.int64), x1 + 1)
+        y2 = np.maximum(np.clip(np.ceil(b[:, 3] * sy), 0, h).astype(np.int64), y1 + 1)
+        means = np.empty((len(b), 3), np.float64)
+        for i, (a1, b1, a2, b2) in enumerate(
+            zip(x1.tolist(), y1.tolist(), x2.tolist(), y2.tolist())
+        ):
+            means[i] = self.bgr[b1:b2, a1:a2].mean(axis=(0, 1))
+        return bgr_to_lab(means)
 
     def mask_means(self, masks: Sequence[CroppedMask | None], boxes: np.ndarray) -> np.ndarray:
         """Mean Lab colour [N, 3] inside each cropped mask (on this grid); its box's when
@@ -96,7 +92,7 @@ class LabGrid:
             if y2 > h or x2 > w:  # no mask, or one of another grid than the frame's
                 missing.append(i)
                 continue
-            out[i] = self.bgr[y1:y2, x1:x2][m.crop].mean(0)  # type: ignore[union-attr]
+            out[i] = self.bgr[y1:y2, x1:x2][m.crop].sum(0) / m.area  # type: ignore[union-attr]
         out = bgr_to_lab(out) if len(masks) else out
         if missing:
             out[missing] = self.box_means(np.asarray(boxes)[missing])

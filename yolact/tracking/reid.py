@@ -8,12 +8,12 @@ it was predicted, and asks that its colour match the track's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from yolact.tracking.options import TrackerOptions
-from yolact.tracking.track import Track, xyxy_to_cxcywh
+from yolact.tracking.track import Track, colour_distances, xyxy_to_cxcywh
 
 __all__ = ["REID_MAX_COST", "reid_cost"]
 
@@ -24,7 +24,7 @@ def reid_cost(
     pool: Sequence[Track],
     boxes: np.ndarray,
     labels: np.ndarray,
-    colours: np.ndarray,
+    colours: Callable[[np.ndarray], np.ndarray],
     options: TrackerOptions,
 ) -> np.ndarray:
     """Cost of continuing each track of ``pool`` with each detection, [T, D].
@@ -40,13 +40,13 @@ def reid_cost(
         pool: the tracks (each with a colour).
         boxes: [D, 4] the detections' boxes (xyxy pixels).
         labels: [D] their classes.
-        colours: [D, 3] their Lab colours.
+        colours: gives the [K, 3] Lab colours of the detections at K indices; asked
+            only for the detections near some track.
         options: the tracker's options.
     """
     out = np.full((len(pool), len(boxes)), 2.0 * REID_MAX_COST)
     if not len(pool) or not len(boxes):
         return out
-    dist_c = np.stack([t.colour_distances(colours) for t in pool])
     centres = np.stack([xyxy_to_cxcywh(b)[:2] for b in boxes])
     last = np.stack([t.state[:2] for t in pool])
     predicted = np.stack([t.predicted_state()[:2] for t in pool])
@@ -55,9 +55,15 @@ def reid_cost(
         np.linalg.norm(predicted[:, None] - centres[None], axis=-1),
     )
     radius = options.reid_radius * np.array([max(t.state[2], t.state[3], 1.0) for t in pool])
-    allowed = (dist_c <= options.reid_colour) & (dist_p <= radius[:, None])
-    near = dist_p / np.maximum(radius, 1e-9)[:, None]
-    cost = dist_c / max(options.reid_colour, 1e-9) + 0.5 * near
+    allowed = dist_p <= radius[:, None]
+    near = np.flatnonzero(allowed.any(axis=0))
+    if not len(near):
+        return out
+    dist_c = np.full(out.shape, np.inf)
+    dist_c[:, near] = colour_distances(list(pool), colours(near))
+    allowed &= dist_c <= options.reid_colour
+    closeness = dist_p / np.maximum(radius, 1e-9)[:, None]
+    cost = np.where(allowed, dist_c, 0.0) / max(options.reid_colour, 1e-9) + 0.5 * closeness
     same = np.array([t.label for t in pool])[:, None] == labels[None, :]
     cost = np.where(same, cost, cost + options.class_cost)
     if options.class_cost >= 1.0:  # classes kept apart

@@ -9,6 +9,8 @@ import numpy as np
 from yolact.tracking.mask_cost import CroppedMask
 
 GALLERY = 8  # colours a track keeps besides its average
+_FAR = 1e6  # a gallery slot not filled yet: far from every colour
+_NO_REFS = np.full((GALLERY + 1, 3), _FAR)
 
 
 def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
@@ -47,8 +49,9 @@ class Track:
         has_velocity: whether a velocity has been measured yet.
         colour: mean Lab colour of its high-score detections (exponentially averaged),
             or None when the tracker was given no frames.
-        gallery: the last :data:`GALLERY` colours taken (each as measured), which a
-            returning detection is compared with as well as ``colour``.
+        refs: [GALLERY + 1, 3]: ``colour`` and the last :data:`GALLERY` colours taken
+            (each as measured, a gallery slot not filled yet far from every colour),
+            which a returning detection is compared with; None without a colour.
     """
 
     label: int
@@ -60,26 +63,21 @@ class Track:
     frames_since_update: int = 0
     has_velocity: bool = False
     colour: np.ndarray | None = None
-    gallery: list[np.ndarray] = field(default_factory=list)
+    refs: np.ndarray | None = None
+    _taken: int = 0
 
     def take_colour(self, colour: np.ndarray, weight: float) -> None:
         """Blend a trusted detection's ``colour`` into the track's, ``weight`` for the new,
         and keep it in the gallery."""
-        if self.colour is None:
+        if self.colour is None or self.refs is None:
             self.colour = colour.copy()
+            self.refs = np.full((GALLERY + 1, 3), _FAR)
         else:
             self.colour = weight * colour + (1.0 - weight) * self.colour
-        self.gallery = [*self.gallery[-(GALLERY - 1) :], colour.copy()] if GALLERY > 1 else []
-
-    def colour_distances(self, colours: np.ndarray) -> np.ndarray:
-        """[D]: the smallest Lab distance of each of ``colours`` [D, 3] to the track's
-        colour or any colour of its gallery (infinite without a colour)."""
-        if self.colour is None:
-            return np.full(len(colours), np.inf)
-        refs = np.stack([self.colour, *self.gallery])
-        diff = refs[:, None, :] - colours[None, :, :]
-        out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=0)
-        return out
+        self.refs[0] = self.colour
+        if GALLERY > 0:
+            self.refs[1 + (self._taken % GALLERY)] = colour
+        self._taken += 1
 
     @property
     def confirmed(self) -> bool:
@@ -116,3 +114,20 @@ class Track:
     def mark_frame(self) -> None:
         """Advance one frame: the track is one frame older than its last observation."""
         self.frames_since_update += 1
+
+
+def colour_distances(tracks: list[Track], colours: np.ndarray) -> np.ndarray:
+    """[T, D]: the smallest Lab distance of each of ``colours`` [D, 3] to each track's
+    colour or any colour of its gallery (about 1e6 for a track without a colour)."""
+    refs = np.stack([t.refs if t.refs is not None else _NO_REFS for t in tracks])
+    diff = refs[:, :, None, :] - colours[None, None, :, :]
+    out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=1)
+    return out
+
+
+def pair_distances(tracks: list[Track], colours: np.ndarray) -> np.ndarray:
+    """[P]: the distance of ``colours[p]`` to ``tracks[p]`` as :func:`colour_distances`."""
+    refs = np.stack([t.refs if t.refs is not None else _NO_REFS for t in tracks])
+    diff = refs - colours[:, None, :]
+    out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=1)
+    return out

@@ -38,10 +38,11 @@ from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
 from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.reid import REID_MAX_COST, reid_cost
-from yolact.tracking.track import Track, xyxy_to_cxcywh
+from yolact.tracking.track import Track, pair_distances, xyxy_to_cxcywh
 
 _ArrayLike = torch.Tensor | np.ndarray
 _COLOUR_WEIGHT = 0.3  # weight of a new trusted detection in a track's colour
+_SURE_COST = 0.3  # a sole candidate this close (IoU >= 0.5) is not colour-checked
 _COLOUR_EVERY = 4  # a matched track's colour is refreshed every this many hits
 
 
@@ -162,13 +163,14 @@ class Tracker:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
             if by_colour:
                 assert colours is not None
-                cost = reid_cost(pool, box_np[dets], label_np[dets], colours.get(dets), opts)
+                frame_colours = colours
+                cost = reid_cost(
+                    pool, box_np[dets], label_np[dets], lambda k: frame_colours.get(dets[k]), opts
+                )
             else:
                 cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
                 if colours is not None and gate < math.inf and cost.size:
-                    cols = colours.get(dets)
-                    far = np.stack([t.colour_distances(cols) for t in pool]) > gate
-                    cost = np.where(far, np.inf, cost)
+                    self._gate(cost, max_cost, pool, dets, colours, gate)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
             refresh: list[tuple[Track, int]] = []
@@ -196,16 +198,22 @@ class Tracker:
         if not opts.low_recovers_lost:
             unmatched = [t for t in unmatched if t.frames_since_update == 1]
         _, low_left = match(unmatched, low, opts.low_match_thresh, gate=opts.colour_gate)
-        if opts.duplicate_iou < 1.0:
+        dedup = opts.duplicate_iou < 1.0
+        if dedup:
             high_left = self._not_duplicates(high_left, ids, box_np, cropped)
-            low_left = self._not_duplicates(low_left, ids, box_np, cropped)
+        lost = []
         if colours is not None:
             lost = [t for t in confirmed if t.frames_since_update > 0 and t.colour is not None]
-            left = np.concatenate([high_left, low_left])
-            _, left = match(lost, left, REID_MAX_COST, by_colour=True)
-            high_left = np.array([d for d in high_left if d in set(left.tolist())], np.int64)
-            if opts.duplicate_iou < 1.0:  # nor a second detection of a re-identified one
-                high_left = self._not_duplicates(high_left, ids, box_np, cropped)
+        if lost:
+            if dedup:
+                low_left = self._not_duplicates(low_left, ids, box_np, cropped)
+            offered = np.concatenate([high_left, low_left])
+            _, left = match(lost, offered, REID_MAX_COST, by_colour=True)
+            if len(left) < len(offered):
+                kept_high = set(left.tolist())
+                high_left = np.array([d for d in high_left if d in kept_high], np.int64)
+                if dedup:  # nor a second detection of a re-identified object
+                    high_left = self._not_duplicates(high_left, ids, box_np, cropped)
         dropped, high_left = match(tentative, high_left, opts.match_thresh)
         for t in dropped:
             self.tracks.remove(t)
@@ -229,6 +237,33 @@ class Tracker:
 
         self.tracks = [t for t in self.tracks if t.frames_since_update <= opts.buffer_frames]
         return torch.from_numpy(ids)
+
+    @staticmethod
+    def _gate(
+        cost: np.ndarray,
+        max_cost: float,
+        pool: list[Track],
+        dets: np.ndarray,
+        colours: FrameColours,
+        gate: float,
+    ) -> None:
+        """Rule out (in place) the pairs of ``cost`` whose colours differ by more than
+        ``gate``. Only pairs in doubt are looked at: a track (not lost) and a detection
+        that are each other's only close candidate (cost <= ``_SURE_COST``) are taken as
+        they are, and the other pairs of their row and column are left alone, so a
+        frame of objects that each overlap their track well reads no colours."""
+        feasible = cost <= max_cost
+        known = np.array([t.refs is not None for t in pool])
+        lost = np.array([t.frames_since_update > 1 for t in pool])
+        sure = feasible & (cost <= _SURE_COST)
+        unique = sure & (sure.sum(1, keepdims=True) == 1) & (sure.sum(0, keepdims=True) == 1)
+        unique &= ~lost[:, None]
+        check = feasible & known[:, None] & ~unique.any(1)[:, None] & ~unique.any(0)[None, :]
+        rows, cols = np.nonzero(check)
+        if len(rows):
+            dist = pair_distances([pool[r] for r in rows], colours.get(dets[cols]))
+            far = dist > gate
+            cost[rows[far], cols[far]] = np.inf
 
     def _not_duplicates(
         self,
