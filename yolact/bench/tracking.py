@@ -16,6 +16,7 @@ Run as ``python -m yolact.bench.tracking --trained_model=W --clips=N --frames=F`
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -366,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--clips and --frames must be >= 1")
         if args.synthetic_frames < 0:
             raise ValueError("--synthetic_frames must be >= 0")
+        cache = args.detections_cache
+        if cache is not None and os.path.exists(cache) and not os.path.isdir(cache):
+            raise ValueError(f"--detections_cache {cache} is not a folder")
         make = crossing_clips if args.crossing else bench_clips
         clips = make(args.clips, args.frames, args.seed, tuple(args.size), args.clip_style)
         predictor = None
