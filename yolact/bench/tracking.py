@@ -274,11 +274,12 @@ def track_benchmark(
     modes = [
         _run_mode(m, clips, detections, mask_stride, buffer_s, tracker_kwargs) for m in iou_modes
     ]
-    synthetic = {}
+    synthetic: dict[str, float] = {}
     if synthetic_detections > 0 and synthetic_frames > 0:
-        synthetic = {
-            m: synthetic_cost(m, synthetic_detections, synthetic_frames) for m in iou_modes
-        }
+        for m in iou_modes:  # interleaved, so that load changes hit both alike
+            off = synthetic_cost(m, synthetic_detections, synthetic_frames, reid=False)
+            synthetic[m] = synthetic_cost(m, synthetic_detections, synthetic_frames)
+            synthetic[f"{m}, colour cue off"] = off
     return TrackBenchReport(
         modes=modes,
         recall=_recall(clips, detections),

@@ -20,6 +20,7 @@ def synthetic_cost(
     frames: int = 100,
     size: tuple[int, int] = (480, 640),
     seed: int = 0,
+    reid: bool = True,
 ) -> float:
     """Median ms of one ``Tracker.update`` with ``detections`` moving random boxes, one thread.
 
@@ -32,6 +33,7 @@ def synthetic_cost(
         frames: frames timed.
         size: (H, W) of the imagined frame.
         seed: seed of the boxes.
+        reid: whether the tracker's colour cue is on (``TrackerOptions.reid``).
 
     Returns:
         The median time of one update, in milliseconds.
@@ -44,7 +46,7 @@ def synthetic_cost(
     scores = rng.uniform(0.3, 1.0, detections).astype(np.float32)
     labels = rng.integers(0, 5, detections)
     image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    tracker = Tracker(TrackerOptions(iou=mode))  # type: ignore[arg-type]
+    tracker = Tracker(TrackerOptions(iou=mode, reid=reid))  # type: ignore[arg-type]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     times = []

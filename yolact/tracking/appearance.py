@@ -59,8 +59,10 @@ class LabGrid:
             s = max(1, math.ceil(max(H, W) / CELLS))
             grid = (len(range(s // 2, H, s)), len(range(s // 2, W, s)))
         h, w = max(1, grid[0]), max(1, grid[1])
-        if (h, w) == (H, W):
-            self.bgr = np.ascontiguousarray(image[:, :, :3])
+        s = max(1, round(H / h))
+        if len(range(s // 2, H, s)) == h and len(range(s // 2, W, s)) == w:
+            # the grid is every s-th pixel (block centres): a view, nothing copied
+            self.bgr = image[s // 2 :: s, s // 2 :: s, :3]
         else:
             self.bgr = cv2.resize(image[:, :, :3], (w, h), interpolation=cv2.INTER_NEAREST)
         self.scale = (h / max(H, 1), w / max(W, 1))
