@@ -276,10 +276,13 @@ def track_benchmark(
     ]
     synthetic: dict[str, float] = {}
     if synthetic_detections > 0 and synthetic_frames > 0:
+        off: dict[str, float] = {}
         for m in iou_modes:  # interleaved, so that load changes hit both alike
-            off = synthetic_cost(m, synthetic_detections, synthetic_frames, reid=False)
+            off[f"{m}, colour cue off"] = synthetic_cost(
+                m, synthetic_detections, synthetic_frames, reid=False
+            )
             synthetic[m] = synthetic_cost(m, synthetic_detections, synthetic_frames)
-            synthetic[f"{m}, colour cue off"] = off
+        synthetic.update(off)
     return TrackBenchReport(
         modes=modes,
         recall=_recall(clips, detections),
