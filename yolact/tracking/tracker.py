@@ -153,6 +153,8 @@ class Tracker:
         confirmed = [t for t in self.tracks if t.confirmed]
         tentative = [t for t in self.tracks if not t.confirmed]
 
+        refresh: list[tuple[Track, int]] = []  # tracks to take their detection's colour
+
         def match(
             pool: list[Track],
             dets: np.ndarray,
@@ -173,7 +175,6 @@ class Tracker:
                     self._gate(cost, max_cost, pool, dets, colours, gate)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
-            refresh: list[tuple[Track, int]] = []
             for r, c in assign(cost, max_cost):
                 track, d = pool[r], int(dets[c])
                 track.update(box_np[d], kept(d), opts.velocity_smoothing)
@@ -186,10 +187,6 @@ class Tracker:
                 ids[d] = track.track_id
                 used_tracks.add(r)
                 used_dets.add(d)
-            if colours is not None and refresh:
-                values = colours.get([d for _, d in refresh])
-                for (track, _), value in zip(refresh, values):
-                    track.take_colour(value, _COLOUR_WEIGHT)
             dets_left = np.array([d for d in dets if int(d) not in used_dets], np.int64)
             return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
 
@@ -235,6 +232,10 @@ class Tracker:
                 ids[d] = track.track_id
             self.tracks.append(track)
 
+        if colours is not None and refresh:  # one read for all stages' matches
+            values = colours.get([d for _, d in refresh])
+            for (track, _), value in zip(refresh, values):
+                track.take_colour(value, _COLOUR_WEIGHT)
         self.tracks = [t for t in self.tracks if t.frames_since_update <= opts.buffer_frames]
         return torch.from_numpy(ids)
 
@@ -252,13 +253,20 @@ class Tracker:
         that are each other's only close candidate (cost <= ``_SURE_COST``) are taken as
         they are, and the other pairs of their row and column are left alone, so a
         frame of objects that each overlap their track well reads no colours."""
-        feasible = cost <= max_cost
-        known = np.array([t.refs is not None for t in pool])
-        lost = np.array([t.frames_since_update > 1 for t in pool])
-        sure = feasible & (cost <= _SURE_COST)
-        unique = sure & (sure.sum(1, keepdims=True) == 1) & (sure.sum(0, keepdims=True) == 1)
-        unique &= ~lost[:, None]
-        check = feasible & known[:, None] & ~unique.any(1)[:, None] & ~unique.any(0)[None, :]
+        open_rows = np.array([t.refs is not None for t in pool])  # tracks with a colour
+        sure = cost <= _SURE_COST  # _SURE_COST < every max_cost: sure pairs are feasible
+        row_n = sure.sum(1)
+        best = sure.argmax(1)
+        col_n = sure.sum(0)
+        unique = (row_n == 1) & (col_n[best] == 1)
+        if unique.any():
+            unique &= np.array([t.frames_since_update <= 1 for t in pool])
+        open_rows &= ~unique
+        if not open_rows.any():
+            return
+        open_cols = np.ones(cost.shape[1], bool)
+        open_cols[best[unique]] = False
+        check = (cost <= max_cost) & open_rows[:, None] & open_cols[None, :]
         rows, cols = np.nonzero(check)
         if len(rows):
             dist = pair_distances([pool[r] for r in rows], colours.get(dets[cols]))
