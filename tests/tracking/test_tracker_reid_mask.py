@@ -80,3 +80,12 @@ def test_mask_colours_read_only_the_mask_and_are_computed_once() -> None:
     assert colours.get([0])[0] == pytest.approx(red, abs=1e-6)
     image[:] = 0  # kept from the first read
     assert colours.get(np.array([0, 0]))[1] == pytest.approx(red, abs=1e-6)
+
+
+def test_lab_agrees_with_opencv_within_half_a_unit() -> None:
+    colours = np.random.default_rng(1).uniform(0, 255, (500, 3))
+    unit = (colours / 255.0).astype(np.float32).reshape(-1, 1, 3)
+    want = cv2.cvtColor(unit, cv2.COLOR_BGR2Lab).reshape(-1, 3).astype(np.float64)
+    want[:, 0] *= 255.0 / 100.0
+    want[:, 1:] += 128.0
+    assert np.abs(bgr_to_lab(colours) - want).max() < 0.5

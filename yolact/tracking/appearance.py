@@ -30,14 +30,25 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+_RGB_TO_XYZ = np.array(  # linear sRGB to CIE XYZ (D65)
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_WHITE = np.array([0.950456, 1.0, 1.088754])  # D65
+_EPS = (6.0 / 29.0) ** 3
+
+
 def bgr_to_lab(colours: np.ndarray) -> np.ndarray:
-    """BGR colours [N, 3] (0-255, float) as Lab in OpenCV's 8-bit units (L, a, b in 0-255)."""
-    if not len(colours):
-        return np.zeros((0, 3), np.float64)
-    unit = np.clip(np.asarray(colours, np.float32) / 255.0, 0.0, 1.0).reshape(-1, 1, 3)
-    lab = cv2.cvtColor(unit, cv2.COLOR_BGR2Lab).reshape(-1, 3).astype(np.float64)
-    lab[:, 0] *= 255.0 / 100.0
-    lab[:, 1:] += 128.0
+    """BGR colours [N, 3] (0-255, float) as CIE Lab in OpenCV's 8-bit units (L scaled to
+    0-255, a and b offset by 128), computed in numpy (a handful of colours a frame: an
+    OpenCV call costs more than the arithmetic)."""
+    c = np.clip(np.asarray(colours, np.float64).reshape(-1, 3)[:, ::-1] / 255.0, 0.0, 1.0)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    lab = np.empty_like(f)
+    lab[:, 0] = (116.0 * f[:, 1] - 16.0) * 255.0 / 100.0
+    lab[:, 1] = 500.0 * (f[:, 0] - f[:, 1]) + 128.0
+    lab[:, 2] = 200.0 * (f[:, 1] - f[:, 2]) + 128.0
     return lab
 
 
