@@ -52,6 +52,19 @@ def _to_numpy(x: _ArrayLike) -> np.ndarray:
     return np.asarray(x)
 
 
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` [M, 4] with every box of ``b`` [N, 4] (xyxy), in numpy
+    (the few boxes left over a frame: cheaper than a torch call)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(w, 0.0, None) * np.clip(h, 0.0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: np.ndarray = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return out
+
+
 class Tracker:
     """Gives the detections of consecutive frames of one source persistent track ids.
 
@@ -291,7 +304,7 @@ class Tracker:
         if self.options.iou == "mask" and cropped:
             iou = cropped_iou([cropped[int(d)] for d in dets], [cropped[int(d)] for d in tracked])
         else:
-            iou = box_iou_np(boxes[dets], boxes[tracked])
+            iou = _box_iou(boxes[dets], boxes[tracked])
         keep = iou.max(axis=1) <= self.options.duplicate_iou
         out: np.ndarray = dets[keep]
         return out
