@@ -111,6 +111,11 @@ class Track:
         self.frames_since_update = 0
         self.hits += 1
 
+    @property
+    def colours_taken(self) -> int:
+        """How many colours the track has taken."""
+        return self._taken
+
     def mark_frame(self) -> None:
         """Advance one frame: the track is one frame older than its last observation."""
         self.frames_since_update += 1

@@ -38,12 +38,18 @@ from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
 from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
 from yolact.tracking.reid import REID_MAX_COST, reid_cost
-from yolact.tracking.track import Track, pair_distances, xyxy_to_cxcywh
+from yolact.tracking.track import GALLERY, Track, pair_distances, xyxy_to_cxcywh
 
 _ArrayLike = torch.Tensor | np.ndarray
 _COLOUR_WEIGHT = 0.3  # weight of a new trusted detection in a track's colour
 _SURE_COST = 0.3  # a sole candidate this close (IoU >= 0.5) is not colour-checked
-_COLOUR_EVERY = 4  # a matched track's colour is refreshed every this many hits
+_COLOUR_EVERY = 4  # a matched track's colour is refreshed every this many hits,
+_COLOUR_EVERY_FULL = 16  # and this many once its gallery is full
+
+
+def _refresh_period(track: Track) -> int:
+    """Hits between two colours a track takes: sparser once its gallery is full."""
+    return _COLOUR_EVERY if track.colours_taken < GALLERY else _COLOUR_EVERY_FULL
 
 
 def _to_numpy(x: _ArrayLike) -> np.ndarray:
@@ -192,7 +198,7 @@ class Tracker:
                 track, d = pool[r], int(dets[c])
                 track.update(box_np[d], kept(d), opts.velocity_smoothing)
                 if score_np[d] >= opts.high_thresh and (
-                    track.colour is None or track.hits % _COLOUR_EVERY == 0
+                    track.colour is None or track.hits % _refresh_period(track) == 0
                 ):
                     refresh.append((track, d))
                 if not track.confirmed and track.hits >= opts.min_hits:
