@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                    "replicas' own ports (30000...)")  # fmt: skip
     p.add_argument("--client", choices=["http", "handle"], default="http")
     p.add_argument("--requests", type=int, default=320)
+    p.add_argument("--offline_images", type=int, default=None,
+                   help="images per offline pass (default: half the requests, <= 160)")  # fmt: skip
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--time_limit", type=float, default=300.0)
     p.add_argument("--port", type=int, default=18000)
@@ -269,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(bodies)} JPEG files {h}x{w}, {Path(a.trained_model).name}, batch "
           f"{a.batch_size}, {a.threads} cores; load average {os.getloadavg()[0]:.1f} "
           "at start")  # fmt: skip
-    offline_bodies = [bodies[k] for k in order[: max(len(bodies), min(160, a.requests // 2))]]
+    count = a.offline_images or max(len(bodies), min(160, a.requests // 2))
+    offline_bodies = [bodies[k % len(bodies)] for k in range(max(count, len(bodies)))]
     rates, cpus, records = offline(a.trained_model, offline_bodies, a.batch_size, a.threads,
                                    a.config)  # fmt: skip
     (net_fps, rec_fps), (net_cpu, rec_cpu) = rates, cpus

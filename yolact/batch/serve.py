@@ -9,6 +9,7 @@
     ray.init(address="auto")                      # or ray.init() for this machine
     serve.start(http_options={"host": "0.0.0.0", "port": 8000})
     serve.run(yolact_app("yolact_base_54_800000.pth", batch_size=4), route_prefix="/detect")
+    # CPUs: one single-threaded replica per core, e.g. yolact_app(path, num_replicas=8)
 
     curl --data-binary @photo.jpg http://HOST:8000/detect
 
