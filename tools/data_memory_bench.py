@@ -221,19 +221,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report), flush=True)
         return 0
     print(f"{args.ann}: {os.path.getsize(args.ann) / 2**20:.0f} MiB, {args.workers} workers, "
-          f"batch {args.batch}, {args.iterations} iterations")  # fmt: skip
+          f"batch {args.batch}, {args.iterations} iterations, {os.cpu_count()} CPUs")  # fmt: skip
     folder = os.path.dirname(os.path.abspath(args.ann))
     print("case   | dataset s | first batch s | peak tree PSS MB | main PSS MB | "
-          f"worker private (dirty) MB after {args.iterations} it | after the reads")  # fmt: skip
+          f"worker private (dirty) MB after {args.iterations} it | after the reads | "
+          "load average (1 min) before / after")  # fmt: skip
     for name in args.cases.split(","):
         if name == "cold":
             for path in glob.glob(os.path.join(folder, "*.yolact-records")):
                 os.remove(path)
+        load = os.getloadavg()[0]
         r = run_case(name, args)
         print(f"{name:6} | {r['dataset_s']:9.1f} | {r['first_batch_s']:13.1f} | "
               f"{r['peak_tree_pss_mb']:16.0f} | {r['main_pss_mb']:11.0f} | "
-              f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))}",
-              flush=True)  # fmt: skip
+              f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))} | "
+              f"{load:.1f} / {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from yolact.data import coco_source
+from yolact.data.ann_cache import CacheError, file_sha256, read_cache, write_cache
 from yolact.data.coco import CocoDataset
 from yolact.data.coco_annotations import (
     DatasetError,
@@ -233,3 +235,22 @@ def test_a_cached_dataset_of_the_edge_file_equals_an_uncached_one(
         np.testing.assert_array_equal(x, getattr(cached.records, name), err_msg=name)
     assert plain.skipped == cached.skipped and list(plain.skipped) == list(cached.skipped)
     assert coco_source.stream_records is stream_records
+
+
+def test_a_cold_start_skips_only_the_payload_digest(tmp_path: Path) -> None:
+    """The parent maps its child's fresh cache without hashing its payload again, but
+    still refuses a truncated one or one of another file."""
+    path = _write(tmp_path / "edge.json", _edge_file())
+    records, meta = build_records(path, None)
+    sha = file_sha256(path)
+    cache = str(tmp_path / "edge.cache")
+    write_cache(cache, records, sha, None, meta)
+    loaded = read_cache(cache, sha, None, check_payload=False)
+    for name, x in records.arrays().items():
+        assert x.tobytes() == getattr(loaded.records, name).tobytes(), name
+    with pytest.raises(CacheError):
+        read_cache(cache, "0" * 64, None, check_payload=False)
+    with open(cache, "r+b") as f:
+        f.truncate(os.path.getsize(cache) - 64)
+    with pytest.raises(CacheError):
+        read_cache(cache, sha, None, check_payload=False)

@@ -116,7 +116,7 @@ class AnnotationSource:
         if not isinstance(path, str):
             return None
         with contextlib.suppress(CacheError, OSError):
-            cached = read_cache(path, self.sha256, self.class_names)
+            cached = read_cache(path, self.sha256, self.class_names, check_payload=False)
             self.cache_path = path
             return cached
         return None

@@ -73,17 +73,24 @@ class AnnotationColumns:
                     raise
                 common = False
             seg = ann.get("segmentation")
-            if not common or type(seg) is not list or any(type(r) is not list for r in seg):
-                del ints[n_ints:], boxes[n_boxes:]
+            values = self._values
+            n_values, n_rings = len(values), len(ring_lengths)
+            if common and type(seg) is list:
+                try:
+                    for ring in seg:
+                        if type(ring) is not list:
+                            common = False
+                            break
+                        values.extend(ring)
+                        ring_lengths.append(len(ring))
+                except (TypeError, OverflowError) as e:  # json.load keeps them as lists
+                    raise NotStreamedError(f"a polygon value is not a number ({e})") from e
+            else:
+                common = False
+            if not common:
+                del ints[n_ints:], boxes[n_boxes:], values[n_values:], ring_lengths[n_rings:]
                 self.odd[position] = compact_polygons(ann)
                 continue
-            values = self._values
-            try:
-                for ring in seg:
-                    values.extend(ring)
-            except (TypeError, OverflowError) as e:  # json.load would keep it as lists
-                raise NotStreamedError(f"a polygon value is not a number ({e})") from e
-            ring_lengths.extend([len(ring) for ring in seg])
             self.ring_counts.append(len(seg))
             self.crowd.append(1 if ann.get("iscrowd", 0) else 0)
             self.position.append(position)
