@@ -72,7 +72,7 @@ class AnnotationColumns:
                 if "id" not in ann or "image_id" not in ann or "category_id" not in ann:
                     raise
                 common = False
-            seg = ann.get("segmentation")
+            seg: Any = ann.get("segmentation")
             values = self._values
             n_values, n_rings = len(values), len(ring_lengths)
             if common and type(seg) is list:
