@@ -19,8 +19,10 @@ and reports its peak.
 Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old
 ac4cabc``, the last commit with per-image dicts; only with ``--old-root``), ``cold``
 (this code, its cache deleted first), ``cached`` (this code, the cache of the previous
-case), ``build`` (the cold build's steps in one process, each timed: CPU and wall
-seconds, and the peak RSS it adds). Example::
+case), ``build`` (the cold build's steps as the cache-building child runs them, each
+timed: CPU and wall seconds of this process, the CPU seconds of the second process
+that reads half the annotations (none with ``--no-split``), the peak RSS this
+process adds and the peak PSS of both). Example::
 
     python -m yolact.data.coco_scale --out /tmp/coco_scale
     python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
@@ -189,9 +191,18 @@ def build_profile(args: argparse.Namespace) -> dict[str, Any]:
     json_stream._decode = timed("json decode (C scanner)", json_stream._decode)
     for name in ("check_columns", "assemble"):
         setattr(stream_records, name, timed(name, getattr(stream_records, name)))
+    import resource
+
     before = rss_kb("VmRSS")
     sha = timed("sha256 of the json", ann_cache.file_sha256)(args.ann)
-    records, _, meta = timed("stream_records (all)", stream_records.stream_records)(args.ann, None)
+    split = None if args.no_split else stream_records.SPLIT_MIN_BYTES
+    log: list[str] = []
+    records, _, meta = timed("stream_records (all)", stream_records.stream_records)(
+        args.ann, None, split_min_bytes=split, split_log=log
+    )
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent["second process (split: " + ",".join(log) + ")"] = [
+        children.ru_utime + children.ru_stime, 0.0]  # fmt: skip
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         write = timed("cache write", ann_cache.write_cache)
         write(os.path.join(tmp, "c.yolact-records"), records, sha, None, meta)
@@ -212,7 +223,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.epoch_reads is not None:
         argv += ["--epoch-reads", str(args.epoch_reads)]
     if name == "build":
-        argv += ["--cases", "build"]
+        argv += ["--cases", "build"] + ["--no-split"] * args.no_split
     env["BENCH_T0"] = repr(time.time())
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     sampler = PeakSampler(proc.pid)
@@ -251,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epoch-reads", type=int, nargs="?", const=0, default=None,
                         metavar="N", help="also read the annotations of the first N images "
                         "(default: all) once per case")  # fmt: skip
+    parser.add_argument("--no-split", action="store_true",
+                        help="build case: read the annotations in one process")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cases is None:
@@ -273,11 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.cases.split(","):
         if name == "build":
             load = os.getloadavg()[0]
-            steps = run_case(name, args)["build"]
-            print(f"build  | the cold build's steps in one process (load {load:.1f} / "
+            report = run_case(name, args)
+            steps = report["build"]
+            print(f"build  | the cold build's steps (load {load:.1f} / "
                   f"{os.getloadavg()[0]:.1f}): " + ", ".join(
                       f"{k} {c:.1f}" + (f" s CPU ({w:.1f} s wall)" if w else "")
-                      for k, (c, w) in steps.items()), flush=True)  # fmt: skip
+                      for k, (c, w) in steps.items())
+                  + f", peak PSS of the process tree {report['peak_tree_pss_mb']:.0f} MB",
+                  flush=True)  # fmt: skip
             continue
         if name == "cold":
             for path in glob.glob(os.path.join(folder, "*.yolact-records")):
