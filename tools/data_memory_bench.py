@@ -201,7 +201,7 @@ def build_profile(args: argparse.Namespace) -> dict[str, Any]:
         args.ann, None, split_min_bytes=split, split_log=log
     )
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    spent["second process (split: " + ",".join(log) + ")"] = [
+    spent["second process (split: " + (",".join(log) or "off") + ")"] = [
         children.ru_utime + children.ru_stime, 0.0]  # fmt: skip
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         write = timed("cache write", ann_cache.write_cache)
