@@ -196,7 +196,8 @@ class Int8Summary:
 def onnx_int8_summary(path: str) -> Int8Summary:
     """Walk a QDQ ONNX graph: a Conv is quantized when its input and weights come
     from DequantizeLinear; a post-processing node is quantized when it is a Q/DQ
-    node or takes an input from one."""
+    node or takes an input from one (an Identity that only hands a parameter to the
+    network's convolutions is the network's, not post-processing)."""
     import onnx
 
     graph = onnx.load(path).graph
@@ -207,11 +208,23 @@ def onnx_int8_summary(path: str) -> Int8Summary:
         node = producer.get(name)
         return node is not None and node.op_type == "DequantizeLinear"
 
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node.name)
+
+    def weight_carrier(node: Any) -> bool:
+        # The exporter's loose Identity nodes that hand one deduplicated parameter (the
+        # zero biases of random weights, say) to several of the network's convolutions.
+        users = [u for o in node.output for u in consumers.get(o, [])]
+        return node.op_type == "Identity" and bool(users) and all(map(is_network_node, users))
+
     convs = [n for n in graph.node if n.op_type == "Conv" and is_network_node(n.name)]
     quantized = [n.name for n in convs if from_dq(n.input[0]) and from_dq(n.input[1])]
     post = [
         n for n in graph.node
         if n.op_type not in (*qdq, "Constant") and not is_network_node(n.name)
+        and not weight_carrier(n)
     ]  # fmt: skip
     qdq_inputs = {i for n in graph.node if n.op_type in qdq for i in n.input}
     post_outputs = {o for n in post for o in n.output}
