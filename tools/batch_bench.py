@@ -14,7 +14,8 @@ batches; both counted from the first result to the last (model loading and
 actor start-up left out, printed apart). ``serve``: the same files posted by
 ``--clients`` concurrent loopback HTTP clients to the Serve deployment
 (``--requests`` in all, at most ``--time_limit`` seconds), against the
-predictor running batches of 4 decoded-from-file images in one process.
+predictor running batches of 4 decoded-from-file images in one process: this
+mode runs ``tools/serve_bench.py`` (its other options pass through).
 Figures are printed, never checked.
 """
 
@@ -22,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -35,6 +33,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 
 def make_images(folder: str, count: int, size: tuple[int, int]) -> list[str]:
@@ -97,56 +96,6 @@ def ray_data(model: str, folder: str, batch: int, cpus: int) -> tuple[float, int
     return (done - first_rows) / (last - first), done, first - start
 
 
-def serve_clients(url: str, bodies: list[bytes], clients: int, limit_s: float) -> tuple:
-    """(answers per second, answers, errors, seconds) of ``clients`` threads posting."""
-    errors = 0
-    deadline = time.perf_counter() + limit_s
-
-    def post(body: bytes) -> bool:
-        if time.perf_counter() > deadline:
-            return False
-        request = urllib.request.Request(url, data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            answer.read()
-            return answer.status == 200
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(post, b) for b in bodies]
-        results = []
-        for f in futures:
-            try:
-                results.append(f.result())
-            except Exception:  # noqa: BLE001 (counted: any failed request is an error)
-                errors += 1
-    seconds = time.perf_counter() - start
-    ok = sum(results)
-    return ok / seconds, ok, errors, seconds
-
-
-def offline_batches(model: str, paths: list[str], batch: int, threads: int) -> float:
-    """Images per second of the predictor on batches of ``batch`` files read and decoded."""
-    from yolact.batch.fixed import FixedBatchPredictor
-    from yolact.batch.ray_data import decode
-    from yolact.core.predictor import Predictor
-
-    predictor = FixedBatchPredictor(
-        Predictor.from_checkpoint(model, device="cpu", threads=threads, top_k=None), batch
-    )
-    predictor([decode(Path(paths[0]).read_bytes())] * batch)  # warm-up
-    start = time.perf_counter()
-    for i in range(0, len(paths), batch):
-        predictor([decode(Path(p).read_bytes()) for p in paths[i : i + batch]])
-    return len(paths) / (time.perf_counter() - start)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         prog="python tools/batch_bench.py", description=(__doc__ or "").split("\n")[0]
@@ -160,7 +109,13 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=160, help="serve: requests in all")
     p.add_argument("--clients", type=int, default=8, help="serve: concurrent clients")
     p.add_argument("--time_limit", type=float, default=300.0, help="serve: seconds at most")
-    a = p.parse_args()
+    a, rest = p.parse_known_args()
+    if a.mode == "serve":  # tools/serve_bench.py: the served side beside offline batches
+        import serve_bench
+
+        argv = [f"--{k}={getattr(a, k)}" for k in ("trained_model", "images", "size",
+                "batch_size", "threads", "requests", "clients", "time_limit")]  # fmt: skip
+        return serve_bench.main(argv + rest)
     h, w = (int(v) for v in a.size.split("x"))
     import ray
 
@@ -181,27 +136,6 @@ def main() -> int:
                   f"images/s over {n2} images (first result after {startup:.1f} s)")  # fmt: skip
             print(f"Ray / one process: {fps2 / fps1:.2f}x")
             return 0
-        offline = offline_batches(a.trained_model, paths, a.batch_size, a.threads)
-        from ray import serve
-
-        from yolact.batch.serve import yolact_app
-
-        port = free_port()
-        ray.init(num_cpus=a.threads, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=False, log_to_driver=False)  # fmt: skip
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(yolact_app(a.trained_model, batch_size=a.batch_size, device="cpu",
-                             threads=a.threads), route_prefix="/detect")  # fmt: skip
-        url = f"http://127.0.0.1:{port}/detect"
-        bodies = [Path(paths[i % len(paths)]).read_bytes() for i in range(a.requests)]
-        serve_clients(url, bodies[: 2 * a.clients], a.clients, a.time_limit)  # warm-up
-        fps, ok, errors, seconds = serve_clients(url, bodies, a.clients, a.time_limit)
-        serve.shutdown()
-        ray.shutdown()
-        print(f"offline batch-{a.batch_size} ({a.threads} threads): {offline:.1f} images/s")
-        print(f"Ray Serve, {a.clients} loopback clients: {fps:.1f} answers/s ({ok} of "
-              f"{a.requests} requests in {seconds:.1f} s, {errors} errors)")  # fmt: skip
-        print(f"served / offline: {fps / offline:.2f}x")
     return 0
 
 

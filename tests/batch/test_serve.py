@@ -86,3 +86,20 @@ def test_a_handle_gets_the_same_record_as_http(url):
     record = serve.get_app_handle("yolact").predict.remote(body).result(timeout_s=120)
     assert post(url, body) == (200, record)
     assert record["height"] == 120 and len(record["detections"]) > 0
+
+
+def test_batch_stats_count_the_network_calls_and_their_images(url):
+    """Four concurrent requests: one replica holds four at a time (one batch), so they
+    make 1 to 4 padded network calls; the real images are counted once each."""
+    from ray import serve
+
+    handle = serve.get_app_handle("yolact")
+    before = handle.batch_stats.remote().result(timeout_s=120)
+    bodies = [cv2.imencode(".jpg", demo_scene(50 + i))[1].tobytes() for i in range(4)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        statuses = [status for status, _ in pool.map(lambda b: post(url, b), bodies)]
+    post(url, b"not an image")  # counted nowhere: no network call
+    after = handle.batch_stats.remote().result(timeout_s=120)
+    assert statuses == [200] * 4 and after["replica"] == before["replica"]
+    assert after["images"] - before["images"] == 4
+    assert 1 <= after["batches"] - before["batches"] <= 4

@@ -137,7 +137,7 @@ def test_bad_input_is_one_line_and_changes_nothing(dynamic_onnx, exported, tmp_p
         ([f"--model={exported['openvino']}"],
          f"{exported['openvino']} is an OpenVINO model; give --backend=openvino or the .onnx"),
         ([f"--model={dynamic_onnx}", "--backend=tensorrt"],
-         "--backend must be onnxruntime or openvino, got 'tensorrt'"),
+         "--backend must be onnxruntime, openvino or python, got 'tensorrt'"),
         ([f"--model={dynamic_onnx}", "--max_batch=-1"],
          "--max_batch must be 0 (no batching) or more, got -1"),
     ]  # fmt: skip

@@ -9,7 +9,10 @@
 writes ``models/<name>/config.pbtxt`` and ``models/<name>/1/model.onnx`` (the
 onnxruntime backend), or ``1/model.xml`` and ``1/model.bin`` with
 ``--backend=openvino`` (from an OpenVINO export, or converted from the ONNX
-file), and ``<name>/yolact_meta.json`` (the export's metadata: classes, input
+file), or ``1/model.onnx`` and ``1/model.py`` with ``--backend=python`` (Triton's
+Python backend running the graph with onnxruntime, for servers that have only
+that backend, as the one PyTriton bundles: :mod:`yolact.batch.triton_model`),
+and ``<name>/yolact_meta.json`` (the export's metadata: classes, input
 size, normalisation, for clients). The config names the graph's real inputs and
 outputs with their data types and shapes, read from the file; a graph exported
 with ``--dynamic_batch`` gets ``max_batch_size`` and ``dynamic_batching``, one
@@ -37,7 +40,8 @@ from yolact.backends.meta import (
 )
 from yolact.backends.writes import WriteError, check_writable_folder, write_folder
 
-BACKENDS = ("onnxruntime", "openvino")
+BACKENDS = ("onnxruntime", "openvino", "python")
+PYTHON_MODEL = "model.py"
 META_FILE = "yolact_meta.json"
 CONFIG_FILE = "config.pbtxt"
 VERSION = "1"
@@ -161,7 +165,7 @@ def _check_target(target: str) -> None:
         return
     if not os.path.isdir(target) or os.path.islink(target):
         raise TritonError(f"{target} exists and is not a folder; give another --name or --repo")
-    ours = {CONFIG_FILE, META_FILE, "model.onnx", OPENVINO_XML, OPENVINO_BIN}
+    ours = {CONFIG_FILE, META_FILE, "model.onnx", PYTHON_MODEL, OPENVINO_XML, OPENVINO_BIN}
     for root, dirs, files in os.walk(target):
         rel = os.path.relpath(root, target)
         if rel != "." and not (rel.isdigit() and not dirs):
@@ -185,8 +189,12 @@ def _fill(tmp: str, model: str, fmt: str, backend: str, config: str, meta_json: 
     """Write the model folder's files into ``tmp``."""
     version = os.path.join(tmp, VERSION)
     os.mkdir(version)
-    if backend == "onnxruntime":
+    if backend in ("onnxruntime", "python"):
         shutil.copyfile(model, os.path.join(version, "model.onnx"))
+        if backend == "python":
+            here = os.path.dirname(os.path.abspath(__file__))
+            shutil.copyfile(os.path.join(here, "triton_model.py"),
+                            os.path.join(version, PYTHON_MODEL))  # fmt: skip
     elif fmt == "openvino":
         for name in (OPENVINO_XML, OPENVINO_BIN):
             shutil.copyfile(os.path.join(model, name), os.path.join(version, name))
@@ -220,7 +228,7 @@ def write_repository(
             as it was.
     """
     if backend not in BACKENDS:
-        raise TritonError(f"--backend must be onnxruntime or openvino, got {backend!r}")
+        raise TritonError(f"--backend must be onnxruntime, openvino or python, got {backend!r}")
     if instances < 1:
         raise TritonError(f"--instances must be at least 1, got {instances}")
     fmt = exported_format(model)
@@ -229,7 +237,7 @@ def write_repository(
             f"{model} is not an exported model (an .onnx file or an *_openvino_model "
             "folder written by python -m yolact.export)"
         )
-    if fmt == "openvino" and backend == "onnxruntime":
+    if fmt == "openvino" and backend != "openvino":
         raise TritonError(f"{model} is an OpenVINO model; give --backend=openvino or the .onnx")
     meta = read_meta(model)
     if fmt == "onnx":
@@ -256,7 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "exported model.")  # fmt: skip
     p.add_argument("--model", required=True, help="the .onnx file or *_openvino_model folder")
     p.add_argument("--repo", required=True, help="the model repository folder")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default) or openvino")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="onnxruntime (default), openvino, or python (onnxruntime inside "
+                   "Triton's Python backend)")  # fmt: skip
     p.add_argument("--name", default=None, help="the model's name (default: the file's stem)")
     p.add_argument("--max_batch", type=int, default=8,
                    help="largest batch the server forms (default 8; 0: no batching)")  # fmt: skip

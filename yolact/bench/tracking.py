@@ -16,6 +16,7 @@ Run as ``python -m yolact.bench.tracking --trained_model=W --clips=N --frames=F`
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -26,8 +27,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
+from yolact.bench.tracking_cache import cached_detections, file_digest
 from yolact.bench.tracking_clips import CLIP_STYLES, bench_clips, crossing_clips
 from yolact.bench.tracking_cost import sampling_cost, synthetic_cost
+from yolact.bench.tracking_errors import ErrorBreakdown, error_breakdown, format_breakdown
 from yolact.bench.tracking_score import score_tracks
 from yolact.data.clips import Clip, FrameTruth
 from yolact.io.mots import kept_objects
@@ -71,6 +74,7 @@ class ModeResult:
     id_switches: int
     tracker_ms: float
     detections: int
+    errors: ErrorBreakdown | None = None
 
 
 @dataclass
@@ -82,10 +86,12 @@ class TrackBenchReport:
     frames: int
     clips: int
     synthetic_ms: dict[str, float] = field(default_factory=dict)
+    synthetic_off_ms: dict[str, float] = field(default_factory=dict)  # colour cue off
     synthetic_detections: int = 50
     clip_set: str = ""
     perfect: tuple[float, float] | None = None
     sampling_ms: float | None = None
+    show_errors: bool = False
 
 
 def _detect(predictor: object, clip: Clip, score_threshold: float) -> list[FrameDetections]:
@@ -170,21 +176,31 @@ def _run_mode(
     detections: Sequence[Sequence[FrameDetections]],
     mask_stride: int,
     buffer_s: float,
+    tracker_kwargs: dict[str, object] | None = None,
 ) -> ModeResult:
     tracked: list[list[FrameTruth]] = []
+    all_ids: list[list[np.ndarray]] = []
     times: list[float] = []
     count = 0
     for clip, frames in zip(clips, detections):
-        tracker = Tracker(TrackerOptions.from_seconds(buffer_s, fps=clip.fps, iou=mode))
+        kwargs = dict(tracker_kwargs or {})
+        tracker = Tracker(TrackerOptions.from_seconds(buffer_s, fps=clip.fps, iou=mode, **kwargs))
         tracked.append([])
-        for dets in frames:
+        all_ids.append([])
+        for frame, dets in zip(clip.frames, frames):
             small = _downsample(dets.masks, mask_stride) if mode == "mask" else None
             start = time.perf_counter()
             ids = tracker.update(
-                dets.boxes, dets.scores, dets.labels, masks=small, image_size=clip.options.size
+                dets.boxes,
+                dets.scores,
+                dets.labels,
+                masks=small,
+                image_size=clip.options.size,
+                image=frame,
             )
             times.append(time.perf_counter() - start)
             ids_np = ids.numpy()
+            all_ids[-1].append(ids_np)
             count += len(dets.boxes)
             keep, masks = kept_objects(ids_np, dets.masks, dets.scores)
             tracked[-1].append(FrameTruth(ids_np[keep], dets.labels[keep], dets.boxes[keep], masks))
@@ -197,6 +213,9 @@ def _run_mode(
         id_switches=scores.clear.id_switches,
         tracker_ms=1000.0 * statistics.median(times) if times else 0.0,
         detections=count,
+        errors=error_breakdown(
+            [c.truth for c in clips], tracked, [[d.masks for d in f] for f in detections], all_ids
+        ),
     )
 
 
@@ -210,6 +229,9 @@ def track_benchmark(
     oracle: bool = False,
     synthetic_detections: int = 50,
     synthetic_frames: int = 100,
+    detections_cache: str | None = None,
+    model_digest: str = "",
+    tracker_kwargs: dict[str, object] | None = None,
 ) -> TrackBenchReport:
     """Track the clips with each association mode and score the results.
 
@@ -225,17 +247,40 @@ def track_benchmark(
         oracle: feed the ground truth (score 1.0) as detections instead of the predictor's.
         synthetic_detections: detections per frame of the synthetic cost loop; 0 skips it.
         synthetic_frames: frames of the synthetic cost loop; 0 skips it.
+        detections_cache: a folder where each clip's detections are kept, keyed by
+            ``model_digest``, the clip's frames and ``score_threshold``
+            (:mod:`yolact.bench.tracking_cache`); None computes them every run.
+        model_digest: the model file's SHA-256, for the cache.
+        tracker_kwargs: other fields of :class:`TrackerOptions` for every mode.
 
     Returns:
         One result per mode, the detector's recall at box IoU 0.5 and the synthetic cost.
     """
-    detections = [_oracle(c) if oracle else _detect(predictor, c, score_threshold) for c in clips]
-    modes = [_run_mode(m, clips, detections, mask_stride, buffer_s) for m in iou_modes]
-    synthetic = {}
+
+    def detect(clip: Clip) -> list[FrameDetections]:
+        if oracle:
+            return _oracle(clip)
+        if detections_cache is None:
+            return _detect(predictor, clip, score_threshold)
+        return cached_detections(
+            detections_cache,
+            model_digest,
+            clip,
+            score_threshold,
+            lambda: _detect(predictor, clip, score_threshold),
+            FrameDetections,
+        )
+
+    detections = [detect(c) for c in clips]
+    modes = [
+        _run_mode(m, clips, detections, mask_stride, buffer_s, tracker_kwargs) for m in iou_modes
+    ]
+    synthetic: dict[str, float] = {}
+    off: dict[str, float] = {}
     if synthetic_detections > 0 and synthetic_frames > 0:
-        synthetic = {
-            m: synthetic_cost(m, synthetic_detections, synthetic_frames) for m in iou_modes
-        }
+        for m in iou_modes:  # interleaved, so that load changes hit both alike
+            off[m] = synthetic_cost(m, synthetic_detections, synthetic_frames, reid=False)
+            synthetic[m] = synthetic_cost(m, synthetic_detections, synthetic_frames)
     return TrackBenchReport(
         modes=modes,
         recall=_recall(clips, detections),
@@ -246,6 +291,7 @@ def track_benchmark(
         frames=sum(len(c.frames) for c in clips),
         clips=len(clips),
         synthetic_ms=synthetic,
+        synthetic_off_ms=off,
         synthetic_detections=synthetic_detections,
     )
 
@@ -268,9 +314,16 @@ def format_report(report: TrackBenchReport) -> str:
             f"{m.mode:<6}{m.hota:>8.3f}{m.idf1:>8.3f}{m.mota:>8.3f}{m.id_switches:>6d}{m.tracker_ms:>10.3f}"
         )
     lines.append(f"detector recall @ IoU 0.5 (per frame): {report.recall:.3f}")
+    if report.show_errors:
+        lines += [format_breakdown(m.mode, m.errors) for m in report.modes if m.errors]
     for mode, ms in report.synthetic_ms.items():
         n = report.synthetic_detections
         lines.append(f"tracker cost, {n} detections/frame, 1 thread, {mode}: {ms:.3f} ms")
+    for mode, ms in report.synthetic_off_ms.items():
+        n = report.synthetic_detections
+        lines.append(
+            f"tracker cost, {n} detections/frame, 1 thread, {mode}, colour cue off: {ms:.3f} ms"
+        )
     if report.sampling_ms is not None:
         n = report.synthetic_detections
         lines.append(f"mask sampling for the tracker, {n} masks of 480x640: "
@@ -311,18 +364,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
     parser.add_argument("--oracle", action="store_true", help="use ground truth as detections")
     parser.add_argument("--synthetic_frames", type=int, default=100)
+    parser.add_argument("--errors", action="store_true",
+                        help="also print each mode's errors per ground-truth object")  # fmt: skip
+    parser.add_argument("--detections_cache", default=None, metavar="DIR",
+                        help="keep each clip's detections in DIR (keyed by the model "
+                        "file's hash and the clip), so later runs skip the network")  # fmt: skip
     try:
         args = parser.parse_args(argv)
         if args.clips < 1 or args.frames < 1:
             raise ValueError("--clips and --frames must be >= 1")
         if args.synthetic_frames < 0:
             raise ValueError("--synthetic_frames must be >= 0")
+        cache = args.detections_cache
+        if cache is not None and os.path.exists(cache) and not os.path.isdir(cache):
+            raise ValueError(f"--detections_cache {cache} is not a folder")
         make = crossing_clips if args.crossing else bench_clips
         clips = make(args.clips, args.frames, args.seed, tuple(args.size), args.clip_style)
         predictor = None
+        digest = ""
         if not args.oracle:
             from yolact import Predictor
 
+            if args.detections_cache is not None:
+                digest = file_digest(args.trained_model)
             predictor = Predictor.from_checkpoint(args.trained_model, device="cpu")
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -333,7 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         score_threshold=args.score_threshold,
         oracle=args.oracle,
         synthetic_frames=args.synthetic_frames,
+        detections_cache=args.detections_cache,
+        model_digest=digest,
     )
+    report.show_errors = args.errors
     report.clip_set = f"{args.clip_style} objects" + (", crossing" if args.crossing else "")
     sys.stdout.write(format_report(report))
     return 0

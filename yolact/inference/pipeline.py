@@ -301,7 +301,7 @@ class Pipeline:
         with self.times.timed("post"):
             dets = self.predictor.run_post(raw, [f.shape[:2] for _, _, f, _ in frames])
             if self.tracker is not None:
-                dets = [self.tracker.apply(s, d) for (s, *_), d in zip(frames, dets)]
+                dets = [self.tracker.apply(s, d, f) for (s, _, f, _), d in zip(frames, dets)]
         for (source_index, index, frame, captured), det in zip(frames, dets):
             name = self._frame_name(source_index, index)
             self._put(StreamResult(index, frame, det, source_index, name, captured))

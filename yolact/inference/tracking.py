@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from yolact.core.structures import Detections
@@ -54,6 +55,16 @@ def small_masks(
     return out
 
 
+def _is_bgr(image: np.ndarray | None) -> bool:
+    """Whether ``image`` is an [H, W, 3] uint8 frame the colour cue can read."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+    )
+
+
 class StreamTracker:
     """Keeps one :class:`~yolact.tracking.Tracker` per source of a stream.
 
@@ -89,8 +100,13 @@ class StreamTracker:
                 )
             self.trackers.append(Tracker(options))
 
-    def apply(self, source_index: int, det: Detections) -> Detections:
-        """``det`` with ``track_ids`` from the source's tracker (call in frame order)."""
+    def apply(
+        self, source_index: int, det: Detections, image: np.ndarray | None = None
+    ) -> Detections:
+        """``det`` with ``track_ids`` from the source's tracker (call in frame order).
+
+        ``image`` is the frame (BGR uint8) for the tracker's colour cue; None: none.
+        """
         tracker = self.trackers[source_index]
         masks = None
         if tracker.options.iou == "mask" and det.masks is not None:
@@ -101,5 +117,6 @@ class StreamTracker:
             det.labels.detach().cpu(),
             masks=masks,
             image_size=det.image_size,
+            image=image if _is_bgr(image) else None,
         )
         return replace(det, track_ids=ids.to(det.scores.device))

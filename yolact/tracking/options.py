@@ -48,6 +48,28 @@ class TrackerOptions:
             two; a small cost lets the track follow it while an object of the track's
             own class still wins. 1 or more keeps the classes apart (no match across
             classes). A track keeps the class it started with. Default 0.1.
+        reid: whether confirmed tracks still unmatched after the two IoU stages are
+            re-identified by colour (given the frames: ``Tracker.update(image=...)``):
+            each keeps the mean Lab colour of its high-score detections (inside the mask
+            with ``iou="mask"``, inside the box with ``"box"``), and a detection left
+            over (high or low score) within ``reid_radius`` of the track with a colour
+            within ``reid_colour`` continues it. An object hidden for several frames
+            that comes back where IoU no longer reaches keeps its id. Default True.
+        reid_colour: the largest Lab distance (0-255 units) a re-identified detection's
+            colour may lie from its track's. Default 20.
+        reid_radius: how far a re-identified detection's centre may lie from the
+            track's last seen or predicted centre, in the track's sizes (the larger of
+            width and height). Default 1.5.
+        duplicate_iou: a detection left over after the IoU stages that overlaps a
+            detection tracked in the same frame by more than this (box IoU, or mask IoU
+            with ``iou="mask"``) is taken for a second detection of that object (YOLACT
+            keeps overlapping detections of different classes): it neither continues a
+            lost track nor starts one. 1 turns this off. Default 0.6.
+        colour_gate: with the colour cue, a detection whose colour lies further than this
+            (Lab distance) from a track's colour and from every colour of its gallery
+            does not continue that track in the IoU stages, however much it overlaps:
+            another object passing over a hidden one's predicted box, or a detection of
+            the background. ``math.inf`` turns it off. Default 40.
     """
 
     high_thresh: float = 0.5
@@ -61,6 +83,11 @@ class TrackerOptions:
     velocity_smoothing: float = 0.5
     low_recovers_lost: bool = True
     class_cost: float = 0.1
+    reid: bool = True
+    reid_colour: float = 20.0
+    reid_radius: float = 1.5
+    duplicate_iou: float = 0.6
+    colour_gate: float = 40.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh:
@@ -74,6 +101,12 @@ class TrackerOptions:
             raise ValueError(f"tracker min_hits must be >= 1, got {self.min_hits}")
         if not (math.isfinite(self.class_cost) and self.class_cost >= 0.0):
             raise ValueError(f"tracker class_cost must be >= 0, got {self.class_cost}")
+        if not 0.0 <= self.duplicate_iou <= 1.0:
+            raise ValueError(f"tracker duplicate_iou must be in [0, 1], got {self.duplicate_iou}")
+        for name in ("reid_colour", "reid_radius", "colour_gate"):
+            value = getattr(self, name)
+            if math.isnan(value) or value < 0.0:
+                raise ValueError(f"tracker {name} must be >= 0, got {value}")
         if self.iou not in ("box", "mask"):
             raise ValueError(f"tracker iou must be 'box' or 'mask', got {self.iou!r}")
         if not 0.0 < self.velocity_smoothing <= 1.0:

@@ -8,6 +8,10 @@ import numpy as np
 
 from yolact.tracking.mask_cost import CroppedMask
 
+GALLERY = 8  # colours a track keeps besides its average
+_FAR = 1e6  # a gallery slot not filled yet: far from every colour
+_NO_REFS = np.full((GALLERY + 1, 3), _FAR)
+
 
 def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
     """(x1, y1, x2, y2) as (cx, cy, w, h)."""
@@ -43,6 +47,11 @@ class Track:
         hits: consecutive frames with a match (counting the first).
         frames_since_update: frames since the last match (0 in a frame where it matched).
         has_velocity: whether a velocity has been measured yet.
+        colour: mean Lab colour of its high-score detections (exponentially averaged),
+            or None when the tracker was given no frames.
+        refs: [GALLERY + 1, 3]: ``colour`` and the last :data:`GALLERY` colours taken
+            (each as measured, a gallery slot not filled yet far from every colour),
+            which a returning detection is compared with; None without a colour.
     """
 
     label: int
@@ -53,6 +62,22 @@ class Track:
     hits: int = 1
     frames_since_update: int = 0
     has_velocity: bool = False
+    colour: np.ndarray | None = None
+    refs: np.ndarray | None = None
+    _taken: int = 0
+
+    def take_colour(self, colour: np.ndarray, weight: float) -> None:
+        """Blend a trusted detection's ``colour`` into the track's, ``weight`` for the new,
+        and keep it in the gallery."""
+        if self.colour is None or self.refs is None:
+            self.colour = colour.copy()
+            self.refs = np.full((GALLERY + 1, 3), _FAR)
+        else:
+            self.colour = weight * colour + (1.0 - weight) * self.colour
+        self.refs[0] = self.colour
+        if GALLERY > 0:
+            self.refs[1 + (self._taken % GALLERY)] = colour
+        self._taken += 1
 
     @property
     def confirmed(self) -> bool:
@@ -86,6 +111,28 @@ class Track:
         self.frames_since_update = 0
         self.hits += 1
 
+    @property
+    def colours_taken(self) -> int:
+        """How many colours the track has taken."""
+        return self._taken
+
     def mark_frame(self) -> None:
         """Advance one frame: the track is one frame older than its last observation."""
         self.frames_since_update += 1
+
+
+def colour_distances(tracks: list[Track], colours: np.ndarray) -> np.ndarray:
+    """[T, D]: the smallest Lab distance of each of ``colours`` [D, 3] to each track's
+    colour or any colour of its gallery (about 1e6 for a track without a colour)."""
+    refs = np.stack([t.refs if t.refs is not None else _NO_REFS for t in tracks])
+    diff = refs[:, :, None, :] - colours[None, None, :, :]
+    out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=1)
+    return out
+
+
+def pair_distances(tracks: list[Track], colours: np.ndarray) -> np.ndarray:
+    """[P]: the distance of ``colours[p]`` to ``tracks[p]`` as :func:`colour_distances`."""
+    refs = np.stack([t.refs if t.refs is not None else _NO_REFS for t in tracks])
+    diff = refs - colours[:, None, :]
+    out: np.ndarray = np.sqrt((diff * diff).sum(-1)).min(axis=1)
+    return out

@@ -9,10 +9,17 @@ Each frame goes through these steps:
    confirmed tracks left over from step 1 (with ``low_recovers_lost``; else only to the
    active ones, matched in the previous frame). They keep a track alive through a dip in
    confidence (occlusion, blur) but never start one.
-3. High-score detections left over are matched to tentative tracks (born in an earlier
+3. Detections left over that overlap a detection tracked in this frame by more than
+   ``duplicate_iou`` are set aside (a second detection of one object). Given the frame
+   (``image``) and ``reid``, confirmed tracks still unmatched are offered the other
+   detections left over (high and low score) by colour and distance
+   (:mod:`yolact.tracking.reid`): an object back from an occlusion away from its
+   predicted box keeps its id. Stages 1 and 2 then also leave out pairs whose colours
+   differ by more than ``colour_gate``.
+4. High-score detections left over are matched to tentative tracks (born in an earlier
    frame, not yet confirmed); a tentative track that misses a frame is dropped.
-4. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
-5. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
+5. High-score detections still left over, scoring >= ``new_track_thresh``, start tracks.
+6. Confirmed tracks unmatched for more than ``buffer_frames`` frames are removed.
 
 A detection of another class than a track's costs ``class_cost`` more to associate
 (classes kept apart with ``class_cost`` >= 1). Ids come from a counter that only grows,
@@ -21,21 +28,47 @@ so an id is never given to a second object.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from yolact.tracking.appearance import FrameColours
 from yolact.tracking.mask_cost import CroppedMask, crop_masks, cropped_iou
 from yolact.tracking.matching import assign, box_iou_np
 from yolact.tracking.options import TrackerOptions
-from yolact.tracking.track import Track, xyxy_to_cxcywh
+from yolact.tracking.reid import REID_MAX_COST, reid_cost
+from yolact.tracking.track import GALLERY, Track, pair_distances, xyxy_to_cxcywh
 
 _ArrayLike = torch.Tensor | np.ndarray
+_COLOUR_WEIGHT = 0.3  # weight of a new trusted detection in a track's colour
+_SURE_COST = 0.3  # a sole candidate this close (IoU >= 0.5) is not colour-checked
+_COLOUR_EVERY = 4  # a matched track's colour is refreshed every this many hits,
+_COLOUR_EVERY_FULL = 16  # and this many once its gallery is full
+
+
+def _refresh_period(track: Track) -> int:
+    """Hits between two colours a track takes: sparser once its gallery is full."""
+    return _COLOUR_EVERY if track.colours_taken < GALLERY else _COLOUR_EVERY_FULL
 
 
 def _to_numpy(x: _ArrayLike) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return np.asarray(x.detach().cpu().numpy())
     return np.asarray(x)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` [M, 4] with every box of ``b`` [N, 4] (xyxy), in numpy
+    (the few boxes left over a frame: cheaper than a torch call)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(w, 0.0, None) * np.clip(h, 0.0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: np.ndarray = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return out
 
 
 class Tracker:
@@ -64,6 +97,7 @@ class Tracker:
         labels: _ArrayLike,
         masks: _ArrayLike | None = None,
         image_size: tuple[int, int] | None = None,
+        image: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Associate the detections of the next frame with the tracks.
 
@@ -75,6 +109,8 @@ class Tracker:
                 fixed during the run; needed when ``options.iou == "mask"``.
             image_size: (H, W) of the frame in pixels, to scale box motion to mask cells;
                 when None the masks are taken to be at pixel resolution.
+            image: the frame, [H, W, 3] uint8 BGR, for the colour cue of ``options.reid``
+                (sampled to the masks' grid with ``iou="mask"``); None: no colour cue.
 
         Returns:
             [N] int64 track ids on the CPU, -1 for detections not (yet) tracked: scores
@@ -101,17 +137,25 @@ class Tracker:
         if opts.iou == "mask" and mask_np is None:
             raise ValueError("tracker iou='mask' needs the detections' masks")
         scale = self._mask_scale(mask_np, image_size)
+        sy, sx = scale
         cropped: list[CroppedMask | None] = []
         if opts.iou == "mask" and mask_np is not None:
             windows = None  # without the frame size, each mask's own extent
             if image_size is not None:  # a mask lies in its box, widened by a cell
-                sy, sx = scale
                 windows = box_np * np.array([sx, sy, sx, sy]) + np.array([-1.0, -1.0, 1.0, 1.0])
             cropped = crop_masks(mask_np, windows)
             if mask_np.shape[1:] != self._mask_shape:  # masks of another size: forget
                 for t in self.tracks:
                     t.mask = None
                 self._mask_shape = mask_np.shape[1:]
+
+        colours: FrameColours | None = None
+        if opts.reid and image is not None and n:
+            if opts.iou == "mask" and mask_np is not None:
+                grid = (int(mask_np.shape[1]), int(mask_np.shape[2]))
+                colours = FrameColours(image, box_np, cropped, grid)
+            else:
+                colours = FrameColours(image, box_np, None, None)
 
         def kept(d: int) -> CroppedMask | None:
             """Detection ``d``'s cropped mask, copied for a track to keep."""
@@ -128,16 +172,35 @@ class Tracker:
         confirmed = [t for t in self.tracks if t.confirmed]
         tentative = [t for t in self.tracks if not t.confirmed]
 
+        refresh: list[tuple[Track, int]] = []  # tracks to take their detection's colour
+
         def match(
-            pool: list[Track], dets: np.ndarray, max_cost: float
+            pool: list[Track],
+            dets: np.ndarray,
+            max_cost: float,
+            by_colour: bool = False,
+            gate: float = math.inf,
         ) -> tuple[list[Track], np.ndarray]:
             """Match ``pool`` with ``dets``; return the tracks and detections left over."""
-            cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
+            if by_colour:
+                assert colours is not None
+                frame_colours = colours
+                cost = reid_cost(
+                    pool, box_np[dets], label_np[dets], lambda k: frame_colours.get(dets[k]), opts
+                )
+            else:
+                cost = self._cost(pool, dets, box_np, label_np, cropped, scale)
+                if colours is not None and gate < math.inf and cost.size:
+                    self._gate(cost, max_cost, pool, dets, colours, gate)
             used_tracks: set[int] = set()
             used_dets: set[int] = set()
             for r, c in assign(cost, max_cost):
                 track, d = pool[r], int(dets[c])
                 track.update(box_np[d], kept(d), opts.velocity_smoothing)
+                if score_np[d] >= opts.high_thresh and (
+                    track.colour is None or track.hits % _refresh_period(track) == 0
+                ):
+                    refresh.append((track, d))
                 if not track.confirmed and track.hits >= opts.min_hits:
                     track.track_id = self._new_id()
                 ids[d] = track.track_id
@@ -146,11 +209,27 @@ class Tracker:
             dets_left = np.array([d for d in dets if int(d) not in used_dets], np.int64)
             return [t for i, t in enumerate(pool) if i not in used_tracks], dets_left
 
-        unmatched, high_left = match(confirmed, high, opts.match_thresh)
+        unmatched, high_left = match(confirmed, high, opts.match_thresh, gate=opts.colour_gate)
         # Active = matched in the previous frame (one frame old now).
         if not opts.low_recovers_lost:
             unmatched = [t for t in unmatched if t.frames_since_update == 1]
-        match(unmatched, low, opts.low_match_thresh)
+        _, low_left = match(unmatched, low, opts.low_match_thresh, gate=opts.colour_gate)
+        dedup = opts.duplicate_iou < 1.0
+        if dedup:
+            high_left = self._not_duplicates(high_left, ids, box_np, cropped)
+        lost = []
+        if colours is not None:
+            lost = [t for t in confirmed if t.frames_since_update > 0 and t.colour is not None]
+        if lost:
+            if dedup:
+                low_left = self._not_duplicates(low_left, ids, box_np, cropped)
+            offered = np.concatenate([high_left, low_left])
+            _, left = match(lost, offered, REID_MAX_COST, by_colour=True)
+            if len(left) < len(offered):
+                kept_high = set(left.tolist())
+                high_left = np.array([d for d in high_left if d in kept_high], np.int64)
+                if dedup:  # nor a second detection of a re-identified object
+                    high_left = self._not_duplicates(high_left, ids, box_np, cropped)
         dropped, high_left = match(tentative, high_left, opts.match_thresh)
         for t in dropped:
             self.tracks.remove(t)
@@ -165,13 +244,76 @@ class Tracker:
                 state=xyxy_to_cxcywh(box_np[d]),
                 mask=kept(d),
             )
+            if colours is not None:
+                track.take_colour(colours.get([d])[0], 1.0)
             if first_frame or opts.min_hits <= 1:
                 track.track_id = self._new_id()
                 ids[d] = track.track_id
             self.tracks.append(track)
 
+        if colours is not None and refresh:  # one read for all stages' matches
+            values = colours.get([d for _, d in refresh])
+            for (track, _), value in zip(refresh, values):
+                track.take_colour(value, _COLOUR_WEIGHT)
         self.tracks = [t for t in self.tracks if t.frames_since_update <= opts.buffer_frames]
         return torch.from_numpy(ids)
+
+    @staticmethod
+    def _gate(
+        cost: np.ndarray,
+        max_cost: float,
+        pool: list[Track],
+        dets: np.ndarray,
+        colours: FrameColours,
+        gate: float,
+    ) -> None:
+        """Rule out (in place) the pairs of ``cost`` whose colours differ by more than
+        ``gate``. Only pairs in doubt are looked at: a track (not lost) and a detection
+        that are each other's only close candidate (cost <= ``_SURE_COST``) are taken as
+        they are, and the other pairs of their row and column are left alone, so a
+        frame of objects that each overlap their track well reads no colours."""
+        open_rows = np.array([t.refs is not None for t in pool])  # tracks with a colour
+        sure = cost <= _SURE_COST  # _SURE_COST < every max_cost: sure pairs are feasible
+        row_n = sure.sum(1)
+        best = sure.argmax(1)
+        col_n = sure.sum(0)
+        unique = (row_n == 1) & (col_n[best] == 1)
+        if unique.any():
+            unique &= np.array([t.frames_since_update <= 1 for t in pool])
+        open_rows &= ~unique
+        if not open_rows.any():
+            return
+        open_cols = np.ones(cost.shape[1], bool)
+        open_cols[best[unique]] = False
+        check = (cost <= max_cost) & open_rows[:, None] & open_cols[None, :]
+        rows, cols = np.nonzero(check)
+        if len(rows):
+            dist = pair_distances([pool[r] for r in rows], colours.get(dets[cols]))
+            far = dist > gate
+            cost[rows[far], cols[far]] = np.inf
+
+    def _not_duplicates(
+        self,
+        dets: np.ndarray,
+        ids: np.ndarray,
+        boxes: np.ndarray,
+        cropped: list[CroppedMask | None],
+    ) -> np.ndarray:
+        """``dets`` less those overlapping a detection tracked in this frame.
+
+        The overlap is box IoU, or mask IoU with ``iou="mask"``; more than
+        ``duplicate_iou`` makes a detection a second one of a tracked object.
+        """
+        tracked = np.flatnonzero(ids >= 0)
+        if not len(dets) or not len(tracked):
+            return dets
+        if self.options.iou == "mask" and cropped:
+            iou = cropped_iou([cropped[int(d)] for d in dets], [cropped[int(d)] for d in tracked])
+        else:
+            iou = _box_iou(boxes[dets], boxes[tracked])
+        keep = iou.max(axis=1) <= self.options.duplicate_iou
+        out: np.ndarray = dets[keep]
+        return out
 
     def _new_id(self) -> int:
         self._next_id += 1
