@@ -19,7 +19,8 @@ and reports its peak.
 Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old
 ac4cabc``, the last commit with per-image dicts; only with ``--old-root``), ``cold``
 (this code, its cache deleted first), ``cached`` (this code, the cache of the previous
-case). Example::
+case), ``build`` (the cold build's steps in one process, each timed: CPU and wall
+seconds, and the peak RSS it adds). Example::
 
     python -m yolact.data.coco_scale --out /tmp/coco_scale
     python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
@@ -160,6 +161,44 @@ def child(args: argparse.Namespace, t0: float) -> dict[str, Any]:
     return report
 
 
+def build_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """The cold build's steps, run here without a cache (the ``build`` case): CPU and
+    wall seconds of each, and this process's peak RSS over its RSS before the build."""
+    import tempfile
+
+    from yolact.data import ann_cache, json_stream, stream_records
+
+    def rss_kb(field: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+    spent: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            c, w = time.process_time(), time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                total = spent.setdefault(name, [0.0, 0.0])
+                total[0] += time.process_time() - c
+                total[1] += time.perf_counter() - w
+
+        return run
+
+    json_stream._decode = timed("json decode (C scanner)", json_stream._decode)
+    for name in ("check_columns", "assemble"):
+        setattr(stream_records, name, timed(name, getattr(stream_records, name)))
+    before = rss_kb("VmRSS")
+    sha = timed("sha256 of the json", ann_cache.file_sha256)(args.ann)
+    records, _, meta = timed("stream_records (all)", stream_records.stream_records)(args.ann, None)
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        write = timed("cache write", ann_cache.write_cache)
+        write(os.path.join(tmp, "c.yolact-records"), records, sha, None, meta)
+    spent["peak RSS over the start, MB"] = [(rss_kb("VmHWM") - before) / 1024, 0.0]
+    return {"build": spent}
+
+
 # ---- the parent: the cases -------------------------------------------------------------
 
 
@@ -172,6 +211,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "--iterations", str(args.iterations), "--size", str(args.size)]  # fmt: skip
     if args.epoch_reads is not None:
         argv += ["--epoch-reads", str(args.epoch_reads)]
+    if name == "build":
+        argv += ["--cases", "build"]
     env["BENCH_T0"] = repr(time.time())
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     sampler = PeakSampler(proc.pid)
@@ -201,8 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old-root", default=None,
                         help="root of the code to compare (the 'old' case needs it)")  # fmt: skip
     parser.add_argument("--cases", default=None,
-                        help="of old, cold, cached (default: all three with --old-root, "
-                        "else cold,cached)")  # fmt: skip
+                        help="of old, cold, cached, build (the cold build's steps timed; "
+                        "default: old,cold,cached with --old-root, else cold,cached)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=20)
@@ -217,23 +258,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "old" in args.cases.split(",") and not args.old_root:
         parser.error("the 'old' case needs --old-root (a checkout of the code to compare)")
     if args.child:
+        if args.cases == "build":
+            print(json.dumps(build_profile(args)), flush=True)
+            return 0
         report = child(args, float(os.environ.get("BENCH_T0", time.time())))
         print(json.dumps(report), flush=True)
         return 0
     print(f"{args.ann}: {os.path.getsize(args.ann) / 2**20:.0f} MiB, {args.workers} workers, "
-          f"batch {args.batch}, {args.iterations} iterations")  # fmt: skip
+          f"batch {args.batch}, {args.iterations} iterations, {os.cpu_count()} CPUs")  # fmt: skip
     folder = os.path.dirname(os.path.abspath(args.ann))
     print("case   | dataset s | first batch s | peak tree PSS MB | main PSS MB | "
-          f"worker private (dirty) MB after {args.iterations} it | after the reads")  # fmt: skip
+          f"worker private (dirty) MB after {args.iterations} it | after the reads | "
+          "load average (1 min) before / after")  # fmt: skip
     for name in args.cases.split(","):
+        if name == "build":
+            load = os.getloadavg()[0]
+            steps = run_case(name, args)["build"]
+            print(f"build  | the cold build's steps in one process (load {load:.1f} / "
+                  f"{os.getloadavg()[0]:.1f}): " + ", ".join(
+                      f"{k} {c:.1f}" + (f" s CPU ({w:.1f} s wall)" if w else "")
+                      for k, (c, w) in steps.items()), flush=True)  # fmt: skip
+            continue
         if name == "cold":
             for path in glob.glob(os.path.join(folder, "*.yolact-records")):
                 os.remove(path)
+        load = os.getloadavg()[0]
         r = run_case(name, args)
         print(f"{name:6} | {r['dataset_s']:9.1f} | {r['first_batch_s']:13.1f} | "
               f"{r['peak_tree_pss_mb']:16.0f} | {r['main_pss_mb']:11.0f} | "
-              f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))}",
-              flush=True)  # fmt: skip
+              f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))} | "
+              f"{load:.1f} / {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     return 0
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,18 +187,23 @@ def _build(ann_file: str, image_dir: str, barrier: object, out: object) -> None:
     out.put((ds.cache_path, ds.records.labels.tolist()))  # type: ignore[attr-defined]
 
 
+def _logged(parse: Any, log: Path, line: str | None) -> Any:
+    """``parse`` writing ``line`` (or the process id) to ``log`` on each call."""
+
+    def logging_parse(*args: object, **kwargs: object) -> Any:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid() if line is None else line}\n")
+        return parse(*args, **kwargs)
+
+    return logging_parse
+
+
 def test_processes_starting_together_parse_once(
     coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = tmp_path / "parses.log"
-    real_parse = coco_source.parse_annotations
-
-    def counting_parse(*args: object, **kwargs: object) -> dict:
-        with open(log, "a") as f:
-            f.write("parse\n")
-        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(coco_source, "parse_annotations", counting_parse)
+    for name in ("parse_annotations", "stream_records"):  # whole or streamed
+        monkeypatch.setattr(coco_source, name, _logged(getattr(coco_source, name), log, "parse"))
     ctx = multiprocessing.get_context("fork")
     barrier, out = ctx.Barrier(3), ctx.Queue()
     args = (str(_ann(coco)), str(coco / "images"), barrier, out)
@@ -217,14 +223,8 @@ def test_a_cold_build_parses_in_a_child(
     coco: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = tmp_path / "pids.log"
-    real_parse = coco_source.parse_annotations
-
-    def logging_parse(*args: object, **kwargs: object) -> dict:
-        with open(log, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(coco_source, "parse_annotations", logging_parse)
+    for name in ("parse_annotations", "stream_records"):  # whole or streamed
+        monkeypatch.setattr(coco_source, name, _logged(getattr(coco_source, name), log, None))
     ds, _ = _make(coco, cache=True)
     (pid,) = log.read_text().split()
     assert int(pid) != os.getpid() and ds.cache_path is not None

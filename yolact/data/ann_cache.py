@@ -142,8 +142,14 @@ def write_cache(
         raise
 
 
-def read_cache(path: str, sha256: str, class_names: Sequence[str] | None) -> Cached:
+def read_cache(
+    path: str, sha256: str, class_names: Sequence[str] | None, check_payload: bool = True
+) -> Cached:
     """Check a cache file whole and map its arrays read-only (shared page cache).
+
+    ``check_payload=False`` skips the payload's digest (header, length, source and
+    key are still checked): for a cache this process's own child wrote moments ago
+    from the arrays it digested (saves reading 400 MB again at a cold start).
 
     Raises:
         CacheError: wrong magic, header or payload digest, length, source or key.
@@ -168,12 +174,13 @@ def read_cache(path: str, sha256: str, class_names: Sequence[str] | None) -> Cac
         if (header["source_sha256"], header["version"], header["class_names"]) != (
             sha256, PARSER_VERSION, names):  # fmt: skip
             raise CacheError("made from another file, parser version or class selection")
-        f.seek(start)
-        digest = hashlib.blake2b(digest_size=32)
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-        if digest.hexdigest() != header["payload_blake2b"]:
-            raise CacheError("damaged payload")
+        if check_payload:
+            f.seek(start)
+            digest = hashlib.blake2b(digest_size=32)
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+            if digest.hexdigest() != header["payload_blake2b"]:
+                raise CacheError("damaged payload")
     buffer = np.memmap(path, dtype=np.uint8, mode="r")
     arrays: dict[str, np.ndarray] = {}
     for entry in header["arrays"]:

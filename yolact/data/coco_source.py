@@ -38,6 +38,7 @@ from yolact.data.coco_annotations import (
     validate,
 )
 from yolact.data.records import Records, pack
+from yolact.data.stream_records import stream_records
 
 
 def wants_cache(ann_file: str, cache: bool | None) -> bool:
@@ -115,7 +116,7 @@ class AnnotationSource:
         if not isinstance(path, str):
             return None
         with contextlib.suppress(CacheError, OSError):
-            cached = read_cache(path, self.sha256, self.class_names)
+            cached = read_cache(path, self.sha256, self.class_names, check_payload=False)
             self.cache_path = path
             return cached
         return None
@@ -200,6 +201,25 @@ def _check_and_pack(
     return records, skipped, meta
 
 
+def build_records(
+    ann_file: str, class_names: Sequence[str] | None
+) -> tuple[Records, dict[str, Any]]:
+    """The checked records of ``ann_file`` and the metadata a cache keeps: read piece
+    by piece (:func:`~yolact.data.stream_records.stream_records`), or whole where the
+    streaming reader leaves the file to ``json`` (whose errors then propagate)."""
+    try:
+        records, _, meta = stream_records(ann_file, class_names)
+        return records, meta
+    except DatasetError:  # of the categories, read after the whole file: json's too
+        raise
+    except Exception:  # noqa: BLE001 (the whole-file path gives the result or the error)
+        release_free_memory()
+    data = parse_annotations(ann_file, compact=True)
+    categories = choose_categories(file_categories(data, ann_file), class_names, ann_file)
+    records, _, meta = _check_and_pack(data, categories, ann_file)
+    return records, meta
+
+
 def _build_cache(
     ann_file: str, sha256: str, class_names: list[str] | None, send: Connection
 ) -> None:
@@ -209,10 +229,7 @@ def _build_cache(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = parse_annotations(ann_file, compact=True)
-            categories = choose_categories(file_categories(data, ann_file), class_names, ann_file)
-            records, _, meta = _check_and_pack(data, categories, ann_file)
-            del data
+            records, meta = build_records(ann_file, class_names)
             path = save_cache(ann_file, sha256, class_names, Cached(records, meta))
     except Exception:  # noqa: BLE001 (the parent parses again and reports it)
         path = None
