@@ -7,10 +7,15 @@
    ``DIR/pytest_gpu.txt``;
 2. times yolact_base (550 px) and yolact_tiny on 640x480 synthetic frames, frame
    in -> masks out, stage by stage (:func:`yolact.bench.benchmark.run_benchmark`):
-   PyTorch fp32, fp16, fp16 + CUDA graph, onnxruntime's CUDA provider (fp32) and
-   TensorRT fp16 where onnxruntime has them, each at batch 1 and 32;
-3. writes the table into ``DIR/gpu_benchmarks.md``: device, precision, batch, ms
-   per stage, FPS, and for each row the eval.py command that times the same.
+   PyTorch fp32, fp16, fp16 + CUDA graph, onnxruntime's CUDA provider (fp32),
+   TensorRT fp16 and TensorRT INT8 (an INT8 export, ``yolact export --int8``,
+   calibrated on other generated frames) where onnxruntime has them, each at
+   batch 1 and 32;
+3. checks TensorRT INT8 against float32 on the demo model (``tools/gpu_int8.py``:
+   same class, box within 3 px, mask IoU >= 0.9 for each float32 detection);
+4. writes the table into ``DIR/gpu_benchmarks.md``: device, precision, batch, ms
+   per stage, FPS, and for each row the eval.py command that times the same; then
+   the INT8 agreement line.
 
 The models have random weights with their BatchNorm statistics measured on the
 frames (:func:`calibrate_batchnorm`; the raw random ResNet-101 overflows float16),
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gpu_int8 import demo_int8_agreement, export_int8_onnx, write_frames
 
 from yolact.bench.benchmark import BenchmarkResult, StageTotals, run_benchmark
 from yolact.bench.calibrate import calibrate_batchnorm
@@ -46,8 +52,11 @@ VARIANTS = (
     ("pytorch", "fp16"),
     ("pytorch", "fp16 + CUDA graph"),
     ("tensorrt", "fp16"),
+    ("tensorrt", "int8"),
     ("onnxruntime-cuda", "fp32"),
 )
+# Generated frames (another seed than the timed ones) the INT8 rows calibrate on.
+CALIB_FRAMES = 32
 FRAMES = {1: 200, 32: 320}
 WARMUP = 3
 
@@ -131,6 +140,10 @@ def build(
     from yolact import registry
 
     half = precision.startswith("fp16")
+    if precision == "int8":  # an INT8 file: TensorRT builds INT8 kernels from its Q/DQ scales
+        assert onnx is not None
+        return registry.load_predictor(onnx, device=device, top_k=5, nms_method="fast",
+                                       tensorrt=True)  # fmt: skip
     if runtime == "pytorch":
         return registry.load_predictor(
             checkpoint, device=device, top_k=5, nms_method="fast", half=half,
@@ -167,6 +180,26 @@ def _export(checkpoint: str, folder: str) -> str:
 
     return export(checkpoint, os.path.join(folder, "model.onnx"), "onnx",
                   dynamic_batch=True, check=False, log=False)  # fmt: skip
+
+
+def _export_int8(checkpoint: str, folder: str, model: str) -> str:
+    """``model``'s INT8 ONNX file, calibrated on :data:`CALIB_FRAMES` generated frames."""
+    calib = write_frames(synthetic_frames(CALIB_FRAMES, seed=11), os.path.join(folder, "calib"))
+    return export_int8_onnx(checkpoint, os.path.join(folder, f"{model}_int8"), calib, CALIB_FRAMES)
+
+
+def int8_agreement(folder: str, device: str, providers: Sequence[str], left_s: float) -> str:
+    """TensorRT INT8 against float32 on the demo model (:func:`demo_int8_agreement`), or
+    why it was not checked."""
+    if "TensorrtExecutionProvider" not in providers:
+        return "not checked: onnxruntime has no TensorrtExecutionProvider"
+    if left_s <= 0:
+        return "not checked: past the time budget"
+    try:
+        return demo_int8_agreement(os.path.join(folder, "int8_agreement"), device)[0]
+    except Exception as e:  # noqa: BLE001 (reported, not fatal)
+        line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"failed: {type(e).__name__}: {line}"
 
 
 def _providers() -> list[str]:
@@ -213,6 +246,7 @@ def run_report(
     skipped: list[str] = []
     checkpoints = {m: random_checkpoint(m, folder, frames[1][:8], device) for m in models}
     exported: dict[str, str] = {}
+    exported_int8: dict[str, str] = {}
     # Every PyTorch row first, then the exported ones, whose engines take long to build.
     for runtime, precision in VARIANTS:
         for model in models:
@@ -231,7 +265,11 @@ def run_report(
                     skipped.append(f"{what}: past the time budget of {budget_s:.0f} s")
                     continue
                 try:
-                    if provider is not None and onnx is None:
+                    if precision == "int8":
+                        if model not in exported_int8:
+                            exported_int8[model] = _export_int8(checkpoint, folder, model)
+                        onnx = exported_int8[model]
+                    elif provider is not None and onnx is None:
                         onnx = _export(checkpoint, os.path.join(folder, f"{model}_onnx"))
                         exported[model] = onnx
                     predictor = build(runtime, precision, checkpoint, onnx, device)
@@ -246,6 +284,8 @@ def run_report(
                 command = eval_command(onnx if provider and onnx else checkpoint, precision, batch)
                 rows.append(Row.from_result(result, runtime, precision, command))
                 print(f"{what}: {rows[-1].fps:.1f} FPS", flush=True)
+    agreement = int8_agreement(folder, device, providers, budget_s - (time.perf_counter() - start))
+    print(agreement, flush=True)
     notes = [
         ", ".join(f"{FRAMES[b]} frames at batch {b}" for b in BATCHES) + ", 640x480 synthetic "
         f"(yolact.data.scenes.synthetic_frames), {WARMUP} warm-up batches excluded; "
@@ -254,6 +294,10 @@ def run_report(
         "masks pasted at the image size (eval.py's defaults). TensorRT and the CUDA "
         "provider run the exported ONNX file through onnxruntime; for that file eval.py "
         "takes TensorRT where onnxruntime has it (`--backends=onnxruntime` leaves it out).",
+        "TensorRT INT8: the model exported with `yolact export --int8` (onnxruntime's QDQ "
+        f"quantization, scales measured on {CALIB_FRAMES} other generated frames), run with "
+        "`trt_int8_enable` (the scales taken from the Q/DQ nodes, no calibration table).",
+        f"INT8 agreement: {agreement}",
         "Run: `python tools/gpu_report.py --out DIR`; pytest output in DIR/pytest_gpu.txt.",
     ]
     path = os.path.join(folder, "gpu_benchmarks.md")

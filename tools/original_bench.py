@@ -22,6 +22,13 @@ classes, boxes within 1 pixel.
 
 ``pytorch_bf16`` and ``openvino_bf16`` are those backends with ``--half``, which
 on the CPU is bfloat16 (where it has the instructions: AVX512-BF16 or AMX).
+
+``openvino_int8`` and ``onnxruntime_int8`` are INT8 exports (``yolact export --int8``:
+NNCF, and onnxruntime's static QDQ quantization) calibrated on ``--calib_size``
+generated 640x480 frames (not the timed ones), unchecked against float32 at export
+(random weights give nothing to compare; the agreement lines below still compare
+every row with the original); ``openvino_int8_bf16`` is the OpenVINO INT8 file with
+the bfloat16 hint on its float parts.
 """
 
 from __future__ import annotations
@@ -49,9 +56,17 @@ from original_code import (
     write_original_weights,
 )
 
-BACKENDS = ("original", "pytorch", "onnxruntime", "openvino", "pytorch_bf16", "openvino_bf16")
-# The float32 ones; the bfloat16 ones join them by default where the CPU has bfloat16.
+BACKENDS = (
+    "original", "pytorch", "onnxruntime", "openvino", "pytorch_bf16", "openvino_bf16",
+    "openvino_int8", "onnxruntime_int8", "openvino_int8_bf16",
+)  # fmt: skip
+# The float32 ones; the bfloat16 ones join them by default where the CPU has bfloat16,
+# and OpenVINO INT8 always (onnxruntime INT8 and the INT8 + bf16 hint on request).
 FLOAT32_BACKENDS = BACKENDS[:4]
+BF16_BACKENDS = BACKENDS[4:6]
+INT8_BACKENDS = BACKENDS[6:7]
+# Generated frames the INT8 rows are calibrated on by default.
+CALIB_FRAMES = 32
 
 
 RANDOM_BF16_NOTE = (
@@ -59,13 +74,18 @@ RANDOM_BF16_NOTE = (
     "scores, which bfloat16's rounding reorders, so they need not match; give "
     "--trained_model to compare trained weights"
 )
+RANDOM_INT8_NOTE = (
+    "int8 rows on random weights: as for bf16, INT8 rounding reorders the many "
+    "near-equal random scores, so their top_k need not match the original's"
+)
 
 
 def default_backends() -> tuple[str, ...]:
-    """Every backend this CPU runs: the bfloat16 ones only with bfloat16 instructions."""
+    """The float32 backends, the bfloat16 ones where the CPU has bfloat16 instructions,
+    and OpenVINO INT8."""
     from yolact.runtime.gpu import cpu_has_bf16
 
-    return BACKENDS if cpu_has_bf16() else FLOAT32_BACKENDS
+    return FLOAT32_BACKENDS + (BF16_BACKENDS if cpu_has_bf16() else ()) + INT8_BACKENDS
 
 
 BOX_TOLERANCE_PX = 1.0
@@ -220,30 +240,58 @@ def run_side_by_side(
     return SideBySide(ms, agreement, (H, W))
 
 
+def generated_calibration(folder: str, count: int = CALIB_FRAMES) -> str:
+    """``count`` generated 640x480 frames (another seed than the timed ones) written
+    as PNG files to ``folder``/calib, for the INT8 rows to calibrate on."""
+    import cv2
+
+    from yolact.data.scenes import synthetic_frames
+
+    calib = os.path.join(folder, "calib")
+    os.makedirs(calib, exist_ok=True)
+    for i, frame in enumerate(synthetic_frames(count, 480, 640, seed=11)):
+        cv2.imwrite(os.path.join(calib, f"{i:04d}.png"), frame)
+    return calib
+
+
 def project_backends(
-    weights: str, config: str, names: Sequence[str], folder: str, top_k: int
+    weights: str,
+    config: str,
+    names: Sequence[str],
+    folder: str,
+    top_k: int,
+    calib_size: int = CALIB_FRAMES,
 ) -> list[Backend]:
-    """This project's predictors for ``names`` (pytorch, onnxruntime, openvino, and
-    ``<name>_bf16`` for ``--half``) on ``weights``, with the process's thread plan;
-    the exported graphs are written under ``folder``, once per format."""
+    """This project's predictors for ``names`` (pytorch, onnxruntime, openvino;
+    ``<name>_bf16`` for ``--half``, ``<name>_int8`` for an INT8 export) on ``weights``,
+    with the process's thread plan; the exported graphs are written under ``folder``,
+    once per format and precision (INT8: calibrated on ``calib_size`` generated frames,
+    unchecked)."""
+    from yolact.backends.int8_export import Int8Options
     from yolact.export import export
     from yolact.registry import load_predictor
 
     out = []
     exported: dict[str, str] = {}
     for name in names:
-        runtime, _, precision = name.partition("_")
+        runtime, *precision = name.split("_")
         source = weights
         if runtime in ("onnxruntime", "openvino"):
             fmt = "onnx" if runtime == "onnxruntime" else "openvino"
-            if fmt not in exported:
-                exported[fmt] = export(
-                    weights, os.path.join(folder, f"{config}.onnx"), fmt, config=config,
-                    check=False, log=False,
+            int8 = "int8" in precision
+            kind = fmt + ("_int8" if int8 else "")
+            if kind not in exported:
+                options = None
+                if int8:
+                    calib = generated_calibration(folder, calib_size)
+                    options = Int8Options(calib, calib_size)
+                exported[kind] = export(
+                    weights, os.path.join(folder, f"{config}_{kind}.onnx"), fmt, config=config,
+                    check=False, log=False, int8=options,
                 )  # fmt: skip
-            source = exported[fmt]
+            source = exported[kind]
         predictor = load_predictor(source, config=config, device="cpu", top_k=top_k,
-                                   half=precision == "bf16")  # fmt: skip
+                                   half="bf16" in precision)  # fmt: skip
         out.append(Backend(name, predictor, predictor_detections))
     return out
 
@@ -265,7 +313,7 @@ def _build_backends(a: argparse.Namespace, names: list[str], folder: str) -> lis
         code = load_original(a.original_repo, a.config, weights)
         backends.append(Backend("original", original_runner(code, a.top_k), original_detections))
     ours = [n for n in names if n != "original"]
-    backends += project_backends(weights, a.config, ours, folder, a.top_k)
+    backends += project_backends(weights, a.config, ours, folder, a.top_k, a.calib_size)
     return sorted(backends, key=lambda b: names.index(b.name))
 
 
@@ -281,7 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed frames per backend")
     p.add_argument("--backends", default=None,
                    help="comma-separated, in order, of " + ", ".join(BACKENDS) + " (default: "
-                   "the first four, and the bf16 ones where the CPU has bfloat16)")  # fmt: skip
+                   "the first four, the bf16 ones where the CPU has bfloat16, and "
+                   "openvino_int8)")  # fmt: skip
+    p.add_argument(
+        "--calib_size",
+        type=int,
+        default=CALIB_FRAMES,
+        help=f"generated frames the int8 rows calibrate on (default {CALIB_FRAMES})",
+    )
     p.add_argument("--top_k", type=int, default=5, help="detections kept (eval.py's 5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: plan)")
     p.add_argument("--busy", action="store_true", help="beside a spinning python process")
@@ -295,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if a.images < 1 or a.warmup < 0:
         print("error: --images must be at least 1 and --warmup at least 0", file=sys.stderr)
+        return 2
+    if a.calib_size < 1:
+        print("error: --calib_size must be at least 1", file=sys.stderr)
         return 2
     if "original" in names and not is_original_checkout(a.original_repo):
         print(f"error: {not_a_checkout(a.original_repo)}", file=sys.stderr)
@@ -331,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not a.trained_model and any(n.endswith("_bf16") for n in names):
         result.notes.append(RANDOM_BF16_NOTE)
+    if not a.trained_model and any("_int8" in n for n in names):
+        result.notes.append(RANDOM_INT8_NOTE)
     print(result.table())
     if a.markdown:
         with open(a.markdown, "w", encoding="utf-8") as f:

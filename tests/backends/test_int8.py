@@ -37,6 +37,9 @@ DEMO_SCENES = {"size": (160, 160), "max_objects": 3, "radius_range": (0.14, 0.3)
 VAL_IMAGES = 100  # the demo's val split
 AGREEMENT_IMAGES = 40
 CALIB_IMAGES = 64
+# The FPN, kept in float: its 3 lateral, 3 output and 2 downsampling convolutions.
+FPN_SCOPE = "/model/fpn/"
+FPN_CONVS = 8
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,12 @@ def test_onnx_convolutions_quantized_post_processing_float(files) -> None:
     producer = {o: n for n in graph.node for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     assert len(convs) == 53  # yolact_tiny's backbone, FPN, ProtoNet and heads
-    for conv in convs:
+    fpn = [n for n in convs if n.name.startswith(FPN_SCOPE)]
+    assert len(fpn) == FPN_CONVS
+    for conv in fpn:  # kept in float (yolact.backends.quantize.KEEP_FLOAT)
+        data, weights = (producer.get(i) for i in conv.input[:2])
+        assert weights is None or weights.op_type != "DequantizeLinear", conv.name
+    for conv in (n for n in convs if not n.name.startswith(FPN_SCOPE)):
         assert conv.name.startswith(NETWORK_SCOPE)
         data, weights = (producer[i] for i in conv.input[:2])
         assert data.op_type == weights.op_type == "DequantizeLinear", conv.name
@@ -80,7 +88,8 @@ def test_onnx_convolutions_quantized_post_processing_float(files) -> None:
             src = producer.get(name)
             assert src is None or src.op_type != "DequantizeLinear", node.name
     summary = onnx_int8_summary(files["onnx"])
-    assert len(summary.quantized) == len(summary.convs) == 53 and not summary.quantized_post
+    assert len(summary.convs) == 53 and not summary.quantized_post
+    assert summary.quantized == [n.name for n in convs if not n.name.startswith(FPN_SCOPE)]
 
 
 def test_openvino_convolutions_quantized_post_processing_float(files) -> None:
@@ -96,7 +105,9 @@ def test_openvino_convolutions_quantized_post_processing_float(files) -> None:
     post_matmul = [op for op in ops if op.get_type_name() == "MatMul"]
     assert [op.get_friendly_name() for op in post_matmul] == ["/post/MatMul"]  # the masks
     summary = openvino_int8_summary(model)
-    assert len(summary.quantized) == len(summary.convs) == 53 and not summary.quantized_post
+    assert len(summary.convs) == 53 and not summary.quantized_post
+    assert summary.quantized == [c for c in summary.convs if not c.startswith(FPN_SCOPE)]
+    assert len(summary.quantized) == 53 - FPN_CONVS
     assert len(summary.post_ops) > 100
 
 
@@ -111,7 +122,7 @@ def test_precision_and_calibration_stored(files, kind) -> None:
     agreement = q["agreement"]
     assert agreement["images"] == 8 and agreement["matched"] >= 0.9 * agreement["detections"]
     assert "INT8 against float32 on 8 calibration image(s)" in files["log"]
-    assert "53/53 convolutions in INT8, post-processing in float" in files["log"]
+    assert "45/53 convolutions in INT8, post-processing in float" in files["log"]
 
 
 def _mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -119,33 +130,74 @@ def _mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return 1.0 if union == 0 else (a & b).sum().item() / union
 
 
-@pytest.mark.parametrize("kind", ["onnx", "openvino"])
-def test_int8_detections_agree_with_float32(files, kind) -> None:
-    """Every float32 detection scoring >= 0.5 on 40 demo val images is found in
-    INT8 with the same class (paired with the INT8 detection of that class
-    overlapping it most: near-equal scores may swap places); at least 90% of the
-    pairs have boxes within 3 px and mask IoU >= 0.9, the median box is within
-    1 px and the mean mask IoU is at least 0.97.
+def _pairs(a, b) -> list[tuple[float, float] | None]:
+    """Each of ``a``'s detections paired with ``b``'s detection of its class whose box
+    overlaps it most (near-equal scores may swap places): (box px, mask IoU), or None
+    where ``b`` has no detection of its class."""
+    ious = box_iou(a.boxes.numpy(), b.boxes.numpy()) if len(b) else np.zeros((len(a), 0))
+    out: list[tuple[float, float] | None] = []
+    for j in range(len(a)):
+        same = [k for k in range(len(b)) if b.labels[k] == a.labels[j]]
+        if not same:
+            out.append(None)
+            continue
+        k = max(same, key=lambda k: ious[j, k])
+        out.append(
+            (float((a.boxes[j] - b.boxes[k]).abs().max()), _mask_iou(a.masks[j], b.masks[k]))
+        )
+    return out
 
-    Not every pair: on the 100 demo val images, 4-6 of 172 OpenVINO pairs differ by
-    more than 3 px (up to 25 px) and 1-2 have mask IoU < 0.9, depending on the
-    calibration images (docs/benchmarks.md); on 20 images that was 3 of 35."""
+
+def _close(pair: tuple[float, float] | None) -> bool:
+    """The issue's criteria: same class, box within 3 px, mask IoU >= 0.9."""
+    return pair is not None and pair[0] <= 3.0 and pair[1] >= 0.9
+
+
+@pytest.fixture(scope="module")
+def float_reference(files) -> list[tuple[np.ndarray, object, list[bool]]]:
+    """Per agreement image: the image, float32's detections scoring >= 0.5, and for
+    each whether float32 itself keeps it (:func:`_close`) on the image with uniform
+    noise of +-2 grey levels (seeded per image): a detection that moves under such
+    noise has no one answer for INT8 to agree with."""
     ref = Predictor.from_checkpoint(files["float"], device="cpu", score_threshold=0.5)
-    got = Predictor.from_checkpoint(files[kind], device="cpu", score_threshold=0.3)
-    box_px, mask_ious = [], []
+    loose = Predictor.from_checkpoint(files["float"], device="cpu", score_threshold=0.3)
+    out = []
     for i in range(1, AGREEMENT_IMAGES + 1):
         image = cv2.imread(f"{files['val_image_dir']}/{i:06d}.png")
-        a, b = ref(image), got(image)
-        ious = box_iou(a.boxes.numpy(), b.boxes.numpy()) if len(b) else np.zeros((len(a), 0))
-        for j in range(len(a)):
-            same = [k for k in range(len(b)) if b.labels[k] == a.labels[j]]
-            assert same, f"image {i}: class {int(a.labels[j])} lost"
-            k = max(same, key=lambda k: ious[j, k])
-            box_px.append(float((a.boxes[j] - b.boxes[k]).abs().max()))
-            mask_ious.append(_mask_iou(a.masks[j], b.masks[k]))
-    assert len(box_px) >= 50
-    close = [px <= 3.0 and iou >= 0.9 for px, iou in zip(box_px, mask_ious)]
-    assert sum(close) >= 0.9 * len(close), (box_px, mask_ious)
+        noise = np.random.default_rng([0, i]).integers(-2, 3, image.shape)
+        noisy = np.clip(image.astype(np.int64) + noise, 0, 255).astype(np.uint8)
+        a = ref(image)
+        out.append((image, a, [_close(p) for p in _pairs(a, loose(noisy))]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["onnx", "openvino"])
+def test_int8_detections_agree_with_float32(files, float_reference, kind) -> None:
+    """The issue's criteria on every pair: each float32 detection scoring >= 0.5 on
+    40 demo val images is found in INT8 (detections scoring >= 0.3) with the same
+    class, its box within 3 px and mask IoU >= 0.9; the median box difference is
+    within 1 px and the mean mask IoU at least 0.97.
+
+    Left out: a detection float32 itself does not keep on the image with +-2 grey
+    levels of noise (:func:`float_reference`): one of the 74, on image 19, which
+    moves 25 px there (two overlapping shapes of one class, whose box it takes
+    flips), and so in INT8 now and then. Before the FPN was kept in float and NNCF's
+    full bias correction used, 4-6 of the 172 OpenVINO pairs on the 100 val images
+    were 4-6 px off (docs/benchmarks.md, INT8)."""
+    got = Predictor.from_checkpoint(files[kind], device="cpu", score_threshold=0.3)
+    box_px, mask_ious, unstable, far = [], [], [], []
+    for i, (image, a, stable) in enumerate(float_reference, start=1):
+        for j, pair in enumerate(_pairs(a, got(image))):
+            assert pair is not None, f"image {i}: class {int(a.labels[j])} lost"
+            if not stable[j]:
+                unstable.append((i, j))
+                continue
+            box_px.append(pair[0])
+            mask_ious.append(pair[1])
+            if not _close(pair):
+                far.append((i, j, pair))
+    assert len(box_px) >= 50 and len(unstable) <= 2, unstable
+    assert far == []
     assert float(np.median(box_px)) <= 1.0 and float(np.mean(mask_ious)) >= 0.97
 
 

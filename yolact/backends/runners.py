@@ -32,7 +32,7 @@ class ExportedRunner(NetworkRunner):
 
     def run_graph(self, batch: Tensor) -> tuple[Tensor, ...]:
         """The graph once on ``batch`` [B, 3, S, S] (host): its outputs, copied."""
-        x = np.ascontiguousarray(batch.numpy().astype(self.dtype))
+        x = np.ascontiguousarray(batch.numpy().astype(self.dtype, copy=False))
         return tuple(torch.tensor(o) for o in self.runtime.run(x))
 
     def __call__(self, batch: Tensor) -> tuple[Tensor, ...]:

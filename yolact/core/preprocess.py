@@ -78,15 +78,13 @@ class SquarePreprocessor:
         """
         if isinstance(images, (np.ndarray, Tensor)) and images.ndim == 3:
             images = [images]
-        batch = torch.cat(
-            [
-                F.interpolate(
-                    self.to_tensor(img), (self.size, self.size), mode="bilinear",
-                    align_corners=False,
-                )
-                for img in images
-            ]
-        )  # fmt: skip
+        resized = [
+            F.interpolate(
+                self.to_tensor(img), (self.size, self.size), mode="bilinear", align_corners=False
+            )
+            for img in images
+        ]
+        batch = resized[0] if len(resized) == 1 else torch.cat(resized)  # one: no copy
         batch = (batch - self.mean) / self.std
         if self.channels == "rgb":
             batch = batch[:, [2, 1, 0]]

@@ -18,16 +18,47 @@ def _linear_weights(size_in: int, size_out: int, device: torch.device) -> Tensor
     return F.interpolate(eye, size=size_out, mode="linear", align_corners=False)[0].t()
 
 
-def _touched(weights: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
-    """Output range [start, end) whose weights reach input range [lo, hi).
-
-    Args:
-        weights: [out, in] from :func:`_linear_weights`; lo, hi: [N] long.
-    """
+def _reach(weights: Tensor) -> tuple[Tensor, Tensor]:
+    """For each output row of ``weights`` [out, in], its first and last input column
+    with a non-zero weight ([out] long each; ``in`` and -1 for none)."""
     nonzero = weights > 0
     cols = torch.arange(weights.shape[1], device=weights.device)
     first = torch.where(nonzero, cols, weights.shape[1]).min(dim=1).values.contiguous()  # [out]
     last = torch.where(nonzero, cols, -1).max(dim=1).values.contiguous()  # [out]
+    return first, last
+
+
+# (size_in, size_out, device) -> (weights, first, last): a video's frames, or a folder
+# of same-size images, share them. Small: the few sizes a process meets.
+_RESIZE_CACHE: dict[tuple[int, int, str], tuple[Tensor, Tensor, Tensor]] = {}
+_RESIZE_CACHE_SIZE = 16
+
+
+def _resize_weights(
+    size_in: int, size_out: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_linear_weights` and its :func:`_reach`, made once per sizes and device."""
+    key = (size_in, size_out, str(device))
+    hit = _RESIZE_CACHE.get(key)
+    if hit is None:
+        weights = _linear_weights(size_in, size_out, device)
+        hit = (weights, *_reach(weights))
+        if len(_RESIZE_CACHE) >= _RESIZE_CACHE_SIZE:
+            _RESIZE_CACHE.pop(next(iter(_RESIZE_CACHE)), None)
+        _RESIZE_CACHE[key] = hit
+    return hit
+
+
+def _touched(
+    weights: Tensor, lo: Tensor, hi: Tensor, reach: tuple[Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Output range [start, end) whose weights reach input range [lo, hi).
+
+    Args:
+        weights: [out, in] from :func:`_linear_weights`; lo, hi: [N] long.
+        reach: ``weights``'s :func:`_reach`, when known.
+    """
+    first, last = reach if reach is not None else _reach(weights)
     start = torch.searchsorted(last, lo.contiguous(), side="left")
     end = torch.searchsorted(first, hi.contiguous(), side="left")
     return start, torch.maximum(start, end)
@@ -58,12 +89,15 @@ def paste_masks_in_boxes(
         [N, height, width] bool.
     """
     N, h, w = masks.shape
-    out = torch.zeros((N, height, width), dtype=torch.bool, device=masks.device)
+    if masks.device.type == "cpu":  # numpy's zeroed pages: no pass over the memory
+        out = torch.from_numpy(np.zeros((N, height, width), dtype=np.bool_))
+    else:
+        out = torch.zeros((N, height, width), dtype=torch.bool, device=masks.device)
     if N == 0:
         return out
     masks = masks.float()
-    ry = _linear_weights(h, height, masks.device)  # [H, h]
-    rx = _linear_weights(w, width, masks.device)  # [W, w]
+    ry, *reach_y = _resize_weights(h, height, masks.device)  # [H, h]
+    rx, *reach_x = _resize_weights(w, width, masks.device)  # [W, w]
     if boxes is None:
         return (ry @ masks @ rx.t()) > threshold  # [N, H, W]
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
@@ -71,8 +105,8 @@ def paste_masks_in_boxes(
     # Integer mask cells inside the crop: lo <= c < hi, i.e. ceil(lo) .. ceil(hi) - 1.
     c0, c1 = x1.ceil().long(), x2.ceil().long()
     r0, r1 = y1.ceil().long(), y2.ceil().long()
-    xs, xe = _touched(rx, c0, c1)
-    ys, ye = _touched(ry, r0, r1)
+    xs, xe = _touched(rx, c0, c1, (reach_x[0], reach_x[1]))
+    ys, ye = _touched(ry, r0, r1, (reach_y[0], reach_y[1]))
     table = torch.stack((r0, r1, c0, c1, ys, ye, xs, xe), dim=1).tolist()
     # On the CPU numpy thresholds the windows: its comparison is vectorised, torch's
     # float -> bool one is about ten times slower there.
