@@ -88,17 +88,22 @@ def tree(pid: int) -> list[int]:
 
 
 class PeakSampler(threading.Thread):
-    """Samples the summed PSS of a process tree until stopped; keeps the peak (MB)."""
+    """Samples the summed PSS of a process tree until stopped; keeps the peak (MB),
+    when it came (seconds after the start) and each process's PSS then (MB, the
+    root first)."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.peak = pid, every, 0.0
+        self.peak_at, self.peak_parts = 0.0, [0.0]
         self.done = threading.Event()
 
     def run(self) -> None:
+        start = time.time()
         while not self.done.is_set():
-            total = sum(smaps(p).get("Pss", 0) for p in tree(self.pid)) / 1024
-            self.peak = max(self.peak, total)
+            parts = [smaps(p).get("Pss", 0) / 1024 for p in tree(self.pid)]
+            if sum(parts) > self.peak:
+                self.peak, self.peak_at, self.peak_parts = sum(parts), time.time() - start, parts
             self.done.wait(self.every)
 
 
@@ -235,6 +240,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"case {name} failed (exit {proc.returncode})")
     report = json.loads(out.strip().splitlines()[-1])
     report["peak_tree_pss_mb"] = sampler.peak
+    report["peak_when"] = f"{sampler.peak_at:.1f} s: " + " + ".join(
+        f"{mb:.0f}" for mb in sampler.peak_parts)  # fmt: skip
     return report
 
 
@@ -282,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = os.path.dirname(os.path.abspath(args.ann))
     print("case   | dataset s | first batch s | peak tree PSS MB | main PSS MB | "
           f"worker private (dirty) MB after {args.iterations} it | after the reads | "
-          "load average (1 min) before / after")  # fmt: skip
+          "load average (1 min) before / after | peak at: PSS MB per process")  # fmt: skip
     for name in args.cases.split(","):
         if name == "build":
             load = os.getloadavg()[0]
@@ -292,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{os.getloadavg()[0]:.1f}): " + ", ".join(
                       f"{k} {c:.1f}" + (f" s CPU ({w:.1f} s wall)" if w else "")
                       for k, (c, w) in steps.items())
-                  + f", peak PSS of the process tree {report['peak_tree_pss_mb']:.0f} MB",
+                  + f", peak PSS of the process tree {report['peak_tree_pss_mb']:.0f} MB"
+                  f" (at {report['peak_when']})",
                   flush=True)  # fmt: skip
             continue
         if name == "cold":
@@ -303,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:6} | {r['dataset_s']:9.1f} | {r['first_batch_s']:13.1f} | "
               f"{r['peak_tree_pss_mb']:16.0f} | {r['main_pss_mb']:11.0f} | "
               f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))} | "
-              f"{load:.1f} / {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+              f"{load:.1f} / {os.getloadavg()[0]:.1f} | {r['peak_when']}", flush=True)  # fmt: skip
     return 0
 
 
