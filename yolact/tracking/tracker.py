@@ -283,11 +283,11 @@ class Tracker:
                 unique[lost] = False
                 doubt = np.flatnonzero(~unique)
         # only the rows in doubt of tracks with a colour are checked
-        doubt = [i for i in doubt.tolist() if pool[i].refs is not None]
-        if not doubt:
+        coloured = [i for i in doubt.tolist() if pool[i].refs is not None]
+        if not coloured:
             return
         open_rows = np.zeros(len(pool), bool)
-        open_rows[doubt] = True
+        open_rows[coloured] = True
         open_cols = np.ones(cost.shape[1], bool)
         open_cols[best[unique]] = False
         check = (cost <= max_cost) & open_rows[:, None] & open_cols[None, :]
