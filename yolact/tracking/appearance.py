@@ -35,21 +35,26 @@ _RGB_TO_XYZ = np.array(  # linear sRGB to CIE XYZ (D65)
 )
 _WHITE = np.array([0.950456, 1.0, 1.088754])  # D65
 _EPS = (6.0 / 29.0) ** 3
+_LINEAR_SLOPE = 3.0 * (6.0 / 29.0) ** 2
 
 
 def bgr_to_lab(colours: np.ndarray) -> np.ndarray:
     """BGR colours [N, 3] (0-255, float) as CIE Lab in OpenCV's 8-bit units (L scaled to
     0-255, a and b offset by 128), computed in numpy (a handful of colours a frame: an
     OpenCV call costs more than the arithmetic)."""
-    c = np.clip(np.asarray(colours, np.float64).reshape(-1, 3)[:, ::-1] / 255.0, 0.0, 1.0)
+    c = np.asarray(colours, np.float64).reshape(-1, 3)[:, ::-1] / 255.0  # a new array
+    np.maximum(c, 0.0, out=c)  # in place: np.clip's dispatch costs more than the values
+    np.minimum(c, 1.0, out=c)
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     xyz = linear @ _RGB_TO_XYZ.T / _WHITE
-    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
-    lab = np.empty_like(f)
-    lab[:, 0] = (116.0 * f[:, 1] - 16.0) * 255.0 / 100.0
-    lab[:, 1] = 500.0 * (f[:, 0] - f[:, 1]) + 128.0
-    lab[:, 2] = 200.0 * (f[:, 1] - f[:, 2]) + 128.0
-    return lab
+    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz / _LINEAR_SLOPE + 4.0 / 29.0)
+    fx, fy, fz = f.T
+    lab = (
+        (116.0 * fy - 16.0) * 255.0 / 100.0,
+        500.0 * (fx - fy) + 128.0,
+        200.0 * (fy - fz) + 128.0,
+    )
+    return np.stack(lab, axis=1)
 
 
 class LabGrid:
@@ -105,7 +110,11 @@ class LabGrid:
             if y2 > h or x2 > w:  # no mask, or one of another grid than the frame's
                 missing.append(i)
                 continue
-            out[i] = self.bgr[y1:y2, x1:x2][m.crop].sum(0) / m.area  # type: ignore[union-attr]
+            # the cells' sum as one product: exact (integer sums in float64), and
+            # cheaper than a boolean selection of a strided view
+            cells = self.bgr[y1:y2, x1:x2].reshape(-1, 3)
+            inside = m.crop.reshape(1, -1).astype(np.float64)  # type: ignore[union-attr]
+            out[i] = (inside @ cells)[0] / m.area  # type: ignore[union-attr]
         out = bgr_to_lab(out) if len(masks) else out
         if missing:
             out[missing] = self.box_means(np.asarray(boxes)[missing])

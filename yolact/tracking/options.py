@@ -8,6 +8,9 @@ from typing import Literal
 
 IouKind = Literal["box", "mask"]
 
+DUPLICATE_MASK_IOU = 0.3  # default duplicate_iou with iou="mask"
+DUPLICATE_BOX_IOU = 0.6  # and with iou="box"
+
 
 @dataclass(frozen=True)
 class TrackerOptions:
@@ -64,7 +67,10 @@ class TrackerOptions:
             detection tracked in the same frame by more than this (box IoU, or mask IoU
             with ``iou="mask"``) is taken for a second detection of that object (YOLACT
             keeps overlapping detections of different classes): it neither continues a
-            lost track nor starts one. 1 turns this off. Default 0.6.
+            lost track nor starts one. 1 turns this off. Default None: 0.3 with mask IoU
+            (two objects' masks hardly overlap, while a half-hidden object's second
+            detection often overlaps its first by only 0.3-0.6), 0.6 with box IoU (the
+            boxes of objects side by side do overlap); see :attr:`duplicate_threshold`.
         colour_gate: with the colour cue, a detection whose colour lies further than this
             (Lab distance) from a track's colour and from every colour of its gallery
             does not continue that track in the IoU stages, however much it overlaps:
@@ -86,7 +92,7 @@ class TrackerOptions:
     reid: bool = True
     reid_colour: float = 20.0
     reid_radius: float = 1.5
-    duplicate_iou: float = 0.6
+    duplicate_iou: float | None = None
     colour_gate: float = 40.0
 
     def __post_init__(self) -> None:
@@ -101,7 +107,7 @@ class TrackerOptions:
             raise ValueError(f"tracker min_hits must be >= 1, got {self.min_hits}")
         if not (math.isfinite(self.class_cost) and self.class_cost >= 0.0):
             raise ValueError(f"tracker class_cost must be >= 0, got {self.class_cost}")
-        if not 0.0 <= self.duplicate_iou <= 1.0:
+        if self.duplicate_iou is not None and not 0.0 <= self.duplicate_iou <= 1.0:
             raise ValueError(f"tracker duplicate_iou must be in [0, 1], got {self.duplicate_iou}")
         for name in ("reid_colour", "reid_radius", "colour_gate"):
             value = getattr(self, name)
@@ -113,6 +119,13 @@ class TrackerOptions:
             raise ValueError(
                 f"tracker velocity_smoothing must be in (0, 1], got {self.velocity_smoothing}"
             )
+
+    @property
+    def duplicate_threshold(self) -> float:
+        """``duplicate_iou``, or its default for the association mode when None."""
+        if self.duplicate_iou is not None:
+            return self.duplicate_iou
+        return DUPLICATE_MASK_IOU if self.iou == "mask" else DUPLICATE_BOX_IOU
 
     @classmethod
     def from_seconds(

@@ -214,7 +214,7 @@ class Tracker:
         if not opts.low_recovers_lost:
             unmatched = [t for t in unmatched if t.frames_since_update == 1]
         _, low_left = match(unmatched, low, opts.low_match_thresh, gate=opts.colour_gate)
-        dedup = opts.duplicate_iou < 1.0
+        dedup = opts.duplicate_threshold < 1.0
         if dedup:
             high_left = self._not_duplicates(high_left, ids, box_np, cropped)
         lost = []
@@ -272,17 +272,22 @@ class Tracker:
         that are each other's only close candidate (cost <= ``_SURE_COST``) are taken as
         they are, and the other pairs of their row and column are left alone, so a
         frame of objects that each overlap their track well reads no colours."""
-        open_rows = np.array([t.refs is not None for t in pool])  # tracks with a colour
         sure = cost <= _SURE_COST  # _SURE_COST < every max_cost: sure pairs are feasible
-        row_n = sure.sum(1)
         best = sure.argmax(1)
-        col_n = sure.sum(0)
-        unique = (row_n == 1) & (col_n[best] == 1)
-        if unique.any():
-            unique &= np.array([t.frames_since_update <= 1 for t in pool])
-        open_rows &= ~unique
-        if not open_rows.any():
+        # sole sure candidates both ways (a row without one has best 0 and sums to 0)
+        unique = (sure.sum(1) == 1) & (sure.sum(0)[best] == 1)
+        doubt = np.flatnonzero(~unique)
+        if len(unique) > len(doubt):  # lost tracks are checked even with a sure pair
+            lost = [i for i in np.flatnonzero(unique).tolist() if pool[i].frames_since_update > 1]
+            if lost:
+                unique[lost] = False
+                doubt = np.flatnonzero(~unique)
+        # only the rows in doubt of tracks with a colour are checked
+        coloured = [i for i in doubt.tolist() if pool[i].refs is not None]
+        if not coloured:
             return
+        open_rows = np.zeros(len(pool), bool)
+        open_rows[coloured] = True
         open_cols = np.ones(cost.shape[1], bool)
         open_cols[best[unique]] = False
         check = (cost <= max_cost) & open_rows[:, None] & open_cols[None, :]
@@ -302,7 +307,8 @@ class Tracker:
         """``dets`` less those overlapping a detection tracked in this frame.
 
         The overlap is box IoU, or mask IoU with ``iou="mask"``; more than
-        ``duplicate_iou`` makes a detection a second one of a tracked object.
+        ``duplicate_iou`` (:attr:`TrackerOptions.duplicate_threshold`) makes a detection a
+        second one of a tracked object.
         """
         tracked = np.flatnonzero(ids >= 0)
         if not len(dets) or not len(tracked):
@@ -311,7 +317,7 @@ class Tracker:
             iou = cropped_iou([cropped[int(d)] for d in dets], [cropped[int(d)] for d in tracked])
         else:
             iou = _box_iou(boxes[dets], boxes[tracked])
-        keep = iou.max(axis=1) <= self.options.duplicate_iou
+        keep = iou.max(axis=1) <= self.options.duplicate_threshold
         out: np.ndarray = dets[keep]
         return out
 
