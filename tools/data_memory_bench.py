@@ -19,8 +19,10 @@ and reports its peak.
 Cases: ``old`` (the code under ``--old-root``, e.g. ``git worktree add /tmp/old
 ac4cabc``, the last commit with per-image dicts; only with ``--old-root``), ``cold``
 (this code, its cache deleted first), ``cached`` (this code, the cache of the previous
-case), ``build`` (the cold build's steps in one process, each timed: CPU and wall
-seconds, and the peak RSS it adds). Example::
+case), ``build`` (the cold build's steps as the cache-building child runs them, each
+timed: CPU and wall seconds of this process, the CPU seconds of the second process
+that reads half the annotations (none with ``--no-split``), the peak RSS this
+process adds and the peak PSS of both). Example::
 
     python -m yolact.data.coco_scale --out /tmp/coco_scale
     python tools/data_memory_bench.py --ann /tmp/coco_scale/annotations/instances_train2017.json \\
@@ -86,17 +88,22 @@ def tree(pid: int) -> list[int]:
 
 
 class PeakSampler(threading.Thread):
-    """Samples the summed PSS of a process tree until stopped; keeps the peak (MB)."""
+    """Samples the summed PSS of a process tree until stopped; keeps the peak (MB),
+    when it came (seconds after the start) and each process's PSS then (MB, the
+    root first)."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.peak = pid, every, 0.0
+        self.peak_at, self.peak_parts = 0.0, [0.0]
         self.done = threading.Event()
 
     def run(self) -> None:
+        start = time.time()
         while not self.done.is_set():
-            total = sum(smaps(p).get("Pss", 0) for p in tree(self.pid)) / 1024
-            self.peak = max(self.peak, total)
+            parts = [smaps(p).get("Pss", 0) / 1024 for p in tree(self.pid)]
+            if sum(parts) > self.peak:
+                self.peak, self.peak_at, self.peak_parts = sum(parts), time.time() - start, parts
             self.done.wait(self.every)
 
 
@@ -189,9 +196,18 @@ def build_profile(args: argparse.Namespace) -> dict[str, Any]:
     json_stream._decode = timed("json decode (C scanner)", json_stream._decode)
     for name in ("check_columns", "assemble"):
         setattr(stream_records, name, timed(name, getattr(stream_records, name)))
+    import resource
+
     before = rss_kb("VmRSS")
     sha = timed("sha256 of the json", ann_cache.file_sha256)(args.ann)
-    records, _, meta = timed("stream_records (all)", stream_records.stream_records)(args.ann, None)
+    split = None if args.no_split else stream_records.SPLIT_MIN_BYTES
+    log: list[str] = []
+    records, _, meta = timed("stream_records (all)", stream_records.stream_records)(
+        args.ann, None, split_min_bytes=split, split_log=log
+    )
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent["second process (split: " + (",".join(log) or "off") + ")"] = [
+        children.ru_utime + children.ru_stime, 0.0]  # fmt: skip
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         write = timed("cache write", ann_cache.write_cache)
         write(os.path.join(tmp, "c.yolact-records"), records, sha, None, meta)
@@ -212,7 +228,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.epoch_reads is not None:
         argv += ["--epoch-reads", str(args.epoch_reads)]
     if name == "build":
-        argv += ["--cases", "build"]
+        argv += ["--cases", "build"] + ["--no-split"] * args.no_split
     env["BENCH_T0"] = repr(time.time())
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     sampler = PeakSampler(proc.pid)
@@ -224,6 +240,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"case {name} failed (exit {proc.returncode})")
     report = json.loads(out.strip().splitlines()[-1])
     report["peak_tree_pss_mb"] = sampler.peak
+    report["peak_when"] = f"{sampler.peak_at:.1f} s: " + " + ".join(
+        f"{mb:.0f}" for mb in sampler.peak_parts)  # fmt: skip
     return report
 
 
@@ -251,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epoch-reads", type=int, nargs="?", const=0, default=None,
                         metavar="N", help="also read the annotations of the first N images "
                         "(default: all) once per case")  # fmt: skip
+    parser.add_argument("--no-split", action="store_true",
+                        help="build case: read the annotations in one process")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cases is None:
@@ -269,15 +289,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = os.path.dirname(os.path.abspath(args.ann))
     print("case   | dataset s | first batch s | peak tree PSS MB | main PSS MB | "
           f"worker private (dirty) MB after {args.iterations} it | after the reads | "
-          "load average (1 min) before / after")  # fmt: skip
+          "load average (1 min) before / after | peak at: PSS MB per process")  # fmt: skip
     for name in args.cases.split(","):
         if name == "build":
             load = os.getloadavg()[0]
-            steps = run_case(name, args)["build"]
-            print(f"build  | the cold build's steps in one process (load {load:.1f} / "
+            report = run_case(name, args)
+            steps = report["build"]
+            print(f"build  | the cold build's steps (load {load:.1f} / "
                   f"{os.getloadavg()[0]:.1f}): " + ", ".join(
                       f"{k} {c:.1f}" + (f" s CPU ({w:.1f} s wall)" if w else "")
-                      for k, (c, w) in steps.items()), flush=True)  # fmt: skip
+                      for k, (c, w) in steps.items())
+                  + f", peak PSS of the process tree {report['peak_tree_pss_mb']:.0f} MB"
+                  f" (at {report['peak_when']})",
+                  flush=True)  # fmt: skip
             continue
         if name == "cold":
             for path in glob.glob(os.path.join(folder, "*.yolact-records")):
@@ -287,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:6} | {r['dataset_s']:9.1f} | {r['first_batch_s']:13.1f} | "
               f"{r['peak_tree_pss_mb']:16.0f} | {r['main_pss_mb']:11.0f} | "
               f"{_mb(r['worker_private_mb']):>38} | {_mb(r.get('epoch_private_mb'))} | "
-              f"{load:.1f} / {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+              f"{load:.1f} / {os.getloadavg()[0]:.1f} | {r['peak_when']}", flush=True)  # fmt: skip
     return 0
 
 

@@ -7,7 +7,8 @@ other annotation is kept as its dict. :func:`stream_records` then runs the datas
 checks (:func:`~yolact.data.coco_annotations.check_annotation`: vectorised for the
 columns, called as such for the kept dicts) in the order ``validate`` runs them,
 and packs the same :class:`~yolact.data.records.Records`, skipped counts and cache
-metadata as the whole-file path (``coco_source._check_and_pack``).
+metadata as the whole-file path (``coco_source._check_and_pack``). The annotations
+of a large file are read by two processes (:mod:`.split_build`), with the same result.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from yolact.data.json_stream import NotStreamedError, stream_coco
 from yolact.data.polygons import compact_polygons
 from yolact.data.record_checks import assemble, check_columns
 from yolact.data.records import Records
+from yolact.data.split_build import SPLIT_MIN_BYTES, TwoProcessSplit
 
 COORD_BLOCK = 2**23  # values per block of coordinates (64 MiB: above glibc's mmap threshold)
 
@@ -109,12 +111,44 @@ class AnnotationColumns:
         """Close the last block (call once, after the last :meth:`add`)."""
         self._flush()
 
+    def append_part(
+        self,
+        count: int,
+        parts: dict[str, memoryview],
+        blocks: list[np.ndarray],
+        block_first: list[int],
+        odd: dict[int, dict[str, Any]],
+    ) -> None:
+        """Append the ``count`` annotations that follow these in the file, read into
+        another :class:`AnnotationColumns` (``parts``: the bytes of its arrays by
+        name; its coordinate blocks, their ``block_first`` and its ``odd``, with
+        positions counted from its first annotation)."""
+        self._flush()
+        first = len(self.position)
+        shifted = np.frombuffer(parts["position"], dtype=np.int64) + self.count
+        self.position.frombytes(shifted.tobytes())
+        for name in ("ints", "crowd", "boxes", "ring_counts", "ring_lengths"):
+            getattr(self, name).frombytes(parts[name])
+        self.coord_blocks.extend(blocks)
+        self.block_first.extend(b + first for b in block_first)
+        self.odd.update((p + self.count, ann) for p, ann in odd.items())
+        self.count += count
+        self._block_start = len(self.position)
+
 
 def stream_records(
-    ann_file: str, class_names: Sequence[str] | None, chunk: int = 4 * 2**20
+    ann_file: str,
+    class_names: Sequence[str] | None,
+    chunk: int = 4 * 2**20,
+    split_min_bytes: int | None = SPLIT_MIN_BYTES,
+    split_log: list[str] | None = None,
 ) -> tuple[Records, dict[str, int], dict[str, Any]]:
     """Read, check and pack ``ann_file`` without holding it whole (``chunk``: the
     characters read at a time).
+
+    The annotations are split with a second process (:mod:`.split_build`) where the
+    array starts at least ``split_min_bytes`` before the file's end (None: never);
+    ``split_log``, if given, gets the split's outcome appended.
 
     Returns:
         ``(records, skipped, meta)`` equal to the whole-file path's.
@@ -141,12 +175,19 @@ def stream_records(
                 raise KeyError(f"an entry of '{key}' lacks one of {', '.join(required[key])}")
         (images if key == "images" else categories).extend(elements)
 
+    split = None
+    if split_min_bytes is not None:
+        split = TwoProcessSplit(ann_file, columns, chunk, split_min_bytes)
     enabled = gc.isenabled()
     gc.disable()  # nothing decoded here forms a cycle; collections would cost minutes
     try:
-        counts = stream_coco(ann_file, on_elements, chunk)
+        counts = stream_coco(ann_file, on_elements, chunk, split)
         columns.finish()
     finally:
+        if split is not None:
+            split.close()
+            if split_log is not None:
+                split_log.append(split.outcome)
         if enabled:
             gc.enable()
     if "images" not in counts:
