@@ -1,7 +1,7 @@
 """The dataset's checks on annotation columns, and their packing into records.
 
 :func:`check_columns` gives every annotation of a
-:class:`~yolact.data.stream_records.AnnotationColumns` the result
+:class:`~yolact.data.ann_columns.AnnotationColumns` the result
 :func:`~yolact.data.coco_annotations.check_annotation` gives it: numpy computes it
 for the columns (the same float operations, in the same order, as the function),
 the function itself runs on the annotations kept as dicts. Skipped counts are
@@ -39,7 +39,7 @@ from yolact.data.polygons import PackedPolygon
 from yolact.data.records import Records, pack
 
 if TYPE_CHECKING:
-    from yolact.data.stream_records import AnnotationColumns
+    from yolact.data.ann_columns import AnnotationColumns
 
 # Reason codes (0: kept), the first seven in the order check_annotation tries them.
 REASONS = (

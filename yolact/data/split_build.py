@@ -6,7 +6,7 @@ guesses an element boundary about halfway from there to the end of the file (the
 first ``{`` past the middle that follows ``}`` and ``,`` and precedes ``"``,
 whitespace allowed between) and forks a process that decodes the elements from
 there to the array's ``]`` into its own
-:class:`~yolact.data.stream_records.AnnotationColumns`. This process reads on up to
+:class:`~yolact.data.ann_columns.AnnotationColumns`. This process reads on up to
 the guess. Only where its own elements end exactly there is the guess an element
 boundary: the text from there on is then what the other process read, its columns
 come through a pipe as raw buffers, read straight into their arrays (its coordinate
@@ -33,7 +33,7 @@ import numpy as np
 from yolact.data.json_stream import read_elements
 
 if TYPE_CHECKING:
-    from yolact.data.stream_records import AnnotationColumns
+    from yolact.data.ann_columns import AnnotationColumns
 
 SPLIT_MIN_BYTES = 16 * 2**20  # from the array's start to the file's end; less: one process
 KEY = "annotations"
