@@ -81,7 +81,7 @@ def _edge_file() -> dict[str, Any]:
             "images": images, "licenses": [], "categories": CATS}  # fmt: skip
 
 
-def _old(path: str, class_names: list[str] | None) -> tuple[Any, dict, dict]:
+def _old(path: str, class_names: list[str] | None = None) -> tuple[Any, dict, dict]:
     data = parse_annotations(path, compact=True)
     cats = choose_categories(file_categories(data, path), class_names, path)
     return _check_and_pack(data, cats, path)

@@ -7,18 +7,16 @@ another array) or a second process that fails leaves the one-process result
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_json_stream import LAYOUTS, _assert_same, _old, _write  # the shared helpers
 
 from yolact.data import split_build
 from yolact.data.ann_cache import write_cache
-from yolact.data.coco_annotations import choose_categories, file_categories, parse_annotations
 from yolact.data.coco_scale import write_coco_scale
-from yolact.data.coco_source import _check_and_pack
 from yolact.data.json_stream import NotStreamedError
 from yolact.data.split_build import guess_boundary
 from yolact.data.stream_records import stream_records
@@ -48,29 +46,10 @@ def _many(n: int) -> list[dict[str, Any]]:
     return anns
 
 
-def _old(path: str, class_names: list[str] | None = None) -> tuple[Any, dict, dict]:
-    data = parse_annotations(path, compact=True)
-    cats = choose_categories(file_categories(data, path), class_names, path)
-    return _check_and_pack(data, cats, path)
-
-
-def _assert_same(a: tuple[Any, dict, dict], b: tuple[Any, dict, dict]) -> None:
-    for name, x in a[0].arrays().items():
-        y = getattr(b[0], name)
-        assert (x.dtype, x.shape, x.tobytes()) == (y.dtype, y.shape, y.tobytes()), name
-    assert a[1] == b[1] and list(a[1]) == list(b[1])
-    assert a[2] == b[2]
-
-
 def _split(path: str, chunk: int, names: list[str] | None = None) -> tuple[tuple, str]:
     log: list[str] = []
     got = stream_records(path, names, chunk=chunk, split_min_bytes=0, split_log=log)
     return got, log[0]
-
-
-def _write(path: Path, data: Any, **dump: Any) -> str:
-    path.write_text(json.dumps(data, **dump), encoding="utf-8")
-    return str(path)
 
 
 def test_a_generated_file_split_in_two_equals_one_process(tmp_path: Path) -> None:
@@ -90,15 +69,6 @@ def test_the_cache_bytes_are_those_of_one_process(tmp_path: Path) -> None:
     write_cache(str(tmp_path / "two"), records, "ab" * 32, None, meta)
     write_cache(str(tmp_path / "one"), one, "ab" * 32, None, one_meta)
     assert (tmp_path / "two").read_bytes() == (tmp_path / "one").read_bytes()
-
-
-LAYOUTS = {
-    "minified": {"separators": (",", ":")},
-    "spaced": {},
-    "pretty": {"indent": 2},
-    "tabs_ascii": {"indent": "\t", "ensure_ascii": True},
-    "raw_utf8": {"ensure_ascii": False},
-}
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from yolact.tracking.options import TrackerOptions
-from yolact.tracking.track import Track, colour_distances, xyxy_to_cxcywh
+from yolact.tracking.track import Track, colour_distances
 
 __all__ = ["REID_MAX_COST", "reid_cost"]
 
@@ -47,7 +47,8 @@ def reid_cost(
     out = np.full((len(pool), len(boxes)), 2.0 * REID_MAX_COST)
     if not len(pool) or not len(boxes):
         return out
-    centres = np.stack([xyxy_to_cxcywh(b)[:2] for b in boxes])
+    xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2  # the boxes' centres, as xyxy_to_cxcywh gives them
     last = np.stack([t.state[:2] for t in pool])
     predicted = np.stack([t.predicted_state()[:2] for t in pool])
     dist_p = np.minimum(
